@@ -1,0 +1,1 @@
+//! Local BEAM nodes found through /proc (Linux only).

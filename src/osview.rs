@@ -1,0 +1,1 @@
+//! What the operating system sees of the VM (Linux only).
