@@ -1,1 +1,220 @@
-//! cli
+//! The command line. Doc comments here are the `--help` text and the man page
+//! (man/etop.1 is generated from this definition).
+
+use crate::remote::SortKey;
+use crate::render::Format;
+use clap::{Args, Parser, ValueEnum};
+use std::path::PathBuf;
+
+const EXAMPLES: &str = "\
+Examples:
+  etop demo@db1                      top 10 processes by reductions, every 5 s
+  etop --sort msgq -i 2 demo         biggest mailboxes on the local node 'demo'
+  etop --once --sort memory demo@db1 | grep worker
+                                     one frame as plain text, for pipes
+  etop -n 12 -i 5 --format csv demo > load-test.csv
+                                     a minute of frames as CSV
+  etop --once --format json demo | jq '.rows[0]'
+  etop --cookie-file /srv/app/releases/COOKIE demo@db1.example.com
+
+Keys (on a terminal): q or Ctrl-C quits; the table redraws on resize.
+
+Exit codes: 0 ok, 1 unexpected failure, 2 usage or no cookie, 3 node
+unreachable (EPMD down, unknown name, refused, timeout), 4 cookie rejected or
+connection not allowed, 5 connection lost, 6 a remote call failed.";
+
+/// top for Erlang and Elixir nodes: which processes eat reductions, memory and
+/// mailbox space, and where they are.
+///
+/// etop attaches to a running node as a hidden distribution node (EPMD and the
+/// cookie handshake), loads no code there, and computes the top N on the node
+/// with compiled stdlib, so each refresh costs the node little.
+#[derive(Debug, Parser)]
+#[command(name = "etop", version, after_help = EXAMPLES, max_term_width = 100)]
+pub struct Cli {
+    /// The node: name@host, or name alone for a node on this host.
+    #[arg(value_name = "NODE")]
+    pub node: Option<String>,
+
+    #[command(flatten)]
+    pub view: ViewArgs,
+
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+/// Sort keys as typed on the command line; etop's spellings are accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SortArg {
+    /// Reductions (BEAM's unit of CPU work) in the interval.
+    #[value(alias = "reds", alias = "runtime")]
+    Reductions,
+    /// Process memory: heap, stack, mailbox and internal structures.
+    #[value(alias = "mem")]
+    Memory,
+    /// Messages waiting in the mailbox.
+    #[value(alias = "msg_q", alias = "message_queue_len")]
+    Msgq,
+}
+
+impl From<SortArg> for SortKey {
+    fn from(s: SortArg) -> SortKey {
+        match s {
+            SortArg::Reductions => SortKey::Reductions,
+            SortArg::Memory => SortKey::Memory,
+            SortArg::Msgq => SortKey::Msgq,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ViewArgs {
+    /// What to sort by.
+    #[arg(short, long, value_enum, default_value = "reductions")]
+    pub sort: SortArg,
+
+    /// Seconds between frames; fractions allowed. With --once: the length of
+    /// the sampling window (1 s unless given).
+    #[arg(short, long, value_name = "SECS", value_parser = parse_interval)]
+    pub interval: Option<f64>,
+
+    /// How many processes to show. On a terminal, at most what fits.
+    #[arg(short, long, value_name = "N", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub lines: u32,
+
+    /// Show total reductions since each process started instead of the
+    /// reductions in the interval.
+    #[arg(short, long)]
+    pub accumulate: bool,
+
+    /// Stop after N frames.
+    #[arg(short = 'n', long, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub iterations: Option<u64>,
+
+    /// Print one frame and exit. Reductions and cpu still cover a real
+    /// window: etop samples twice, one interval apart (unless --accumulate).
+    #[arg(short = '1', long)]
+    pub once: bool,
+
+    /// Print frames one after another instead of repainting the screen.
+    /// Automatic when standard output is not a terminal.
+    #[arg(short, long)]
+    pub batch: bool,
+
+    /// Output format: a table, CSV rows, or one JSON object per frame (JSON Lines).
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+
+    /// Say what etop is doing (cookie source, our node name) on standard error.
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ConnArgs {
+    /// Read the cookie from this file.
+    #[arg(long, value_name = "PATH")]
+    pub cookie_file: Option<PathBuf>,
+
+    /// The cookie itself. Other users can see it in the process list: prefer
+    /// --cookie-file or ERLANG_COOKIE.
+    #[arg(long, value_name = "COOKIE")]
+    pub cookie: Option<String>,
+
+    /// Connect to this distribution port directly instead of asking EPMD.
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<u16>,
+
+    /// Our own node name's first part (default etop_<user>; a number is
+    /// appended when another etop holds it).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Seconds to wait for EPMD, the connection and the handshake.
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_interval)]
+    pub connect_timeout: f64,
+}
+
+fn parse_interval(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of seconds"))?;
+    if !(v.is_finite() && (0.05..=86_400.0).contains(&v)) {
+        return Err(format!("'{s}' is out of range (0.05 to 86400 seconds)"));
+    }
+    Ok(v)
+}
+
+impl Cli {
+    /// The interval between frames, or the window of a --once run.
+    pub fn interval_secs(&self) -> f64 {
+        match (self.view.interval, self.view.once) {
+            (Some(i), _) => i,
+            (None, true) => 1.0,
+            (None, false) => 5.0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("etop").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults() {
+        let c = parse(&["demo@vm"]).unwrap();
+        assert_eq!(c.node.as_deref(), Some("demo@vm"));
+        assert_eq!(c.view.sort, SortArg::Reductions);
+        assert_eq!(c.interval_secs(), 5.0);
+        assert_eq!(c.view.lines, 10);
+        assert_eq!(c.view.format, Format::Text);
+        assert!(!c.view.once && !c.view.batch && !c.view.accumulate);
+    }
+
+    #[test]
+    fn accepts_etops_sort_spellings() {
+        for (arg, want) in [
+            ("msg_q", SortArg::Msgq),
+            ("msgq", SortArg::Msgq),
+            ("mem", SortArg::Memory),
+            ("memory", SortArg::Memory),
+            ("reds", SortArg::Reductions),
+            ("runtime", SortArg::Reductions),
+        ] {
+            assert_eq!(parse(&["-s", arg, "n"]).unwrap().view.sort, want, "{arg}");
+        }
+        assert!(parse(&["-s", "cpu", "n"]).is_err());
+    }
+
+    #[test]
+    fn interval_fractions_and_once_window() {
+        assert_eq!(parse(&["-i", "0.5", "n"]).unwrap().interval_secs(), 0.5);
+        assert_eq!(parse(&["--once", "n"]).unwrap().interval_secs(), 1.0);
+        assert_eq!(parse(&["-1", "-i", "3", "n"]).unwrap().interval_secs(), 3.0);
+        assert!(parse(&["-i", "0", "n"]).is_err());
+        assert!(parse(&["-i", "abc", "n"]).is_err());
+        assert!(parse(&["-l", "0", "n"]).is_err());
+    }
+
+    #[test]
+    fn formats_and_flags() {
+        let c = parse(&["--format", "json", "-n", "3", "-b", "-a", "n"]).unwrap();
+        assert_eq!(c.view.format, Format::Json);
+        assert_eq!(c.view.iterations, Some(3));
+        assert!(c.view.batch && c.view.accumulate);
+        assert!(parse(&["--format", "xml", "n"]).is_err());
+    }
+}

@@ -1,1 +1,340 @@
-//! collect
+//! Turns a connection into `Sample`s: one agent request per frame, decoded
+//! into plain Rust values. Owns the connection and its agent, and rebuilds
+//! both after the node restarts.
+
+use crate::dist::{ConnectOpts, Connection};
+use crate::error::{Error, Result};
+use crate::eterm::{self, Term};
+use crate::remote::{Agent, SortKey};
+use std::time::{Duration, Instant};
+
+/// A process id as the target's own shell prints it: `<0.ID.SERIAL>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProcId {
+    pub id: u32,
+    pub serial: u32,
+}
+
+impl std::fmt::Display for ProcId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<0.{}.{}>", self.id, self.serial)
+    }
+}
+
+/// `Module:Function/Arity`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mfa {
+    pub module: String,
+    pub function: String,
+    pub arity: i64,
+}
+
+impl std::fmt::Display for Mfa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}/{}", self.module, self.function, self.arity)
+    }
+}
+
+fn to_mfa(t: &Term) -> Option<Mfa> {
+    eterm::mfa(t).map(|(module, function, arity)| Mfa {
+        module,
+        function,
+        arity,
+    })
+}
+
+/// One process as the agent reported it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcRow {
+    pub pid: ProcId,
+    /// The value the rows were ranked by (a delta for reductions in delta mode).
+    pub rank_value: i64,
+    pub registered_name: Option<String>,
+    pub initial_call: Option<Mfa>,
+    pub current_function: Option<Mfa>,
+    pub memory_bytes: u64,
+    pub reductions: u64,
+    pub msgq: u64,
+}
+
+/// `erlang:memory/0`, the parts the header shows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Memory {
+    pub total: u64,
+    pub processes: u64,
+    pub atom: u64,
+    pub binary: u64,
+    pub code: u64,
+    pub ets: u64,
+}
+
+/// Busy and total time of one scheduler, from `statistics(scheduler_wall_time)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SchedTime {
+    pub id: u32,
+    pub active: u64,
+    pub total: u64,
+}
+
+/// The target's wall clock, as `erlang:localtime/0` gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Clock {
+    pub date: (i64, i64, i64),
+    pub time: (i64, i64, i64),
+}
+
+impl std::fmt::Display for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (y, mo, d) = self.date;
+        let (h, mi, s) = self.time;
+        write!(f, "{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}")
+    }
+}
+
+/// Everything one frame needs, as received.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub taken_at: Instant,
+    pub node: String,
+    pub clock: Option<Clock>,
+    pub procs: u64,
+    pub runq: u64,
+    pub memory: Memory,
+    pub sched: Vec<SchedTime>,
+    /// Target wall time spent computing this sample, in microseconds.
+    pub cost_us: u64,
+    pub key: SortKey,
+    /// True when `rank_value` of reductions rows is a delta.
+    pub delta: bool,
+    pub rows: Vec<ProcRow>,
+    /// Which connection produced it; samples of different connections (a
+    /// restarted node) are never compared.
+    pub epoch: u64,
+}
+
+fn decode_row(t: &Term) -> Option<ProcRow> {
+    let e = eterm::as_tuple(t)?;
+    let [pid, v, reg, init, cur, mem, reds, q] = e else {
+        return None;
+    };
+    let Term::Pid(pid) = pid else { return None };
+    let registered_name = eterm::as_atom(reg).map(str::to_string);
+    Some(ProcRow {
+        pid: ProcId {
+            id: pid.id,
+            serial: pid.serial,
+        },
+        rank_value: eterm::as_i64(v)?,
+        registered_name,
+        initial_call: to_mfa(init),
+        current_function: to_mfa(cur),
+        memory_bytes: eterm::as_i64(mem)?.max(0) as u64,
+        reductions: eterm::as_i64(reds)?.max(0) as u64,
+        msgq: eterm::as_i64(q)?.max(0) as u64,
+    })
+}
+
+fn decode_clock(t: &Term) -> Option<Clock> {
+    let [d, tm] = eterm::as_tuple(t)? else {
+        return None;
+    };
+    let three = |x: &Term| -> Option<(i64, i64, i64)> {
+        let [a, b, c] = eterm::as_tuple(x)? else {
+            return None;
+        };
+        Some((eterm::as_i64(a)?, eterm::as_i64(b)?, eterm::as_i64(c)?))
+    };
+    Some(Clock {
+        date: three(d)?,
+        time: three(tm)?,
+    })
+}
+
+/// Decodes the agent's reply map.
+pub fn decode_sample(info: &Term, key: SortKey, delta: bool, epoch: u64) -> Option<Sample> {
+    let get = |k: &str| eterm::map_get(info, k);
+    let num = |k: &str| get(k).and_then(eterm::as_i64).unwrap_or(0).max(0) as u64;
+    let mut memory = Memory::default();
+    for (k, v) in eterm::proplist_i64(get("memory")?) {
+        let v = v.max(0) as u64;
+        match k.as_str() {
+            "total" => memory.total = v,
+            "processes" => memory.processes = v,
+            "atom" => memory.atom = v,
+            "binary" => memory.binary = v,
+            "code" => memory.code = v,
+            "ets" => memory.ets = v,
+            _ => {}
+        }
+    }
+    let sched = get("swt")
+        .and_then(eterm::list_elems)
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(|s| {
+            let [id, a, t] = eterm::as_tuple(s)? else {
+                return None;
+            };
+            Some(SchedTime {
+                id: eterm::as_i64(id)? as u32,
+                active: eterm::as_i64(a)?.max(0) as u64,
+                total: eterm::as_i64(t)?.max(0) as u64,
+            })
+        })
+        .collect();
+    let rows = get("rows")
+        .and_then(eterm::list_elems)
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(decode_row)
+        .collect();
+    Some(Sample {
+        taken_at: Instant::now(),
+        node: get("node")
+            .and_then(eterm::as_atom)
+            .unwrap_or_default()
+            .to_string(),
+        clock: get("time").and_then(decode_clock),
+        procs: num("procs"),
+        runq: num("runq"),
+        memory,
+        sched,
+        cost_us: num("cost_us"),
+        key,
+        delta,
+        rows,
+        epoch,
+    })
+}
+
+/// A connection plus its agent, and what is needed to rebuild them.
+pub struct Collector {
+    opts: ConnectOpts,
+    live: Option<(Connection, Agent)>,
+    epoch: u64,
+}
+
+impl Collector {
+    /// Connects and starts the agent; errors here are reported as they are
+    /// (wrong cookie, unknown node...), since nothing has been shown yet.
+    pub fn connect(opts: ConnectOpts) -> Result<Collector> {
+        let mut c = Collector {
+            opts,
+            live: None,
+            epoch: 0,
+        };
+        c.ensure()?;
+        Ok(c)
+    }
+
+    fn ensure(&mut self) -> Result<&mut (Connection, Agent)> {
+        if self.live.as_ref().is_some_and(|(c, _)| c.is_closed()) {
+            self.live = None;
+        }
+        if self.live.is_none() {
+            let mut conn = Connection::connect(&self.opts)?;
+            let agent = Agent::start(&mut conn)?;
+            self.epoch += 1;
+            self.live = Some((conn, agent));
+        }
+        self.live
+            .as_mut()
+            .ok_or_else(|| Error::Usage("internal: no connection".into()))
+    }
+
+    pub fn peer(&self) -> String {
+        match &self.live {
+            Some((c, _)) => c.peer.clone(),
+            None => self.opts.target.to_string(),
+        }
+    }
+
+    /// Bytes received and sent on the current connection.
+    pub fn traffic(&self) -> (u64, u64) {
+        self.live
+            .as_ref()
+            .map(|(c, _)| c.traffic())
+            .unwrap_or((0, 0))
+    }
+
+    /// One sample. A lost connection is dropped so that the next call
+    /// reconnects (a restarted node gets a fresh agent and a new epoch).
+    pub fn sample(
+        &mut self,
+        key: SortKey,
+        lines: usize,
+        delta: bool,
+        timeout: Duration,
+    ) -> Result<Sample> {
+        let (conn, agent) = self.ensure()?;
+        let res = agent.sample(conn, key, lines, delta, timeout);
+        let peer = conn.peer.clone();
+        match res {
+            Ok(info) => {
+                let epoch = self.epoch;
+                decode_sample(&info, key, delta, epoch).ok_or_else(|| Error::Remote {
+                    node: peer,
+                    what: "a sample".into(),
+                    detail: "unexpected reply shape".into(),
+                })
+            }
+            Err(e) => {
+                if matches!(e, Error::ConnectionLost { .. }) {
+                    self.live = None;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Stops the agent and closes the connection.
+    pub fn close(&mut self) {
+        if let Some((mut conn, agent)) = self.live.take() {
+            agent.stop(&mut conn);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eterm::{atom, int, list, tuple};
+
+    #[test]
+    fn pids_print_as_the_target_shell_prints_them() {
+        assert_eq!(ProcId { id: 123, serial: 0 }.to_string(), "<0.123.0>");
+    }
+
+    #[test]
+    fn decodes_a_row_and_skips_malformed_ones() {
+        let pid: Term = erl_dist::term::Pid::new("n@h", 85, 2, 1).into();
+        let good = tuple(vec![
+            pid,
+            int(777),
+            atom("hoard"),
+            tuple(vec![atom("erlang"), atom("apply"), int(2)]),
+            atom("undefined"),
+            int(1000),
+            int(50),
+            int(777),
+        ]);
+        let r = decode_row(&good).unwrap();
+        assert_eq!(r.pid.to_string(), "<0.85.2>");
+        assert_eq!(r.registered_name.as_deref(), Some("hoard"));
+        assert_eq!(r.initial_call.unwrap().to_string(), "erlang:apply/2");
+        assert!(r.current_function.is_none());
+        assert!(decode_row(&tuple(vec![int(1)])).is_none());
+        // An unregistered process reports `[]` as its name.
+        let anon = tuple(vec![
+            erl_dist::term::Pid::new("n@h", 9, 0, 1).into(),
+            int(0),
+            list(vec![]),
+            atom("undefined"),
+            atom("undefined"),
+            int(1),
+            int(1),
+            int(0),
+        ]);
+        assert!(decode_row(&anon).unwrap().registered_name.is_none());
+    }
+}

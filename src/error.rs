@@ -1,1 +1,206 @@
-//! error
+//! Every failure the operator can meet, as one line that says what happened and
+//! what to do, and the exit code scripts can tell apart.
+
+use thiserror::Error;
+
+/// Exit codes, documented in the README and the man page.
+pub mod exit {
+    pub const OK: i32 = 0;
+    /// Anything unexpected: a bug, an I/O error on our side.
+    pub const FAILURE: i32 = 1;
+    /// Bad arguments, or nothing to attach to.
+    pub const USAGE: i32 = 2;
+    /// The node cannot be reached: EPMD down, unknown name, refused, timed out.
+    pub const UNREACHABLE: i32 = 3;
+    /// The node refused us: wrong cookie, or not allowed to connect.
+    pub const REJECTED: i32 = 4;
+    /// We were attached and the connection was lost for good.
+    pub const LOST: i32 = 5;
+    /// The node answered, but a remote call failed (for example an OTP release
+    /// older than 23).
+    pub const REMOTE: i32 = 6;
+}
+
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error("{0}")]
+    Usage(String),
+
+    #[error("'{given}' is not a node name: {why}")]
+    BadNodeName { given: String, why: String },
+
+    #[error(
+        "no cookie found: pass --cookie-file PATH, set ERLANG_COOKIE, or create ~/.erlang.cookie"
+    )]
+    NoCookie,
+
+    #[error("cannot read the cookie file '{path}': {err}")]
+    CookieFile { path: String, err: std::io::Error },
+
+    #[error(
+        "cannot reach EPMD on {host}:{port} ({err}); is a node running there? \
+         (use --port to connect to a node's distribution port directly)"
+    )]
+    EpmdUnreachable {
+        host: String,
+        port: u16,
+        err: String,
+    },
+
+    #[error("no node named '{name}' on {host}; EPMD there knows {}", known_list(.known))]
+    UnknownNode {
+        name: String,
+        host: String,
+        known: Vec<String>,
+    },
+
+    #[error("cannot resolve host '{host}': {err}")]
+    Resolve { host: String, err: String },
+
+    #[error("cannot connect to {node} at {addr}: {err}")]
+    Connect {
+        node: String,
+        addr: String,
+        err: String,
+    },
+
+    #[error("{node} did not answer {what} within {secs:.0} s")]
+    Timeout {
+        node: String,
+        what: String,
+        secs: f64,
+    },
+
+    #[error(
+        "node {node} rejected our cookie (taken from {source_desc}); pass the node's cookie \
+         with --cookie-file PATH or ERLANG_COOKIE"
+    )]
+    CookieRejected { node: String, source_desc: String },
+
+    #[error("node {node} does not allow connections from {ours} (net_kernel:allow/1 is set)")]
+    NotAllowed { node: String, ours: String },
+
+    #[error(
+        "node {node} refused our name: {ours}..{last} are all connected already; \
+         pass --name to pick another"
+    )]
+    NamesTaken {
+        node: String,
+        ours: String,
+        last: String,
+    },
+
+    #[error("handshake with {node} failed: {err}")]
+    Handshake { node: String, err: String },
+
+    #[error("lost the connection to {node}: {reason}")]
+    ConnectionLost { node: String, reason: String },
+
+    #[error("{node} failed to run {what}: {detail}")]
+    Remote {
+        node: String,
+        what: String,
+        detail: String,
+    },
+
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn known_list(known: &[String]) -> String {
+    if known.is_empty() {
+        "no nodes (start the node with -sname or -name)".to_string()
+    } else {
+        format!("these: {}", known.join(", "))
+    }
+}
+
+impl Error {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Usage(_) | Error::BadNodeName { .. } | Error::NoCookie => exit::USAGE,
+            Error::CookieFile { .. } => exit::USAGE,
+            Error::EpmdUnreachable { .. }
+            | Error::UnknownNode { .. }
+            | Error::Resolve { .. }
+            | Error::Connect { .. }
+            | Error::Timeout { .. }
+            | Error::NamesTaken { .. }
+            | Error::Handshake { .. } => exit::UNREACHABLE,
+            Error::CookieRejected { .. } | Error::NotAllowed { .. } => exit::REJECTED,
+            Error::ConnectionLost { .. } => exit::LOST,
+            Error::Remote { .. } => exit::REMOTE,
+            Error::Io(_) => exit::FAILURE,
+        }
+    }
+
+    /// Errors after which trying again later can succeed: the node may come
+    /// back (restart) or answer the next time.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Error::EpmdUnreachable { .. }
+                | Error::UnknownNode { .. }
+                | Error::Connect { .. }
+                | Error::Timeout { .. }
+                | Error::ConnectionLost { .. }
+                | Error::Handshake { .. }
+        )
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_node_lists_what_epmd_knows() {
+        let e = Error::UnknownNode {
+            name: "foo".into(),
+            host: "db1".into(),
+            known: vec!["demo".into(), "rabbit".into()],
+        };
+        assert_eq!(
+            e.to_string(),
+            "no node named 'foo' on db1; EPMD there knows these: demo, rabbit"
+        );
+        assert_eq!(e.exit_code(), exit::UNREACHABLE);
+        let e = Error::UnknownNode {
+            name: "foo".into(),
+            host: "db1".into(),
+            known: vec![],
+        };
+        assert!(
+            e.to_string()
+                .ends_with("knows no nodes (start the node with -sname or -name)")
+        );
+    }
+
+    #[test]
+    fn exit_codes_are_distinct_per_kind() {
+        let rejected = Error::CookieRejected {
+            node: "a@b".into(),
+            source_desc: "~/.erlang.cookie".into(),
+        };
+        let lost = Error::ConnectionLost {
+            node: "a@b".into(),
+            reason: "closed".into(),
+        };
+        let codes = [
+            Error::NoCookie.exit_code(),
+            Error::EpmdUnreachable {
+                host: "h".into(),
+                port: 4369,
+                err: "refused".into(),
+            }
+            .exit_code(),
+            rejected.exit_code(),
+            lost.exit_code(),
+        ];
+        let mut sorted = codes.to_vec();
+        sorted.dedup();
+        assert_eq!(sorted.len(), codes.len());
+    }
+}

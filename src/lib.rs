@@ -13,6 +13,7 @@ pub mod collect;
 pub mod discover;
 pub mod dist;
 pub mod error;
+pub mod eterm;
 pub mod model;
 pub mod osview;
 pub mod remote;

@@ -1,1 +1,291 @@
-//! model
+//! What a frame shows, derived from the current sample and, when there is
+//! one, the previous sample of the same connection and the time between them.
+//! No previous sample means no rates: the type says so (`Option`), and a
+//! counter that went backwards yields "unknown", never an underflow.
+
+use crate::collect::{Clock, Memory, Mfa, ProcId, ProcRow, Sample, SchedTime};
+use crate::remote::SortKey;
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// One row of the process table.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Row {
+    pub pid: String,
+    /// Registered name, else the initial call.
+    pub name: String,
+    pub registered_name: Option<String>,
+    pub initial_call: Option<String>,
+    /// Reductions in the window (or the total with `--accumulate`); `None`
+    /// when the previous value is not known.
+    pub reds: Option<u64>,
+    pub memory_bytes: u64,
+    pub msgq: u64,
+    pub current_function: String,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Header {
+    pub node: String,
+    pub clock: Option<String>,
+    /// Scheduler utilisation over the window, 0–100; `None` on a first frame.
+    pub cpu_pct: Option<f64>,
+    pub procs: u64,
+    pub runq: u64,
+    pub memory: MemoryView,
+    pub sort: SortKey,
+    pub accumulate: bool,
+    /// Length of the window deltas cover, in seconds.
+    pub window_secs: Option<f64>,
+    /// Target time spent on this frame's sample, in milliseconds.
+    pub cost_ms: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct MemoryView {
+    pub total: u64,
+    pub processes: u64,
+    pub atom: u64,
+    pub binary: u64,
+    pub code: u64,
+    pub ets: u64,
+}
+
+impl From<&Memory> for MemoryView {
+    fn from(m: &Memory) -> Self {
+        MemoryView {
+            total: m.total,
+            processes: m.processes,
+            atom: m.atom,
+            binary: m.binary,
+            code: m.code,
+            ets: m.ets,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Model {
+    pub header: Header,
+    pub rows: Vec<Row>,
+}
+
+/// Scheduler utilisation between two samples, as `etop` and msacc define it:
+/// the sum of active time over the sum of total time of every scheduler.
+pub fn cpu_utilisation(cur: &[SchedTime], prev: &[SchedTime]) -> Option<f64> {
+    let before: HashMap<u32, &SchedTime> = prev.iter().map(|s| (s.id, s)).collect();
+    let (mut active, mut total) = (0u64, 0u64);
+    for s in cur {
+        let p = before.get(&s.id)?;
+        active += s.active.checked_sub(p.active)?;
+        total += s.total.checked_sub(p.total)?;
+    }
+    if total == 0 {
+        return None;
+    }
+    Some((active as f64 / total as f64 * 100.0).clamp(0.0, 100.0))
+}
+
+fn name_of(r: &ProcRow) -> String {
+    match (&r.registered_name, &r.initial_call) {
+        (Some(n), _) => n.clone(),
+        (None, Some(m)) => m.to_string(),
+        (None, None) => String::new(),
+    }
+}
+
+impl Model {
+    pub fn new(cur: &Sample, prev: Option<(&Sample, Duration)>, accumulate: bool) -> Model {
+        let prev = prev.filter(|(p, _)| p.epoch == cur.epoch);
+        let prev_reds: HashMap<ProcId, u64> = prev
+            .map(|(p, _)| p.rows.iter().map(|r| (r.pid, r.reductions)).collect())
+            .unwrap_or_default();
+        let ranked_by_delta = cur.key == SortKey::Reductions && cur.delta;
+        let rows = cur
+            .rows
+            .iter()
+            .map(|r| {
+                let reds = if accumulate {
+                    Some(r.reductions)
+                } else if ranked_by_delta {
+                    // The agent computed it against its full previous scan;
+                    // a process new since then shows its total.
+                    u64::try_from(r.rank_value).ok()
+                } else {
+                    prev_reds
+                        .get(&r.pid)
+                        .and_then(|old| r.reductions.checked_sub(*old))
+                };
+                Row {
+                    pid: r.pid.to_string(),
+                    name: name_of(r),
+                    registered_name: r.registered_name.clone(),
+                    initial_call: r.initial_call.as_ref().map(Mfa::to_string),
+                    reds,
+                    memory_bytes: r.memory_bytes,
+                    msgq: r.msgq,
+                    current_function: r
+                        .current_function
+                        .as_ref()
+                        .map(Mfa::to_string)
+                        .unwrap_or_default(),
+                }
+            })
+            .collect();
+        let header = Header {
+            node: cur.node.clone(),
+            clock: cur.clock.as_ref().map(Clock::to_string),
+            cpu_pct: prev.and_then(|(p, _)| cpu_utilisation(&cur.sched, &p.sched)),
+            procs: cur.procs,
+            runq: cur.runq,
+            memory: (&cur.memory).into(),
+            sort: cur.key,
+            accumulate,
+            window_secs: if accumulate {
+                None
+            } else {
+                prev.map(|(_, d)| d.as_secs_f64())
+            },
+            cost_ms: cur.cost_us as f64 / 1000.0,
+        };
+        Model { header, rows }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    fn row(id: u32, rank: i64, reds: u64) -> ProcRow {
+        ProcRow {
+            pid: ProcId { id, serial: 0 },
+            rank_value: rank,
+            registered_name: None,
+            initial_call: Some(Mfa {
+                module: "m".into(),
+                function: "f".into(),
+                arity: 0,
+            }),
+            current_function: None,
+            memory_bytes: 100,
+            reductions: reds,
+            msgq: 0,
+        }
+    }
+
+    fn sample(key: SortKey, delta: bool, rows: Vec<ProcRow>, sched: Vec<SchedTime>) -> Sample {
+        Sample {
+            taken_at: Instant::now(),
+            node: "n@h".into(),
+            clock: None,
+            procs: 10,
+            runq: 0,
+            memory: Memory::default(),
+            sched,
+            cost_us: 1500,
+            key,
+            delta,
+            rows,
+            epoch: 1,
+        }
+    }
+
+    fn st(id: u32, active: u64, total: u64) -> SchedTime {
+        SchedTime { id, active, total }
+    }
+
+    #[test]
+    fn first_frame_has_no_cpu_and_no_window() {
+        let s = sample(
+            SortKey::Memory,
+            false,
+            vec![row(1, 100, 50)],
+            vec![st(1, 5, 10)],
+        );
+        let m = Model::new(&s, None, false);
+        assert_eq!(m.header.cpu_pct, None);
+        assert_eq!(m.header.window_secs, None);
+        // No previous value known for this row: unknown, not its total.
+        assert_eq!(m.rows[0].reds, None);
+        assert_eq!(m.rows[0].name, "m:f/0");
+    }
+
+    #[test]
+    fn deltas_for_rows_seen_before_and_unknown_for_new_ones() {
+        let a = sample(
+            SortKey::Memory,
+            false,
+            vec![row(1, 0, 50)],
+            vec![st(1, 0, 0)],
+        );
+        let b = sample(
+            SortKey::Memory,
+            false,
+            vec![row(1, 0, 80), row(2, 0, 30)],
+            vec![st(1, 50, 100)],
+        );
+        let m = Model::new(&b, Some((&a, Duration::from_secs(2))), false);
+        assert_eq!(m.rows[0].reds, Some(30));
+        assert_eq!(m.rows[1].reds, None);
+        assert_eq!(m.header.cpu_pct, Some(50.0));
+        assert_eq!(m.header.window_secs, Some(2.0));
+    }
+
+    #[test]
+    fn counter_going_backwards_is_unknown_not_underflow() {
+        let a = sample(
+            SortKey::Memory,
+            false,
+            vec![row(1, 0, 500)],
+            vec![st(1, 90, 100)],
+        );
+        let b = sample(
+            SortKey::Memory,
+            false,
+            vec![row(1, 0, 10)],
+            vec![st(1, 10, 200)],
+        );
+        let m = Model::new(&b, Some((&a, Duration::from_secs(1))), false);
+        assert_eq!(m.rows[0].reds, None);
+        assert_eq!(m.header.cpu_pct, None);
+    }
+
+    #[test]
+    fn reductions_sort_uses_the_targets_delta_and_accumulate_the_total() {
+        let b = sample(SortKey::Reductions, true, vec![row(1, 700, 9000)], vec![]);
+        assert_eq!(Model::new(&b, None, false).rows[0].reds, Some(700));
+        let c = sample(SortKey::Reductions, false, vec![row(1, 9000, 9000)], vec![]);
+        let m = Model::new(&c, None, true);
+        assert_eq!(m.rows[0].reds, Some(9000));
+        assert_eq!(m.header.window_secs, None);
+    }
+
+    #[test]
+    fn samples_of_another_connection_are_not_compared() {
+        let a = sample(
+            SortKey::Memory,
+            false,
+            vec![row(1, 0, 50)],
+            vec![st(1, 0, 0)],
+        );
+        let mut b = sample(
+            SortKey::Memory,
+            false,
+            vec![row(1, 0, 80)],
+            vec![st(1, 5, 10)],
+        );
+        b.epoch = 2;
+        let m = Model::new(&b, Some((&a, Duration::from_secs(1))), false);
+        assert_eq!(m.rows[0].reds, None);
+        assert_eq!(m.header.cpu_pct, None);
+    }
+
+    #[test]
+    fn utilisation_counts_every_scheduler() {
+        let prev = [st(1, 0, 0), st(2, 0, 0)];
+        let cur = [st(1, 100, 100), st(2, 0, 100)];
+        assert_eq!(cpu_utilisation(&cur, &prev), Some(50.0));
+        assert_eq!(cpu_utilisation(&cur, &[st(1, 0, 0)]), None);
+    }
+}

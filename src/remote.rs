@@ -1,1 +1,315 @@
-//! remote
+//! Everything etop runs on a target node, in one place: the `rex` calls it
+//! makes and the source of the agent it evaluates there.
+//!
+//! Rules: only functions exported by erts, kernel and stdlib on every OTP 23+
+//! node; no module is ever loaded; nothing is written but the
+//! `scheduler_wall_time` flag, which the agent holds and which the VM drops
+//! when the agent exits (it is linked to our connection, so it exits when we go).
+
+use crate::dist::Connection;
+use crate::error::{Error, Result};
+use crate::eterm::{self, Pid, Term, atom, charlist, int, list, tuple};
+use std::time::Duration;
+
+/// The only functions called through `rex` (`{call, M, F, A, user}`).
+pub const ALLOWED_RPC: &[(&str, &str, usize)] = &[
+    ("net_kernel", "get_net_ticktime", 0),
+    ("erl_scan", "string", 1),
+    ("erl_parse", "parse_exprs", 1),
+    ("erl_eval", "exprs", 2),
+];
+
+/// Every remote function the agent source below calls. A unit test reads the
+/// source and fails if it calls anything not listed here.
+pub const AGENT_CALLS: &[&str] = &[
+    "erlang:spawn/1",
+    "erlang:link/1",
+    "erlang:unlink/1",
+    "erlang:system_flag/2",
+    "erlang:processes/0",
+    "erlang:process_info/2",
+    "erlang:is_tuple/1",
+    "erlang:monotonic_time/1",
+    "erlang:localtime/0",
+    "erlang:statistics/1",
+    "erlang:memory/0",
+    "erlang:garbage_collect/0",
+    "erlang:node/0",
+    "erlang:self/0",
+    "erlang:'-'/2",
+    "lists:duplicate/2",
+    "lists:zipwith/3",
+    "lists:zipwith3/4",
+    "lists:unzip/1",
+    "lists:zip/2",
+    "lists:sort/1",
+    "lists:reverse/1",
+    "lists:sublist/2",
+    "lists:last/1",
+    "lists:delete/2",
+    "lists:filter/2",
+    "lists:flatmap/2",
+    "maps:from_list/1",
+    "maps:keys/1",
+    "maps:without/2",
+    "maps:remove/2",
+    "maps:get/3",
+    "proc_lib:translate_initial_call/1",
+];
+
+/// The agent: one process per connection, evaluated by `erl_eval` from this
+/// source. The hot paths are compiled stdlib driven by external funs
+/// (`lists:zipwith(fun erlang:process_info/2, ...)`), so interpretation costs
+/// a few dozen calls per frame, not one per process.
+///
+/// Top N without sorting every process: the distinct values go into a map
+/// (C code), the N largest distinct values are picked from its keys, and one
+/// `maps:get/3` pass keeps just the processes holding them.
+pub const AGENT_SRC: &str = r#"
+erlang:spawn(fun() ->
+  erlang:link(Owner),
+  erlang:system_flag(scheduler_wall_time, true),
+  Dup = fun lists:duplicate/2,
+  Scan = fun(Item, Ps, Len) ->
+    Raw = lists:zipwith(fun erlang:process_info/2, Ps, Dup(Len, Item)),
+    % A process that died since erlang:processes/0 answers undefined.
+    Fix = lists:zipwith3(fun maps:get/3, Raw, Dup(Len, #{undefined => {Item, -1}}), Raw),
+    element(2, lists:unzip(Fix))
+  end,
+  Top = fun(_Vs, _Ps, 0, _N) -> [];
+           (_Vs, _Ps, _Len, 0) -> [];
+           (Vs, Ps, Len, N) ->
+    D = maps:from_list(lists:zip(Vs, Vs)),
+    TopVals = lists:sublist(lists:reverse(lists:sort(maps:keys(D))), N),
+    Kth = lists:last(TopVals),
+    Pairs = lists:zip(Vs, Ps),
+    Pick = fun(Drop) ->
+      lists:filter(fun erlang:is_tuple/1,
+                   lists:zipwith3(fun maps:get/3, Vs, Dup(Len, Drop), Pairs))
+    end,
+    Above = lists:sublist(lists:reverse(lists:sort(
+              Pick(maps:without(lists:delete(Kth, TopVals), D)))), N),
+    Need = N - length(Above),
+    Ties = case Need > 0 of
+      true -> lists:sublist(Pick(maps:remove(Kth, D)), Need);
+      false -> []
+    end,
+    Above ++ Ties
+  end,
+  Items = [registered_name, initial_call, current_function, memory, reductions, message_queue_len],
+  Detail = fun({V, P}) ->
+    case erlang:process_info(P, Items) of
+      [{_, Reg}, {_, Init0}, {_, Cur}, {_, Mem}, {_, Reds}, {_, Q}] ->
+        Init = case Init0 of
+          {proc_lib, init_p, 5} ->
+            try proc_lib:translate_initial_call(P) catch _:_ -> Init0 end;
+          _ -> Init0
+        end,
+        [{P, V, Reg, Init, Cur, Mem, Reds, Q}];
+      _ -> []
+    end
+  end,
+  Sample = fun(Item, N, Delta, Prev) ->
+    T0 = erlang:monotonic_time(microsecond),
+    % The agent leaves itself out: its cost is reported apart (cost_us).
+    Ps = lists:delete(erlang:self(), erlang:processes()),
+    Len = length(Ps),
+    Vs0 = Scan(Item, Ps, Len),
+    {Vs, Next} = case Delta of
+      true ->
+        Old = lists:zipwith3(fun maps:get/3, Ps, Dup(Len, Prev), Dup(Len, 0)),
+        {lists:zipwith(fun erlang:'-'/2, Vs0, Old), maps:from_list(lists:zip(Ps, Vs0))};
+      false -> {Vs0, #{}}
+    end,
+    Rows = lists:flatmap(Detail, Top(Vs, Ps, Len, N)),
+    T1 = erlang:monotonic_time(microsecond),
+    {#{node => erlang:node(), time => erlang:localtime(), procs => Len,
+       runq => erlang:statistics(run_queue), memory => erlang:memory(),
+       swt => erlang:statistics(scheduler_wall_time), cost_us => T1 - T0,
+       rows => Rows}, Next}
+  end,
+  Loop = fun Loop(Prev) ->
+    receive
+      {Ref, From, stop} ->
+        erlang:unlink(Owner),
+        From ! {Ref, ok};
+      {Ref, From, {sample, Item, N, Delta}} ->
+        {Reply, Next} = try Sample(Item, N, Delta, Prev) of
+                          {Info, Nx} -> {{ok, Info}, Nx}
+                        catch C:R -> {{error, {C, R}}, Prev} end,
+        From ! {Ref, Reply},
+        % The scan's garbage is big; give it back now rather than at the
+        % next frame.
+        erlang:garbage_collect(),
+        Loop(Next);
+      _ -> Loop(Prev)
+    end
+  end,
+  Loop(#{})
+end).
+"#;
+
+/// What the main table sorts by, as the agent names the process_info item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SortKey {
+    Reductions,
+    Memory,
+    Msgq,
+}
+
+impl SortKey {
+    pub fn item(self) -> &'static str {
+        match self {
+            SortKey::Reductions => "reductions",
+            SortKey::Memory => "memory",
+            SortKey::Msgq => "message_queue_len",
+        }
+    }
+}
+
+/// Our process on the target.
+pub struct Agent {
+    pub pid: Pid,
+}
+
+const SETUP_TIMEOUT: Duration = Duration::from_secs(15);
+
+fn expect_ok_tuple(t: &Term, what: &str, node: &str) -> Result<Vec<Term>> {
+    match eterm::as_tuple(t) {
+        Some([tag, rest @ ..]) if eterm::is_atom(tag, "ok") || eterm::is_atom(tag, "value") => {
+            Ok(rest.to_vec())
+        }
+        _ => Err(Error::Remote {
+            node: node.to_string(),
+            what: what.to_string(),
+            detail: t.to_string(),
+        }),
+    }
+}
+
+impl Agent {
+    /// Parses the agent source on the target (erl_scan, erl_parse) and
+    /// evaluates it there, which spawns the agent linked to our pid.
+    pub fn start(conn: &mut Connection) -> Result<Agent> {
+        let node = conn.peer.clone();
+        let scanned = conn.rpc(
+            "erl_scan",
+            "string",
+            vec![charlist(AGENT_SRC)],
+            SETUP_TIMEOUT,
+        )?;
+        let tokens = expect_ok_tuple(&scanned, "erl_scan:string/1", &node)?;
+        let tokens = tokens.into_iter().next().unwrap_or_else(|| list(vec![]));
+        let parsed = conn.rpc("erl_parse", "parse_exprs", vec![tokens], SETUP_TIMEOUT)?;
+        let exprs = expect_ok_tuple(&parsed, "erl_parse:parse_exprs/1", &node)?;
+        let exprs = exprs.into_iter().next().unwrap_or_else(|| list(vec![]));
+        // Bindings as an orddict: every OTP release's erl_eval accepts it.
+        let bindings = list(vec![tuple(vec![
+            atom("Owner"),
+            conn.self_pid().clone().into(),
+        ])]);
+        let value = conn.rpc("erl_eval", "exprs", vec![exprs, bindings], SETUP_TIMEOUT)?;
+        let v = expect_ok_tuple(&value, "erl_eval:exprs/2", &node)?;
+        match v.first() {
+            Some(Term::Pid(pid)) => Ok(Agent { pid: pid.clone() }),
+            _ => Err(Error::Remote {
+                node,
+                what: "the agent".into(),
+                detail: value.to_string(),
+            }),
+        }
+    }
+
+    /// One frame's raw data: header values and the top `n` rows by `key`.
+    /// `delta` ranks reductions by their change since the previous call.
+    pub fn sample(
+        &self,
+        conn: &mut Connection,
+        key: SortKey,
+        n: usize,
+        delta: bool,
+        timeout: Duration,
+    ) -> Result<Term> {
+        let req = tuple(vec![
+            atom("sample"),
+            atom(key.item()),
+            int(n as i64),
+            atom(if delta { "true" } else { "false" }),
+        ]);
+        let reply = conn.request(&self.pid, req, timeout, "a sample")?;
+        match eterm::as_tuple(&reply) {
+            Some([tag, info]) if eterm::is_atom(tag, "ok") => Ok(info.clone()),
+            _ => Err(Error::Remote {
+                node: conn.peer.clone(),
+                what: "a sample".into(),
+                detail: reply.to_string(),
+            }),
+        }
+    }
+
+    /// Asks the agent to unlink and exit; the flag it held goes with it.
+    pub fn stop(&self, conn: &mut Connection) {
+        let _ = conn.request(&self.pid, atom("stop"), Duration::from_secs(2), "stop");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `module:function(` in the agent source, with its arity where the
+    /// source spells a fun (`fun m:f/a`), must be on the allowlist.
+    #[test]
+    fn agent_calls_only_allowlisted_functions() {
+        let src = AGENT_SRC;
+        let bytes = src.as_bytes();
+        let mut found = Vec::new();
+        let is_ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'\'';
+        for (i, _) in src.match_indices(':') {
+            // module part
+            let mut s = i;
+            while s > 0 && is_ident(bytes[s - 1]) {
+                s -= 1;
+            }
+            let mut e = i + 1;
+            while e < bytes.len() && (is_ident(bytes[e]) || bytes[e] == b'-') {
+                e += 1;
+            }
+            let module = &src[s..i];
+            let func = &src[i + 1..e];
+            if module.is_empty()
+                || func.is_empty()
+                || !module
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_lowercase())
+            {
+                continue;
+            }
+            // `catch _:_`, `C:R` and friends start with a capital or `_`.
+            found.push(format!("{module}:{func}"));
+        }
+        assert!(found.len() > 20, "parser found too little: {found:?}");
+        for call in found {
+            assert!(
+                AGENT_CALLS
+                    .iter()
+                    .any(|a| a.starts_with(&format!("{call}/"))),
+                "{call} is called by the agent but not in AGENT_CALLS"
+            );
+            let module = call.split(':').next().unwrap_or_default();
+            assert!(
+                ["erlang", "lists", "maps", "proc_lib"].contains(&module),
+                "{call}: only erts/stdlib modules may be called"
+            );
+        }
+    }
+
+    #[test]
+    fn rpc_allowlist_is_kernel_and_stdlib_only() {
+        for (m, _, _) in ALLOWED_RPC {
+            assert!(["net_kernel", "erl_scan", "erl_parse", "erl_eval"].contains(m));
+        }
+    }
+}

@@ -12,7 +12,11 @@ impl Cookie {
     /// newlines are trimmed, as erl does with `~/.erlang.cookie`.
     pub fn new(raw: &str) -> Option<Cookie> {
         let t = raw.trim();
-        if t.is_empty() { None } else { Some(Cookie(t.to_string())) }
+        if t.is_empty() {
+            None
+        } else {
+            Some(Cookie(t.to_string()))
+        }
     }
 
     /// The secret itself, for the handshake only.
@@ -24,5 +28,336 @@ impl Cookie {
 impl fmt::Debug for Cookie {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Cookie(<hidden>)")
+    }
+}
+
+impl fmt::Display for Cookie {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<hidden>")
+    }
+}
+
+use crate::error::{Error, Result};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Whether a node runs with `-sname` (plain host) or `-name` (dotted host or
+/// IP). Erlang refuses a peer whose host part is of the other kind, so our own
+/// name must match the target's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameMode {
+    Short,
+    Long,
+}
+
+/// A target node's name, `name@host`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeName {
+    pub name: String,
+    pub host: String,
+}
+
+impl NodeName {
+    /// Parses what the operator typed: `name@host`, or `name` alone for a
+    /// node on this host.
+    pub fn parse(given: &str, local_host: &str) -> Result<NodeName> {
+        let bad = |why: &str| Error::BadNodeName {
+            given: given.to_string(),
+            why: why.to_string(),
+        };
+        let (name, host) = match given.split_once('@') {
+            Some((n, h)) => (n, h),
+            None => (given, local_host),
+        };
+        if name.is_empty() {
+            return Err(bad("the part before '@' is empty"));
+        }
+        if host.is_empty() {
+            return Err(bad("the host after '@' is empty"));
+        }
+        if host.contains('@') {
+            return Err(bad("it has more than one '@'"));
+        }
+        if let Some(c) = name
+            .chars()
+            .find(|c| !(c.is_alphanumeric() || *c == '_' || *c == '-' || *c == '.'))
+        {
+            return Err(bad(&format!("'{c}' cannot appear in a node name")));
+        }
+        if host.chars().any(|c| c.is_whitespace() || c == '/') {
+            return Err(bad("the host part is not a host name"));
+        }
+        if name.len() + host.len() + 1 > 255 {
+            return Err(bad("it is longer than 255 characters"));
+        }
+        Ok(NodeName {
+            name: name.to_string(),
+            host: host.to_string(),
+        })
+    }
+
+    /// Long-name nodes have a dotted host or an IP address.
+    pub fn mode(&self) -> NameMode {
+        if self.host.contains('.') || self.host.parse::<IpAddr>().is_ok() {
+            NameMode::Long
+        } else {
+            NameMode::Short
+        }
+    }
+}
+
+impl fmt::Display for NodeName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.name, self.host)
+    }
+}
+
+/// This machine's host name as the kernel reports it.
+pub fn local_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+/// The host part `erl -sname` uses: the host name up to the first dot.
+pub fn short_hostname() -> String {
+    let h = local_hostname();
+    h.split('.').next().unwrap_or("localhost").to_string()
+}
+
+/// Where the cookie we use came from; shown by `-v` and in the "rejected" error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CookieOrigin {
+    FlagFile(PathBuf),
+    Flag,
+    Env,
+    HomeFile(PathBuf),
+    /// Found from the target process itself (see `discover`).
+    Target(String),
+}
+
+impl fmt::Display for CookieOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CookieOrigin::FlagFile(p) => write!(f, "--cookie-file {}", p.display()),
+            CookieOrigin::Flag => f.write_str("--cookie"),
+            CookieOrigin::Env => f.write_str("ERLANG_COOKIE"),
+            CookieOrigin::HomeFile(_) => f.write_str("~/.erlang.cookie"),
+            CookieOrigin::Target(desc) => write!(f, "the target's {desc}"),
+        }
+    }
+}
+
+/// Reads a cookie file, trimming whitespace; `Ok(None)` if it is absent.
+pub fn read_cookie_file(path: &Path) -> Result<Option<Cookie>> {
+    match std::fs::read_to_string(path) {
+        Ok(s) => Ok(Cookie::new(&s)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(Error::CookieFile {
+            path: path.display().to_string(),
+            err,
+        }),
+    }
+}
+
+/// The operator's own cookie sources, first found wins: `--cookie-file`,
+/// `--cookie`, `ERLANG_COOKIE`, `~/.erlang.cookie`.
+pub fn own_cookie(
+    flag_file: Option<&Path>,
+    flag: Option<&str>,
+    env: Option<&str>,
+    home: Option<&Path>,
+) -> Result<Option<(Cookie, CookieOrigin)>> {
+    if let Some(p) = flag_file {
+        return match read_cookie_file(p)? {
+            Some(c) => Ok(Some((c, CookieOrigin::FlagFile(p.to_path_buf())))),
+            None => Err(Error::CookieFile {
+                path: p.display().to_string(),
+                err: std::io::Error::new(std::io::ErrorKind::NotFound, "missing or empty"),
+            }),
+        };
+    }
+    if let Some(c) = flag.and_then(Cookie::new) {
+        return Ok(Some((c, CookieOrigin::Flag)));
+    }
+    if let Some(c) = env.and_then(Cookie::new) {
+        return Ok(Some((c, CookieOrigin::Env)));
+    }
+    if let Some(h) = home {
+        let p = h.join(".erlang.cookie");
+        if let Some(c) = read_cookie_file(&p)? {
+            return Ok(Some((c, CookieOrigin::HomeFile(p))));
+        }
+    }
+    Ok(None)
+}
+
+/// EPMD's port: `ERL_EPMD_PORT` when set, as erl does, else 4369.
+pub fn epmd_port() -> u16 {
+    std::env::var("ERL_EPMD_PORT")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(erl_dist::epmd::DEFAULT_EPMD_PORT)
+}
+
+/// Resolves a node's host. A host that names this machine but does not
+/// resolve (common for `-sname` hosts missing from /etc/hosts) means loopback.
+pub fn resolve(host: &str, port: u16) -> Result<SocketAddr> {
+    match (host, port).to_socket_addrs() {
+        Ok(mut addrs) => {
+            let all: Vec<SocketAddr> = addrs.by_ref().collect();
+            all.iter()
+                .find(|a| a.is_ipv4())
+                .or(all.first())
+                .copied()
+                .ok_or_else(|| Error::Resolve {
+                    host: host.to_string(),
+                    err: "no addresses".to_string(),
+                })
+        }
+        Err(err) => {
+            let full = local_hostname();
+            if host == full || host == short_hostname() || host == "localhost" {
+                Ok(SocketAddr::from(([127, 0, 0, 1], port)))
+            } else {
+                Err(Error::Resolve {
+                    host: host.to_string(),
+                    err: err.to_string(),
+                })
+            }
+        }
+    }
+}
+
+async fn with_timeout<T>(
+    d: Duration,
+    fut: impl std::future::Future<Output = std::io::Result<T>>,
+) -> std::io::Result<T> {
+    smol::future::or(fut, async {
+        smol::Timer::after(d).await;
+        Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "timed out",
+        ))
+    })
+    .await
+}
+
+fn epmd_error(host: &str, port: u16, e: impl fmt::Display) -> Error {
+    Error::EpmdUnreachable {
+        host: host.to_string(),
+        port,
+        err: e.to_string(),
+    }
+}
+
+/// The names EPMD on `host` knows, with their distribution ports.
+pub fn epmd_names(host: &str, timeout: Duration) -> Result<Vec<(String, u16)>> {
+    let port = epmd_port();
+    let addr = resolve(host, port)?;
+    smol::block_on(with_timeout(timeout, async {
+        let s = smol::net::TcpStream::connect(addr).await?;
+        erl_dist::epmd::EpmdClient::new(s)
+            .get_names()
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    }))
+    .map_err(|e| epmd_error(host, port, e))
+}
+
+/// The distribution port of `node`, from EPMD (PORT_PLEASE2). An unknown name
+/// lists the names EPMD does know.
+pub fn epmd_port_of(node: &NodeName, timeout: Duration) -> Result<u16> {
+    let port = epmd_port();
+    let addr = resolve(&node.host, port)?;
+    let entry = smol::block_on(with_timeout(timeout, async {
+        let s = smol::net::TcpStream::connect(addr).await?;
+        erl_dist::epmd::EpmdClient::new(s)
+            .get_node(&node.name)
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    }))
+    .map_err(|e| epmd_error(&node.host, port, e))?;
+    match entry {
+        Some(e) => Ok(e.port),
+        None => {
+            let mut known: Vec<String> = epmd_names(&node.host, timeout)?
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect();
+            known.sort();
+            Err(Error::UnknownNode {
+                name: node.name.clone(),
+                host: node.host.clone(),
+                known,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_short_long_and_bare_names() {
+        let n = NodeName::parse("demo@vm", "here").unwrap();
+        assert_eq!(
+            (n.name.as_str(), n.host.as_str(), n.mode()),
+            ("demo", "vm", NameMode::Short)
+        );
+        let n = NodeName::parse("demo@db1.example.com", "here").unwrap();
+        assert_eq!(n.mode(), NameMode::Long);
+        let n = NodeName::parse("demo@127.0.0.1", "here").unwrap();
+        assert_eq!(n.mode(), NameMode::Long);
+        let n = NodeName::parse("demo@::1", "here").unwrap();
+        assert_eq!(n.mode(), NameMode::Long);
+        let n = NodeName::parse("demo", "here").unwrap();
+        assert_eq!(n.to_string(), "demo@here");
+    }
+
+    #[test]
+    fn rejects_malformed_names() {
+        for bad in ["@vm", "demo@", "a@b@c", "de mo@vm", "demo@a b", ""] {
+            let e = NodeName::parse(bad, "here").unwrap_err();
+            assert!(matches!(e, Error::BadNodeName { .. }), "{bad}: {e}");
+            assert!(e.to_string().contains("is not a node name"));
+        }
+    }
+
+    #[test]
+    fn cookie_never_prints_and_is_trimmed() {
+        let c = Cookie::new("  SECRET\n").unwrap();
+        assert_eq!(c.expose(), "SECRET");
+        assert!(!format!("{c:?} {c}").contains("SECRET"));
+        assert!(Cookie::new(" \n").is_none());
+    }
+
+    #[test]
+    fn own_cookie_order_is_file_flag_env_home() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c");
+        std::fs::write(&f, "FROMFILE\n").unwrap();
+        std::fs::write(dir.path().join(".erlang.cookie"), "FROMHOME\n").unwrap();
+        let pick = |ff: Option<&Path>, fl: Option<&str>, env: Option<&str>| {
+            own_cookie(ff, fl, env, Some(dir.path())).unwrap().unwrap()
+        };
+        assert_eq!(pick(Some(&f), Some("F"), Some("E")).0.expose(), "FROMFILE");
+        assert_eq!(pick(None, Some("F"), Some("E")).1, CookieOrigin::Flag);
+        assert_eq!(pick(None, None, Some("E")).1, CookieOrigin::Env);
+        let (c, o) = pick(None, None, None);
+        assert_eq!(c.expose(), "FROMHOME");
+        assert!(matches!(o, CookieOrigin::HomeFile(_)));
+        let missing = dir.path().join("nope");
+        assert!(own_cookie(Some(&missing), None, None, None).is_err());
+        assert!(
+            own_cookie(None, None, None, Some(&missing))
+                .unwrap()
+                .is_none()
+        );
     }
 }
