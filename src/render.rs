@@ -135,14 +135,11 @@ pub fn flex_widths(natural: [usize; 6], width: usize) -> (usize, usize) {
     if name + cur <= avail {
         return (name, cur);
     }
-    // Give the name up to 45%, at least 12 columns; the function the rest.
-    let name_w = name.min((avail * 45 / 100).max(12));
-    let cur_w = avail.saturating_sub(name_w).max(12);
-    let name_w = if cur > cur_w {
-        name_w
-    } else {
-        name.min(avail.saturating_sub(cur)).max(name_w)
-    };
+    // The name gets up to 45% (at least 12 columns when there is room),
+    // the function the rest; whichever needs less gives the surplus back.
+    let name_w = name.min((avail * 45 / 100).max(12.min(avail / 2)));
+    let cur_w = cur.min(avail.saturating_sub(name_w));
+    let name_w = name.min(avail.saturating_sub(cur_w));
     (name_w.max(4), cur_w.max(4))
 }
 
