@@ -100,8 +100,9 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 /// What the collector thread is asked to do each frame.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Plan {
+    stats: Option<std::path::PathBuf>,
     key: SortKey,
     lines: usize,
     delta: bool,
@@ -122,6 +123,9 @@ fn collector_thread(
     loop {
         let start = Instant::now();
         let r = c.sample(plan.key, plan.lines, plan.delta, timeout);
+        if let Some(path) = &plan.stats {
+            write_stats(path, start, &r, c.traffic());
+        }
         if tx.send(Event::Data(r)).is_err() {
             break;
         }
@@ -134,6 +138,26 @@ fn collector_thread(
     // Stop the agent politely; closing the connection would stop it too.
     c.close();
     let _ = done.send(());
+}
+
+/// One JSON line per sample for benchmarks; failures to write are ignored.
+fn write_stats(path: &std::path::Path, start: Instant, r: &Result<Sample>, traffic: (u64, u64)) {
+    use std::io::Write;
+    let line = serde_json::json!({
+        "unix_ms": std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0),
+        "request_ms": start.elapsed().as_secs_f64() * 1000.0,
+        "node_cost_us": r.as_ref().map(|s| s.cost_us).ok(),
+        "rows": r.as_ref().map(|s| s.rows.len()).ok(),
+        "rx_bytes": traffic.0,
+        "tx_bytes": traffic.1,
+        "ok": r.is_ok(),
+    });
+    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        let _ = writeln!(f, "{line}");
+    }
 }
 
 struct Session {
@@ -157,6 +181,7 @@ impl Session {
             once: cli.view.once,
             iterations: cli.view.iterations,
             plan: Plan {
+                stats: cli.view.stats_file.clone(),
                 key,
                 lines: cli.view.lines as usize,
                 delta: key == SortKey::Reductions && !cli.view.accumulate,
@@ -171,7 +196,7 @@ impl Session {
         let (tx, rx) = term::start_events::<Result<Sample>>(self.tty);
         let (stop_tx, stop_rx) = mpsc::channel();
         let (done_tx, done_rx) = mpsc::channel();
-        let plan = self.plan;
+        let plan = self.plan.clone();
         std::thread::Builder::new()
             .name("etop-collector".into())
             .spawn(move || collector_thread(collector, plan, tx, stop_rx, done_tx))?;

@@ -110,6 +110,11 @@ pub struct ViewArgs {
     /// Say what etop is doing (cookie source, our node name) on standard error.
     #[arg(short, long)]
     pub verbose: bool,
+
+    /// Append one JSON line per sample to this file: the request's wall time,
+    /// the node's own time for it, bytes on the connection. For benchmarks.
+    #[arg(long, value_name = "PATH", hide = true)]
+    pub stats_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

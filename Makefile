@@ -1,0 +1,46 @@
+# etop — the commands the README promises.
+#   make test    format, lint, unit and integration tests (against real erl nodes)
+#   make demo    start a demo node that looks loaded and attach etop to it
+#   make bench   etop's cost on the target against OTP's etop collector
+#   make man     regenerate man/etop.1 from the command-line definition
+
+CARGO ?= cargo
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all build release test deps demo bench man clean
+
+all: build
+
+# Erlang is what the tests attach to, and cargo builds etop: install what is
+# missing, with apt-get (Debian/Ubuntu).
+deps:
+	@if ! command -v erl >/dev/null 2>&1; then \
+	  echo "make: installing Erlang (erlang-nox) with apt-get"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq erlang-nox >/dev/null; \
+	fi
+	@command -v erl >/dev/null || { echo "make: erl is still missing; install erlang-nox"; exit 1; }
+	@command -v $(CARGO) >/dev/null || { echo "make: cargo is missing; install Rust from rustup.rs"; exit 1; }
+
+build:
+	$(CARGO) build
+
+release:
+	$(CARGO) build --release
+
+test: deps
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) test
+
+demo: deps release
+	demo/run
+
+bench: deps release
+	bench/run
+
+man:
+	ETOP_UPDATE_MAN=1 $(CARGO) test --test cli man_page_is_up_to_date
+
+clean:
+	$(CARGO) clean
