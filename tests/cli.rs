@@ -5,6 +5,7 @@
 mod util;
 
 use serde_json::Value;
+use std::time::Duration;
 use util::{Node, NodeOpts, etop, free_port, is_local_pid, local_pid, parse_csv, parse_table};
 
 /// A short sampling window for tests that only need a frame, not its numbers.
@@ -303,4 +304,136 @@ fn text_output_fits_columns() {
             "the Pid column is not followed by two spaces: '{l}'\n{out}"
         );
     }
+}
+
+#[test]
+fn attaches_to_a_long_name_node() {
+    let node = Node::start(NodeOpts {
+        long: true,
+        ..Default::default()
+    });
+    assert!(node.full.ends_with("@127.0.0.1"));
+    let out = etop(["--once", "-i", QUICK, &node.full])
+        .cookie_env(&node.cookie)
+        .run()
+        .success();
+    assert!(
+        out.stdout.starts_with(&format!("{}  ", node.full)),
+        "the header does not name the node\n{out}"
+    );
+    assert!(!parse_table(&out).is_empty(), "{out}");
+}
+
+#[test]
+fn a_bare_name_means_a_node_on_this_host() {
+    let node = Node::start(NodeOpts::default());
+    let out = etop(["--once", "-i", QUICK, &node.name])
+        .cookie_env(&node.cookie)
+        .run()
+        .success();
+    assert!(
+        out.stdout.starts_with(&format!("{}  ", node.full)),
+        "the header does not name {}\n{out}",
+        node.full
+    );
+    assert!(!parse_table(&out).is_empty(), "{out}");
+}
+
+#[test]
+fn cookie_sources() {
+    let node = Node::start(NodeOpts::default());
+
+    // --cookie-file; -v says which source was used, so a fallback to another
+    // source would show.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("node.cookie");
+    std::fs::write(&file, format!("{}\n", node.cookie)).expect("write cookie file");
+    let out = etop([
+        "-v",
+        "--once",
+        "-i",
+        QUICK,
+        "--cookie-file",
+        file.to_str().expect("utf-8 path"),
+        &node.full,
+    ])
+    .run()
+    .success();
+    assert!(
+        out.stderr
+            .contains(&format!("cookie from --cookie-file {}", file.display())),
+        "{out}"
+    );
+    assert!(!parse_table(&out).is_empty(), "{out}");
+
+    // ~/.erlang.cookie as erl writes it, with a trailing newline.
+    let out = etop(["-v", "--once", "-i", QUICK, &node.full])
+        .home_cookie(&format!("{}\n", node.cookie))
+        .run()
+        .success();
+    assert!(out.stderr.contains("cookie from ~/.erlang.cookie"), "{out}");
+    assert!(!parse_table(&out).is_empty(), "{out}");
+
+    // --cookie works, with a warning that argv is public.
+    let out = etop(["--once", "-i", QUICK, "--cookie", &node.cookie, &node.full])
+        .run()
+        .success();
+    assert!(
+        out.stderr.contains("visible to other users"),
+        "no warning about --cookie\n{out}"
+    );
+    assert!(!parse_table(&out).is_empty(), "{out}");
+
+    // Nothing anywhere: a usage error that names the ways to give one.
+    let out = etop(["--once", &node.full]).run();
+    assert_eq!(out.code, Some(2), "{out}");
+    let line = single_error_line(&out);
+    assert!(line.contains("ERLANG_COOKIE"), "{out}");
+    assert!(line.contains("no cookie"), "{out}");
+}
+
+#[test]
+fn wrong_cookie_is_rejected_quickly_without_leaking_it() {
+    let node = Node::start(NodeOpts::default());
+    let wrong = format!("WRONG{}", util::random_hex());
+
+    let out = etop(["--once", &node.full]).cookie_env(&wrong).run();
+    assert_eq!(out.code, Some(4), "{out}");
+    let line = single_error_line(&out);
+    assert!(line.contains("rejected our cookie"), "{out}");
+    assert!(
+        line.contains("ERLANG_COOKIE"),
+        "the source is not named\n{out}"
+    );
+    assert!(!out.stderr.contains(&wrong), "the cookie leaked\n{out}");
+    assert!(!out.stderr.contains(&node.cookie), "{out}");
+    assert!(out.elapsed < Duration::from_secs(5), "too slow\n{out}");
+
+    let out = etop(["--once", &node.full])
+        .home_cookie(&format!("{wrong}\n"))
+        .run();
+    assert_eq!(out.code, Some(4), "{out}");
+    let line = single_error_line(&out);
+    assert!(
+        line.contains("~/.erlang.cookie"),
+        "the source is not named\n{out}"
+    );
+    assert!(!out.stderr.contains(&wrong), "the cookie leaked\n{out}");
+}
+
+#[test]
+fn unknown_node_lists_what_epmd_knows() {
+    let node = Node::start(NodeOpts::default());
+    let missing = format!("nosuch_{}@{}", &util::random_hex()[..8], util::short_host());
+    let out = etop(["--once", &missing]).cookie_env(&node.cookie).run();
+    assert_eq!(out.code, Some(3), "{out}");
+    let line = single_error_line(&out);
+    let bare = missing.split('@').next().unwrap_or_default();
+    assert!(line.contains(bare), "{out}");
+    assert!(
+        line.contains(&node.name),
+        "the running node {} is not listed\n{out}",
+        node.name
+    );
+    assert!(out.elapsed < Duration::from_secs(5), "too slow\n{out}");
 }
