@@ -5,7 +5,7 @@
 mod util;
 
 use serde_json::Value;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use util::{Node, NodeOpts, etop, free_port, is_local_pid, local_pid, parse_csv, parse_table};
 
 /// A short sampling window for tests that only need a frame, not its numbers.
@@ -436,4 +436,141 @@ fn unknown_node_lists_what_epmd_knows() {
         node.name
     );
     assert!(out.elapsed < Duration::from_secs(5), "too slow\n{out}");
+}
+
+/// Polls until the node is as it was before etop attached: the same number
+/// of processes (no agent left behind) and the scheduler_wall_time flag off.
+fn assert_restored(node: &Node, procs_before: i64, after_what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let procs = node.eval_i64("length(erlang:processes())");
+        let swt = node.eval("erlang:statistics(scheduler_wall_time)");
+        if procs == procs_before && swt == "'undefined'" {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{after_what}: the node still has {procs} processes (was {procs_before}) and \
+             scheduler_wall_time is {swt} (was 'undefined')\n{}",
+            node.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn target_state_is_restored() {
+    let node = Node::start(NodeOpts::default());
+    const SWT: &str = "erlang:statistics(scheduler_wall_time)";
+    // The harness's own connection stays open throughout, so its processes
+    // are counted before and after alike.
+    let before = node.eval_i64("length(erlang:processes())");
+    assert_eq!(node.eval(SWT), "'undefined'", "the flag is on before etop");
+
+    // A polite exit: etop stops its agent.
+    etop(["--once", "-i", QUICK, &node.full])
+        .cookie_env(&node.cookie)
+        .run()
+        .success();
+    assert_restored(&node, before, "after etop --once");
+
+    // While etop runs, its agent holds the flag: this is what the checks
+    // above would catch if it were left behind.
+    let mut run = etop(["-i", "1", "--batch", &node.full])
+        .cookie_env(&node.cookie)
+        .spawn();
+    run.wait_for_line(Duration::from_secs(20), |l| l.starts_with("Pid "));
+    assert_ne!(
+        node.eval(SWT),
+        "'undefined'",
+        "scheduler_wall_time is off while etop runs"
+    );
+    let during = node.eval_i64("length(erlang:processes())");
+    assert!(
+        during > before,
+        "no agent process while etop runs ({during} <= {before})"
+    );
+
+    // A hard exit: SIGKILL gives etop no chance to clean up; the agent's link
+    // to the connection must.
+    let out = run.stop();
+    assert_eq!(out.code, None, "etop was not killed by the signal\n{out}");
+    assert_restored(&node, before, "after etop was killed");
+
+    // SIGTERM (a service manager, `timeout`) is a normal way to end a batch
+    // run: exit 0, agent gone.
+    let mut run = etop(["-i", "1", "--batch", &node.full])
+        .cookie_env(&node.cookie)
+        .spawn();
+    run.wait_for_line(Duration::from_secs(20), |l| l.starts_with("Pid "));
+    assert_ne!(node.eval(SWT), "'undefined'", "etop's agent did not start");
+    let asked = Instant::now();
+    run.signal(libc::SIGTERM);
+    let out = run.wait(util::ETOP_TIMEOUT);
+    assert_eq!(out.code, Some(0), "SIGTERM is a clean stop\n{out}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "etop took {:.1} s to stop after SIGTERM\n{out}",
+        asked.elapsed().as_secs_f64()
+    );
+    assert_restored(&node, before, "after etop got SIGTERM");
+}
+
+#[test]
+fn a_node_that_dies_ends_the_session_with_exit_5() {
+    // The node halts itself 4 s after the scenario starts.
+    let node = Node::start(NodeOpts {
+        seconds: 4,
+        ..Default::default()
+    });
+    let out = etop(["--batch", "-i", "0.5", &node.full])
+        .cookie_env(&node.cookie)
+        .spawn()
+        .wait(Duration::from_secs(30));
+    assert!(
+        out.stdout_lines().iter().any(|l| l.starts_with("Pid ")),
+        "no frame was printed before the node died\n{out}"
+    );
+    assert!(
+        out.stderr.contains("lost the connection") || out.stderr.contains("retrying"),
+        "stderr does not say what happened\n{out}"
+    );
+    assert!(
+        out.stderr
+            .lines()
+            .last()
+            .unwrap_or("")
+            .starts_with("etop: "),
+        "{out}"
+    );
+    // Exit codes: 3 = could not reach the node, 5 = was attached and lost it.
+    assert_eq!(
+        out.code,
+        Some(5),
+        "a session whose node went away must exit 5 (connection lost)\n{out}"
+    );
+    assert!(out.elapsed < Duration::from_secs(15), "too slow\n{out}");
+}
+
+#[test]
+fn a_closed_pipe_ends_etop_quietly() {
+    let node = Node::start(NodeOpts::default());
+    // etop -i 0.2 NODE | head -3
+    let mut run = etop(["-i", QUICK, &node.full])
+        .cookie_env(&node.cookie)
+        .spawn_head(3);
+    for _ in 0..3 {
+        if run.next_line(Duration::from_secs(20)).is_none() {
+            panic!("etop printed fewer than 3 lines\n{}", run.stop());
+        }
+    }
+    let closed = Instant::now();
+    let out = run.wait(util::ETOP_TIMEOUT);
+    assert!(
+        closed.elapsed() < Duration::from_secs(5),
+        "etop kept running {:.1} s after its stdout closed\n{out}",
+        closed.elapsed().as_secs_f64()
+    );
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(out.stderr, "", "a closed pipe is not an error\n{out}");
 }
