@@ -574,3 +574,35 @@ fn a_closed_pipe_ends_etop_quietly() {
     assert_eq!(out.code, Some(0), "{out}");
     assert_eq!(out.stderr, "", "a closed pipe is not an error\n{out}");
 }
+
+#[test]
+fn man_page_is_up_to_date() {
+    use clap::CommandFactory;
+    let man = clap_mangen::Man::new(etop::cli::Cli::command());
+    let mut generated = Vec::new();
+    man.render(&mut generated).expect("render the man page");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("man/etop.1");
+    if std::env::var_os("ETOP_UPDATE_MAN").is_some_and(|v| v == "1") {
+        let dir = path.parent().expect("man/ directory");
+        std::fs::create_dir_all(dir).expect("create man/");
+        std::fs::write(&path, &generated).expect("write man/etop.1");
+        return;
+    }
+    let committed = std::fs::read(&path).unwrap_or_default();
+    if committed != generated {
+        let generated = String::from_utf8_lossy(&generated);
+        let committed = String::from_utf8_lossy(&committed);
+        let first_diff = generated
+            .lines()
+            .zip(committed.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or_else(|| generated.lines().count().min(committed.lines().count()));
+        panic!(
+            "man/etop.1 is out of date with src/cli.rs: run `make man` and commit it.\n\
+             first difference at line {}:\n  generated: {:?}\n  committed: {:?}",
+            first_diff + 1,
+            generated.lines().nth(first_diff).unwrap_or("<end>"),
+            committed.lines().nth(first_diff).unwrap_or("<end>"),
+        );
+    }
+}
