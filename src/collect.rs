@@ -91,6 +91,13 @@ impl std::fmt::Display for Clock {
     }
 }
 
+/// What the OS says of a node on this host, read with the sample.
+#[derive(Debug, Clone)]
+pub struct OsSample {
+    pub process: crate::osview::ProcStat,
+    pub host: crate::osview::HostStat,
+}
+
 /// Everything one frame needs, as received.
 #[derive(Debug, Clone)]
 pub struct Sample {
@@ -110,6 +117,10 @@ pub struct Sample {
     /// Which connection produced it; samples of different connections (a
     /// restarted node) are never compared.
     pub epoch: u64,
+    /// The node runs Elixir (`'Elixir.Kernel'` is loaded).
+    pub elixir: bool,
+    /// Filled in by the feed for a node on this host.
+    pub os: Option<OsSample>,
 }
 
 fn decode_row(t: &Term) -> Option<ProcRow> {
@@ -204,6 +215,8 @@ pub fn decode_sample(info: &Term, key: SortKey, delta: bool, epoch: u64) -> Opti
         delta,
         rows,
         epoch,
+        elixir: get("elixir").is_some_and(|t| eterm::is_atom(t, "true")),
+        os: None,
     })
 }
 

@@ -36,6 +36,7 @@ pub const AGENT_CALLS: &[&str] = &[
     "erlang:garbage_collect/0",
     "erlang:node/0",
     "erlang:self/0",
+    "erlang:module_loaded/1",
     "erlang:'-'/2",
     "lists:duplicate/2",
     "lists:zipwith/3",
@@ -126,6 +127,7 @@ erlang:spawn(fun() ->
     {#{node => erlang:node(), time => erlang:localtime(), procs => Len,
        runq => erlang:statistics(run_queue), memory => erlang:memory(),
        swt => erlang:statistics(scheduler_wall_time), cost_us => T1 - T0,
+       elixir => erlang:module_loaded('Elixir.Kernel'),
        rows => Rows}, Next}
   end,
   Loop = fun Loop(Prev) ->
