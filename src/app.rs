@@ -129,11 +129,12 @@ fn procs(cli: &Cli) -> Result<()> {
     };
     // A one-shot run shows real per-interval numbers: its first sample only
     // sets the baseline.
-    let shaper = ProcShaper::new(
+    let mut shaper = ProcShaper::new(
         cli.procs.accumulate,
         cli.procs.names,
         cli.view.once && !cli.procs.accumulate,
     );
+    shaper.show_schedulers = cli.procs.schedulers;
     session::run(feed, shaper, display(cli, cli.view.iterations))
 }
 

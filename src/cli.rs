@@ -91,6 +91,11 @@ pub struct ProcArgs {
     /// (`Demo.Worker.handle_cast/2`) when the node runs Elixir, or as chosen.
     #[arg(long, value_enum, default_value = "auto")]
     pub names: NameStyle,
+
+    /// Show each scheduler's utilisation in the header (normal and dirty CPU
+    /// schedulers). JSON frames always carry them.
+    #[arg(long)]
+    pub schedulers: bool,
 }
 
 /// Sort keys as typed on the command line; etop's spellings are accepted.

@@ -108,6 +108,9 @@ pub struct Sample {
     pub runq: u64,
     pub memory: Memory,
     pub sched: Vec<SchedTime>,
+    /// Normal schedulers: ids 1..=schedulers in `sched`; the ids above are
+    /// dirty CPU schedulers.
+    pub schedulers: u32,
     /// Target wall time spent computing this sample, in microseconds.
     pub cost_us: u64,
     pub key: SortKey,
@@ -210,6 +213,7 @@ pub fn decode_sample(info: &Term, key: SortKey, delta: bool, epoch: u64) -> Opti
         runq: num("runq"),
         memory,
         sched,
+        schedulers: num("schedulers") as u32,
         cost_us: num("cost_us"),
         key,
         delta,

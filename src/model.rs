@@ -96,6 +96,35 @@ pub struct Header {
     pub cost_ms: f64,
     /// Present when the node runs on this host.
     pub os: Option<OsHeader>,
+    /// Utilisation of each scheduler over the window (empty on a first frame).
+    pub schedulers: Vec<SchedUse>,
+    /// Show `schedulers` in the text header (`--schedulers`).
+    #[serde(skip)]
+    pub show_schedulers: bool,
+}
+
+/// One scheduler's utilisation over the window.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SchedUse {
+    pub id: u32,
+    /// "normal" or "dirty_cpu".
+    pub kind: &'static str,
+    pub pct: Option<f64>,
+}
+
+fn per_scheduler(cur: &Sample, prev: &Sample) -> Vec<SchedUse> {
+    cur.sched
+        .iter()
+        .map(|s| SchedUse {
+            id: s.id,
+            kind: if cur.schedulers == 0 || s.id <= cur.schedulers {
+                "normal"
+            } else {
+                "dirty_cpu"
+            },
+            pct: cpu_utilisation(std::slice::from_ref(s), &prev.sched, |_| true),
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
@@ -127,12 +156,16 @@ pub struct Model {
     pub rows: Vec<Row>,
 }
 
-/// Scheduler utilisation between two samples, as `etop` and msacc define it:
-/// the sum of active time over the sum of total time of every scheduler.
-pub fn cpu_utilisation(cur: &[SchedTime], prev: &[SchedTime]) -> Option<f64> {
+/// Scheduler utilisation between two samples: the sum of active time over
+/// the sum of total time of the schedulers in `ids`.
+pub fn cpu_utilisation(
+    cur: &[SchedTime],
+    prev: &[SchedTime],
+    ids: impl Fn(u32) -> bool,
+) -> Option<f64> {
     let before: HashMap<u32, &SchedTime> = prev.iter().map(|s| (s.id, s)).collect();
     let (mut active, mut total) = (0u64, 0u64);
-    for s in cur {
+    for s in cur.iter().filter(|s| ids(s.id)) {
         let p = before.get(&s.id)?;
         active += s.active.checked_sub(p.active)?;
         total += s.total.checked_sub(p.total)?;
@@ -220,7 +253,15 @@ impl Model {
         let header = Header {
             node: cur.node.clone(),
             clock: cur.clock.as_ref().map(Clock::to_string),
-            cpu_pct: prev.and_then(|(p, _)| cpu_utilisation(&cur.sched, &p.sched)),
+            // Normal schedulers only: idle dirty schedulers would halve the
+            // figure on a node whose every scheduler is busy.
+            cpu_pct: prev.and_then(|(p, _)| {
+                cpu_utilisation(&cur.sched, &p.sched, |id| {
+                    cur.schedulers == 0 || id <= cur.schedulers
+                })
+            }),
+            schedulers: prev.map(|(p, _)| per_scheduler(cur, p)).unwrap_or_default(),
+            show_schedulers: false,
             procs: cur.procs,
             runq: cur.runq,
             memory: (&cur.memory).into(),
@@ -269,6 +310,7 @@ mod tests {
             runq: 0,
             memory: Memory::default(),
             sched,
+            schedulers: 0,
             cost_us: 1500,
             key,
             delta,
@@ -420,7 +462,8 @@ mod tests {
     fn utilisation_counts_every_scheduler() {
         let prev = [st(1, 0, 0), st(2, 0, 0)];
         let cur = [st(1, 100, 100), st(2, 0, 100)];
-        assert_eq!(cpu_utilisation(&cur, &prev), Some(50.0));
-        assert_eq!(cpu_utilisation(&cur, &[st(1, 0, 0)]), None);
+        assert_eq!(cpu_utilisation(&cur, &prev, |_| true), Some(50.0));
+        assert_eq!(cpu_utilisation(&cur, &prev, |id| id == 1), Some(100.0));
+        assert_eq!(cpu_utilisation(&cur, &[st(1, 0, 0)], |_| true), None);
     }
 }

@@ -59,6 +59,7 @@ impl Feed for ProcFeed {
 
 pub struct ProcShaper {
     pub accumulate: bool,
+    pub show_schedulers: bool,
     pub names: NameStyle,
     /// One-shot runs sample twice and show only the second.
     pub baseline_first: bool,
@@ -69,6 +70,7 @@ impl ProcShaper {
     pub fn new(accumulate: bool, names: NameStyle, baseline_first: bool) -> ProcShaper {
         ProcShaper {
             accumulate,
+            show_schedulers: false,
             names,
             baseline_first,
             prev: None,
@@ -83,7 +85,8 @@ impl Shaper for ProcShaper {
         let window = prev
             .as_ref()
             .map(|p| (p, s.taken_at.saturating_duration_since(p.taken_at)));
-        let model = Model::new(&s, window, self.accumulate, self.names);
+        let mut model = Model::new(&s, window, self.accumulate, self.names);
+        model.header.show_schedulers = self.show_schedulers;
         let first = prev.is_none();
         self.prev = Some(s);
         if first && self.baseline_first {

@@ -37,6 +37,7 @@ pub const AGENT_CALLS: &[&str] = &[
     "erlang:node/0",
     "erlang:self/0",
     "erlang:module_loaded/1",
+    "erlang:system_info/1",
     "erlang:'-'/2",
     "lists:duplicate/2",
     "lists:zipwith/3",
@@ -128,6 +129,7 @@ erlang:spawn(fun() ->
        runq => erlang:statistics(run_queue), memory => erlang:memory(),
        swt => erlang:statistics(scheduler_wall_time), cost_us => T1 - T0,
        elixir => erlang:module_loaded('Elixir.Kernel'),
+       schedulers => erlang:system_info(schedulers),
        rows => Rows}, Next}
   end,
   Loop = fun Loop(Prev) ->

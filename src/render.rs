@@ -113,6 +113,9 @@ fn header_lines(h: &Header) -> Vec<String> {
             human_bytes(m.ets)
         ),
     ];
+    if h.show_schedulers {
+        lines.push(scheduler_line(h));
+    }
     if let Some(os) = &h.os {
         // RSS next to the VM's own total: the gap is allocator and OS overhead.
         let host = os
@@ -133,6 +136,30 @@ fn header_lines(h: &Header) -> Vec<String> {
         ));
     }
     lines
+}
+
+/// `Schedulers: 1 98%  2 97%  | dirty cpu: 3 0%  4 0%`, blank on a first frame.
+fn scheduler_line(h: &Header) -> String {
+    let part = |kind: &str| {
+        h.schedulers
+            .iter()
+            .filter(|s| s.kind == kind)
+            .map(|s| {
+                format!(
+                    "{} {}",
+                    s.id,
+                    s.pct.map(|p| format!("{p:.0}%")).unwrap_or("-".into())
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("  ")
+    };
+    let dirty = part("dirty_cpu");
+    let mut line = format!("Sched: {}", part("normal"));
+    if !dirty.is_empty() {
+        line.push_str(&format!("  | dirty cpu: {dirty}"));
+    }
+    line
 }
 
 fn cells(r: &Row) -> [String; 6] {
@@ -363,6 +390,8 @@ mod tests {
                 window_secs: None,
                 cost_ms: 1.0,
                 os: None,
+                schedulers: vec![],
+                show_schedulers: false,
             },
             rows: vec![row("<0.5.0>", "a,b", "say \"hi\"")],
         };
