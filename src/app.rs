@@ -107,7 +107,11 @@ fn attach(cli: &Cli) -> Result<(Collector, Option<u32>)> {
     };
     let collector = Collector::connect(opts)?;
     if cli.view.verbose {
-        eprintln!("etop: attached to {}", collector.peer());
+        eprintln!(
+            "etop: attached to {} as hidden node {}",
+            collector.peer(),
+            collector.ours()
+        );
     }
     Ok((collector, resolved.local.map(|n| n.os_pid)))
 }

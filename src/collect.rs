@@ -266,6 +266,14 @@ impl Collector {
         }
     }
 
+    /// Our node name on the current connection.
+    pub fn ours(&self) -> String {
+        self.live
+            .as_ref()
+            .map(|(c, _)| c.ours.clone())
+            .unwrap_or_default()
+    }
+
     /// Bytes received and sent on the current connection.
     pub fn traffic(&self) -> (u64, u64) {
         self.live
