@@ -1,25 +1,20 @@
-//! Parses the command line, runs the session, and maps errors to one line on
+//! Parses the command line, picks the view, and maps errors to one line on
 //! stderr and an exit code.
-//!
-//! The session: a collector thread samples on cadence and sends each result
-//! to the one event channel; the main thread owns the screen and reacts to
-//! samples, keys, resizes and signals with a single `match`.
 
-use crate::cli::Cli;
-use crate::collect::{Collector, Sample};
+use crate::cli::{Cli, Command};
+use crate::collect::Collector;
 use crate::dist::ConnectOpts;
 use crate::error::{Error, Result, exit};
-use crate::model::Model;
+use crate::nodes;
+use crate::procs::{ProcFeed, ProcShaper};
 use crate::remote::SortKey;
-use crate::render::{self, Format};
-use crate::target::{self, NodeName};
-use crate::term::{self, Event, Screen};
+use crate::render::Format;
+use crate::session::{self, Display};
+use crate::term;
+use crate::threads::{ThreadFeed, ThreadShaper, ThreadSort};
 use clap::Parser;
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
-
-/// How many consecutive failed frames a batch run tolerates before giving up.
-const BATCH_RETRIES: u32 = 3;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
@@ -46,17 +41,37 @@ pub fn main() -> i32 {
     }
 }
 
-fn home_dir() -> Option<std::path::PathBuf> {
-    std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .map(std::path::PathBuf::from)
+fn run(cli: Cli) -> Result<()> {
+    match &cli.command {
+        Some(Command::Nodes) => {
+            term::write_batch(&nodes::show(cli.view.format))?;
+            Ok(())
+        }
+        Some(Command::Threads { node, pid, sort }) => threads(&cli, node.as_deref(), *pid, *sort),
+        None => procs(&cli),
+    }
 }
 
-fn connect_opts(cli: &Cli) -> Result<ConnectOpts> {
-    let given = cli.node.as_deref().ok_or_else(|| {
-        Error::Usage("which node? give NODE as name@host, or name for a node on this host".into())
-    })?;
-    let target = NodeName::parse(given, &target::short_hostname())?;
+fn home_dir() -> Option<PathBuf> {
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+}
+
+fn display(cli: &Cli, frames: Option<u64>) -> Display {
+    let tty = term::stdout_is_tty() && !cli.view.batch && cli.view.format == Format::Text;
+    Display {
+        tty,
+        format: cli.view.format,
+        interval: Duration::from_secs_f64(cli.interval_secs()),
+        frames: if cli.view.once { Some(1) } else { frames },
+        stats_file: cli.view.stats_file.clone(),
+    }
+}
+
+/// Resolves the node and the cookie, and connects.
+fn attach(cli: &Cli) -> Result<(Collector, Option<u32>)> {
+    let resolved = nodes::resolve(cli.node.as_deref())?;
     if cli.conn.cookie.is_some() {
         eprintln!(
             "etop: warning: --cookie is visible to other users in the process list; \
@@ -64,19 +79,22 @@ fn connect_opts(cli: &Cli) -> Result<ConnectOpts> {
         );
     }
     let env_cookie = std::env::var("ERLANG_COOKIE").ok();
-    let (cookie, origin) = target::own_cookie(
+    let (cookie, origin) = nodes::cookie(
         cli.conn.cookie_file.as_deref(),
         cli.conn.cookie.as_deref(),
         env_cookie.as_deref(),
         home_dir().as_deref(),
-    )?
-    .ok_or(Error::NoCookie)?;
+        resolved.local.as_ref(),
+    )?;
     if cli.view.verbose {
-        eprintln!("etop: cookie from {origin}");
+        eprintln!(
+            "etop: attaching to {} with the cookie from {origin}",
+            resolved.target
+        );
     }
-    Ok(ConnectOpts {
-        mode: target.mode(),
-        target,
+    let opts = ConnectOpts {
+        mode: resolved.mode,
+        target: resolved.target,
         port: cli.conn.port,
         cookie,
         cookie_origin: origin,
@@ -86,249 +104,96 @@ fn connect_opts(cli: &Cli) -> Result<ConnectOpts> {
             .clone()
             .unwrap_or_else(ConnectOpts::default_our_name),
         timeout: Duration::from_secs_f64(cli.conn.connect_timeout),
-    })
-}
-
-fn run(cli: Cli) -> Result<()> {
-    let opts = connect_opts(&cli)?;
+    };
     let collector = Collector::connect(opts)?;
     if cli.view.verbose {
-        eprintln!("etop: attached to {}", collector.peer());
+        eprintln!(
+            "etop: attached to {} as hidden node {}",
+            collector.peer(),
+            collector.ours()
+        );
     }
-    let tty = term::stdout_is_tty() && !cli.view.batch && cli.view.format == Format::Text;
-    Session::new(&cli, tty).run(collector)
+    Ok((collector, resolved.local.map(|n| n.os_pid)))
 }
 
-/// What the collector thread is asked to do each frame.
-#[derive(Clone)]
-struct Plan {
-    stats: Option<std::path::PathBuf>,
-    key: SortKey,
-    lines: usize,
-    delta: bool,
-    interval: Duration,
+fn procs(cli: &Cli) -> Result<()> {
+    let (collector, os_pid) = attach(cli)?;
+    let key: SortKey = cli.procs.sort.into();
+    let interval = Duration::from_secs_f64(cli.interval_secs());
+    let feed = ProcFeed {
+        collector,
+        key,
+        lines: cli.view.lines as usize,
+        delta: key == SortKey::Reductions && !cli.procs.accumulate,
+        // A slow frame is waited for well past the interval before it counts
+        // as failed; the next one starts only after it.
+        timeout: (interval * 3).max(Duration::from_secs(15)),
+        os_pid,
+        proc_root: PathBuf::from("/proc"),
+    };
+    // A one-shot run shows real per-interval numbers: its first sample only
+    // sets the baseline.
+    let mut shaper = ProcShaper::new(
+        cli.procs.accumulate,
+        cli.procs.names,
+        cli.view.once && !cli.procs.accumulate,
+    );
+    shaper.show_schedulers = cli.procs.schedulers;
+    session::run(feed, shaper, display(cli, cli.view.iterations))
 }
 
-/// Samples on cadence: each frame starts one interval after the previous one
-/// started; a frame slower than the interval delays the next one, never
-/// stacks another behind it.
-fn collector_thread(
-    mut c: Collector,
-    plan: Plan,
-    tx: mpsc::Sender<Event<Result<Sample>>>,
-    stop: mpsc::Receiver<()>,
-    done: mpsc::Sender<()>,
-) {
-    let timeout = (plan.interval * 3).max(Duration::from_secs(15));
-    loop {
-        let start = Instant::now();
-        let r = c.sample(plan.key, plan.lines, plan.delta, timeout);
-        if let Some(path) = &plan.stats {
-            write_stats(path, start, &r, c.traffic());
-        }
-        if tx.send(Event::Data(r)).is_err() {
-            break;
-        }
-        let wait = (start + plan.interval).saturating_duration_since(Instant::now());
-        match stop.recv_timeout(wait) {
-            Err(mpsc::RecvTimeoutError::Timeout) => continue,
-            _ => break,
-        }
-    }
-    // Stop the agent politely; closing the connection would stop it too.
-    c.close();
-    let _ = done.send(());
-}
-
-/// One JSON line per sample for benchmarks; failures to write are ignored.
-fn write_stats(path: &std::path::Path, start: Instant, r: &Result<Sample>, traffic: (u64, u64)) {
-    use std::io::Write;
-    let line = serde_json::json!({
-        "unix_ms": std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0),
-        "request_ms": start.elapsed().as_secs_f64() * 1000.0,
-        "node_cost_us": r.as_ref().map(|s| s.cost_us).ok(),
-        "rows": r.as_ref().map(|s| s.rows.len()).ok(),
-        "rx_bytes": traffic.0,
-        "tx_bytes": traffic.1,
-        "ok": r.is_ok(),
-    });
-    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
-        let _ = writeln!(f, "{line}");
-    }
-}
-
-struct Session {
-    tty: bool,
-    format: Format,
-    accumulate: bool,
-    once: bool,
-    iterations: Option<u64>,
-    plan: Plan,
-    shown: u64,
-    csv_header_done: bool,
-}
-
-impl Session {
-    fn new(cli: &Cli, tty: bool) -> Session {
-        let key: SortKey = cli.view.sort.into();
-        Session {
-            tty,
-            format: cli.view.format,
-            accumulate: cli.view.accumulate,
-            once: cli.view.once,
-            iterations: cli.view.iterations,
-            plan: Plan {
-                stats: cli.view.stats_file.clone(),
-                key,
-                lines: cli.view.lines as usize,
-                delta: key == SortKey::Reductions && !cli.view.accumulate,
-                interval: Duration::from_secs_f64(cli.interval_secs()),
-            },
-            shown: 0,
-            csv_header_done: false,
-        }
-    }
-
-    fn run(mut self, collector: Collector) -> Result<()> {
-        let (tx, rx) = term::start_events::<Result<Sample>>(self.tty);
-        let (stop_tx, stop_rx) = mpsc::channel();
-        let (done_tx, done_rx) = mpsc::channel();
-        let plan = self.plan.clone();
-        std::thread::Builder::new()
-            .name("etop-collector".into())
-            .spawn(move || collector_thread(collector, plan, tx, stop_rx, done_tx))?;
-        let mut screen = if self.tty {
-            Some(Screen::enter()?)
-        } else {
-            None
-        };
-        let res = self.event_loop(&rx, screen.as_mut());
-        drop(screen);
-        drop(stop_tx);
-        // Give the collector a moment to stop the agent cleanly.
-        let _ = done_rx.recv_timeout(Duration::from_secs(3));
-        res
-    }
-
-    fn event_loop(
-        &mut self,
-        rx: &mpsc::Receiver<Event<Result<Sample>>>,
-        mut screen: Option<&mut Screen>,
-    ) -> Result<()> {
-        // A one-shot run shows real per-interval numbers: the first sample
-        // only sets the baseline.
-        let baseline_frames = if self.once && !self.accumulate { 1 } else { 0 };
-        let mut received = 0u64;
-        let mut prev: Option<Sample> = None;
-        let mut last: Option<Model> = None;
-        let mut failures = 0u32;
-        let mut status = String::new();
-        loop {
-            let Ok(ev) = rx.recv() else { return Ok(()) };
-            match ev {
-                Event::Quit => return Ok(()),
-                Event::Resize => {
-                    if let (Some(s), Some(m)) = (screen.as_deref_mut(), &last) {
-                        s.invalidate();
-                        s.paint(&self.screen_text(m, &status))?;
-                    }
+fn threads(cli: &Cli, node: Option<&str>, pid: Option<u32>, sort: ThreadSort) -> Result<()> {
+    let (os_pid, label) = match pid {
+        Some(p) => (p, format!("beam pid {p}")),
+        None => {
+            let all = nodes::local_nodes();
+            let found = match node {
+                Some(n) if n.chars().all(|c| c.is_ascii_digit()) => {
+                    all.iter().find(|l| l.os_pid.to_string() == n)
                 }
-                Event::Data(Ok(sample)) => {
-                    failures = 0;
-                    status.clear();
-                    received += 1;
-                    let window = prev
-                        .as_ref()
-                        .map(|p| (p, sample.taken_at.saturating_duration_since(p.taken_at)));
-                    let model = Model::new(&sample, window, self.accumulate);
-                    prev = Some(sample);
-                    if received <= baseline_frames {
-                        continue;
-                    }
-                    match screen.as_deref_mut() {
-                        Some(s) => s.paint(&self.screen_text(&model, &status))?,
-                        None => self.write_batch(&model)?,
-                    }
-                    last = Some(model);
-                    self.shown += 1;
-                    if self.once || self.iterations.is_some_and(|n| self.shown >= n) {
-                        return Ok(());
-                    }
-                }
-                Event::Data(Err(e)) => {
-                    if !e.is_transient() {
-                        return Err(e);
-                    }
-                    failures += 1;
-                    if let Some(s) = screen.as_deref_mut() {
-                        status = format!(
-                            "{e}; retrying every {:.0} s (attempt {failures})",
-                            self.plan.interval.as_secs_f64().max(1.0)
-                        );
-                        let text = match &last {
-                            Some(m) => self.screen_text(m, &status),
-                            None => status.clone(),
-                        };
-                        s.paint(&text)?;
-                    } else {
-                        if failures >= BATCH_RETRIES {
-                            return Err(e);
+                Some(n) => all.iter().find(|l| {
+                    l.name.as_deref() == Some(n)
+                        || l.name.as_deref().and_then(|x| x.split('@').next()) == Some(n)
+                }),
+                None if all.len() == 1 => all.first(),
+                None => None,
+            };
+            match found {
+                Some(l) => (
+                    l.os_pid,
+                    format!(
+                        "{} (beam pid {})",
+                        l.name.as_deref().unwrap_or("not distributed"),
+                        l.os_pid
+                    ),
+                ),
+                None => {
+                    let known: Vec<String> = all
+                        .iter()
+                        .map(|l| {
+                            format!(
+                                "{} (pid {})",
+                                l.name.as_deref().unwrap_or("not distributed"),
+                                l.os_pid
+                            )
+                        })
+                        .collect();
+                    return Err(Error::Usage(format!(
+                        "which VM? {}; name a local node or pass --pid",
+                        if known.is_empty() {
+                            "no Erlang VM runs on this host".to_string()
+                        } else {
+                            format!("local VMs: {}", known.join(", "))
                         }
-                        eprintln!("etop: {e}; retrying ({failures}/{})", BATCH_RETRIES - 1);
-                    }
+                    )));
                 }
             }
         }
-    }
-
-    /// The repainted screen: header, as many rows as fit, a status line.
-    fn screen_text(&self, m: &Model, status: &str) -> String {
-        let (width, height) = Screen::size();
-        // 4 header lines, a blank, the column titles, the status line.
-        let fit = height.saturating_sub(7).max(1);
-        let mut shown = m.clone();
-        shown.rows.truncate(fit);
-        let mut text = render::text(&shown, width);
-        let line = if status.is_empty() {
-            format!(
-                "q quits · every {:.1} s · this sample cost the node {:.1} ms",
-                self.plan.interval.as_secs_f64(),
-                m.header.cost_ms
-            )
-        } else {
-            format!("!! {status}")
-        };
-        text.push('\n');
-        text.push_str(&render::truncate(&line, width));
-        text
-    }
-
-    fn write_batch(&mut self, m: &Model) -> Result<()> {
-        let text = match self.format {
-            Format::Text => {
-                let width = std::env::var("COLUMNS")
-                    .ok()
-                    .and_then(|c| c.parse().ok())
-                    .unwrap_or(1000);
-                let sep = if self.shown > 0 { "\n" } else { "" };
-                format!("{sep}{}\n", render::text(m, width))
-            }
-            Format::Csv => {
-                let mut s = String::new();
-                if !self.csv_header_done {
-                    s.push_str(render::CSV_HEADER);
-                    s.push('\n');
-                    self.csv_header_done = true;
-                }
-                s.push_str(&render::csv(m));
-                s
-            }
-            Format::Json => format!("{}\n", render::json(m)),
-        };
-        term::write_batch(&text)?;
-        Ok(())
-    }
+    };
+    let feed = ThreadFeed {
+        proc_root: Path::new("/proc").to_path_buf(),
+        os_pid,
+    };
+    let shaper = ThreadShaper::new(label, sort, cli.view.lines as usize, cli.view.once);
+    session::run(feed, shaper, display(cli, cli.view.iterations))
 }

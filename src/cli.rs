@@ -1,9 +1,11 @@
 //! The command line. Doc comments here are the `--help` text and the man page
 //! (man/etop.1 is generated from this definition).
 
+use crate::model::NameStyle;
 use crate::remote::SortKey;
 use crate::render::Format;
-use clap::{Args, Parser, ValueEnum};
+use crate::threads::ThreadSort;
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 const EXAMPLES: &str = "\
@@ -16,6 +18,9 @@ Examples:
                                      a minute of frames as CSV
   etop --once --format json demo | jq '.rows[0]'
   etop --cookie-file /srv/app/releases/COOKIE demo@db1.example.com
+  etop                               the one node running on this host, cookie found
+  etop nodes                         the nodes on this host and where their cookies are
+  etop threads --once demo           the VM's OS threads: scheduler CPU, context switches
 
 Keys (on a terminal): q or Ctrl-C quits; the table redraws on resize.
 
@@ -32,15 +37,65 @@ connection not allowed, 5 connection lost, 6 a remote call failed.";
 #[derive(Debug, Parser)]
 #[command(name = "etop", version, after_help = EXAMPLES, max_term_width = 100)]
 pub struct Cli {
-    /// The node: name@host, or name alone for a node on this host.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// The node: name@host; a bare name or an OS pid for a node on this host;
+    /// nothing for the only node on this host.
     #[arg(value_name = "NODE")]
     pub node: Option<String>,
+
+    #[command(flatten)]
+    pub procs: ProcArgs,
 
     #[command(flatten)]
     pub view: ViewArgs,
 
     #[command(flatten)]
     pub conn: ConnArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the Erlang and Elixir nodes running on this host: name, OS pid,
+    /// user, distribution port, OTP release, and where the cookie comes from.
+    Nodes,
+    /// The VM's OS threads (schedulers, dirty schedulers, async pool, aux)
+    /// with CPU per interval, state, context switches and the core they last
+    /// ran on. Needs no cookie; works on a node that is not distributed.
+    Threads {
+        /// The node: a name, a bare name or an OS pid of a node on this host.
+        #[arg(value_name = "NODE", conflicts_with = "pid")]
+        node: Option<String>,
+        /// The beam.smp OS process id.
+        #[arg(long, value_name = "PID")]
+        pid: Option<u32>,
+        /// What to sort threads by.
+        #[arg(short, long, value_enum, default_value = "cpu")]
+        sort: ThreadSort,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ProcArgs {
+    /// What to sort by.
+    #[arg(short, long, value_enum, default_value = "reductions")]
+    pub sort: SortArg,
+
+    /// Show total reductions since each process started instead of the
+    /// reductions in the interval.
+    #[arg(short, long)]
+    pub accumulate: bool,
+
+    /// How to write module and process names: Elixir style
+    /// (`Demo.Worker.handle_cast/2`) when the node runs Elixir, or as chosen.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub names: NameStyle,
+
+    /// Show each scheduler's utilisation in the header (normal and dirty CPU
+    /// schedulers). JSON frames always carry them.
+    #[arg(long)]
+    pub schedulers: bool,
 }
 
 /// Sort keys as typed on the command line; etop's spellings are accepted.
@@ -69,76 +124,67 @@ impl From<SortArg> for SortKey {
 
 #[derive(Debug, Clone, Args)]
 pub struct ViewArgs {
-    /// What to sort by.
-    #[arg(short, long, value_enum, default_value = "reductions")]
-    pub sort: SortArg,
-
     /// Seconds between frames; fractions allowed. With --once: the length of
     /// the sampling window (1 s unless given).
-    #[arg(short, long, value_name = "SECS", value_parser = parse_interval)]
+    #[arg(global = true, short, long, value_name = "SECS", value_parser = parse_interval)]
     pub interval: Option<f64>,
 
     /// How many processes to show. On a terminal, at most what fits.
-    #[arg(short, long, value_name = "N", default_value_t = 10,
+    #[arg(global = true, short, long, value_name = "N", default_value_t = 10,
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub lines: u32,
 
-    /// Show total reductions since each process started instead of the
-    /// reductions in the interval.
-    #[arg(short, long)]
-    pub accumulate: bool,
-
     /// Stop after N frames.
-    #[arg(short = 'n', long, value_name = "N",
+    #[arg(global = true, short = 'n', long, value_name = "N",
           value_parser = clap::value_parser!(u64).range(1..))]
     pub iterations: Option<u64>,
 
     /// Print one frame and exit. Reductions and cpu still cover a real
     /// window: etop samples twice, one interval apart (unless --accumulate).
-    #[arg(short = '1', long)]
+    #[arg(global = true, short = '1', long)]
     pub once: bool,
 
     /// Print frames one after another instead of repainting the screen.
     /// Automatic when standard output is not a terminal.
-    #[arg(short, long)]
+    #[arg(global = true, short, long)]
     pub batch: bool,
 
     /// Output format: a table, CSV rows, or one JSON object per frame (JSON Lines).
-    #[arg(long, value_enum, default_value = "text")]
+    #[arg(global = true, long, value_enum, default_value = "text")]
     pub format: Format,
 
     /// Say what etop is doing (cookie source, our node name) on standard error.
-    #[arg(short, long)]
+    #[arg(global = true, short, long)]
     pub verbose: bool,
 
     /// Append one JSON line per sample to this file: the request's wall time,
     /// the node's own time for it, bytes on the connection. For benchmarks.
-    #[arg(long, value_name = "PATH", hide = true)]
+    #[arg(global = true, long, value_name = "PATH", hide = true)]
     pub stats_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct ConnArgs {
     /// Read the cookie from this file.
-    #[arg(long, value_name = "PATH")]
+    #[arg(global = true, long, value_name = "PATH")]
     pub cookie_file: Option<PathBuf>,
 
     /// The cookie itself. Other users can see it in the process list: prefer
     /// --cookie-file or ERLANG_COOKIE.
-    #[arg(long, value_name = "COOKIE")]
+    #[arg(global = true, long, value_name = "COOKIE")]
     pub cookie: Option<String>,
 
     /// Connect to this distribution port directly instead of asking EPMD.
-    #[arg(long, value_name = "PORT")]
+    #[arg(global = true, long, value_name = "PORT")]
     pub port: Option<u16>,
 
     /// Our own node name's first part (default etop_<user>; a number is
     /// appended when another etop holds it).
-    #[arg(long, value_name = "NAME")]
+    #[arg(global = true, long, value_name = "NAME")]
     pub name: Option<String>,
 
     /// Seconds to wait for EPMD, the connection and the handshake.
-    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_interval)]
+    #[arg(global = true, long, value_name = "SECS", default_value = "5", value_parser = parse_interval)]
     pub connect_timeout: f64,
 }
 
@@ -182,11 +228,11 @@ mod tests {
     fn defaults() {
         let c = parse(&["demo@vm"]).unwrap();
         assert_eq!(c.node.as_deref(), Some("demo@vm"));
-        assert_eq!(c.view.sort, SortArg::Reductions);
+        assert_eq!(c.procs.sort, SortArg::Reductions);
         assert_eq!(c.interval_secs(), 5.0);
         assert_eq!(c.view.lines, 10);
         assert_eq!(c.view.format, Format::Text);
-        assert!(!c.view.once && !c.view.batch && !c.view.accumulate);
+        assert!(!c.view.once && !c.view.batch && !c.procs.accumulate);
     }
 
     #[test]
@@ -199,7 +245,7 @@ mod tests {
             ("reds", SortArg::Reductions),
             ("runtime", SortArg::Reductions),
         ] {
-            assert_eq!(parse(&["-s", arg, "n"]).unwrap().view.sort, want, "{arg}");
+            assert_eq!(parse(&["-s", arg, "n"]).unwrap().procs.sort, want, "{arg}");
         }
         assert!(parse(&["-s", "cpu", "n"]).is_err());
     }
@@ -215,11 +261,32 @@ mod tests {
     }
 
     #[test]
+    fn subcommands_share_the_frame_flags() {
+        let c = parse(&["threads", "--once", "-i", "2", "-s", "vcs", "demo"]).unwrap();
+        match &c.command {
+            Some(Command::Threads { node, sort, pid }) => {
+                assert_eq!(node.as_deref(), Some("demo"));
+                assert_eq!(*sort, ThreadSort::Vcs);
+                assert_eq!(*pid, None);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(c.view.once);
+        assert_eq!(c.interval_secs(), 2.0);
+        let c = parse(&["--format", "json", "nodes"]).unwrap();
+        assert!(matches!(c.command, Some(Command::Nodes)));
+        assert_eq!(c.view.format, Format::Json);
+        let c = parse(&[]).unwrap();
+        assert!(c.command.is_none() && c.node.is_none());
+        assert!(parse(&["threads", "--pid", "5", "demo"]).is_err());
+    }
+
+    #[test]
     fn formats_and_flags() {
         let c = parse(&["--format", "json", "-n", "3", "-b", "-a", "n"]).unwrap();
         assert_eq!(c.view.format, Format::Json);
         assert_eq!(c.view.iterations, Some(3));
-        assert!(c.view.batch && c.view.accumulate);
+        assert!(c.view.batch && c.procs.accumulate);
         assert!(parse(&["--format", "xml", "n"]).is_err());
     }
 }

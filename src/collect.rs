@@ -91,6 +91,13 @@ impl std::fmt::Display for Clock {
     }
 }
 
+/// What the OS says of a node on this host, read with the sample.
+#[derive(Debug, Clone)]
+pub struct OsSample {
+    pub process: crate::osview::ProcStat,
+    pub host: crate::osview::HostStat,
+}
+
 /// Everything one frame needs, as received.
 #[derive(Debug, Clone)]
 pub struct Sample {
@@ -101,6 +108,9 @@ pub struct Sample {
     pub runq: u64,
     pub memory: Memory,
     pub sched: Vec<SchedTime>,
+    /// Normal schedulers: ids 1..=schedulers in `sched`; the ids above are
+    /// dirty CPU schedulers.
+    pub schedulers: u32,
     /// Target wall time spent computing this sample, in microseconds.
     pub cost_us: u64,
     pub key: SortKey,
@@ -110,6 +120,10 @@ pub struct Sample {
     /// Which connection produced it; samples of different connections (a
     /// restarted node) are never compared.
     pub epoch: u64,
+    /// The node runs Elixir (`'Elixir.Kernel'` is loaded).
+    pub elixir: bool,
+    /// Filled in by the feed for a node on this host.
+    pub os: Option<OsSample>,
 }
 
 fn decode_row(t: &Term) -> Option<ProcRow> {
@@ -199,11 +213,14 @@ pub fn decode_sample(info: &Term, key: SortKey, delta: bool, epoch: u64) -> Opti
         runq: num("runq"),
         memory,
         sched,
+        schedulers: num("schedulers") as u32,
         cost_us: num("cost_us"),
         key,
         delta,
         rows,
         epoch,
+        elixir: get("elixir").is_some_and(|t| eterm::is_atom(t, "true")),
+        os: None,
     })
 }
 
@@ -247,6 +264,14 @@ impl Collector {
             Some((c, _)) => c.peer.clone(),
             None => self.opts.target.to_string(),
         }
+    }
+
+    /// Our node name on the current connection.
+    pub fn ours(&self) -> String {
+        self.live
+            .as_ref()
+            .map(|(c, _)| c.ours.clone())
+            .unwrap_or_default()
     }
 
     /// Bytes received and sent on the current connection.

@@ -92,13 +92,28 @@ impl ConnectOpts {
     pub fn default_our_name() -> String {
         let user = std::env::var("USER")
             .or_else(|_| std::env::var("LOGNAME"))
-            .unwrap_or_else(|_| "user".to_string());
+            .ok()
+            .filter(|u| !u.is_empty())
+            .or_else(login_name)
+            .unwrap_or_else(|| "user".to_string());
         let clean: String = user
             .chars()
             .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
             .collect();
         format!("etop_{}", if clean.is_empty() { "user" } else { &clean })
     }
+}
+
+/// The login name of our uid, from /etc/passwd, for when $USER is unset
+/// (cron, systemd units, CI).
+fn login_name() -> Option<String> {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() > 2 && f[2].parse::<u32>().ok() == Some(uid)).then(|| f[0].to_string())
+    })
 }
 
 enum Inbound {

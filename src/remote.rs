@@ -36,6 +36,8 @@ pub const AGENT_CALLS: &[&str] = &[
     "erlang:garbage_collect/0",
     "erlang:node/0",
     "erlang:self/0",
+    "erlang:module_loaded/1",
+    "erlang:system_info/1",
     "erlang:'-'/2",
     "lists:duplicate/2",
     "lists:zipwith/3",
@@ -126,6 +128,8 @@ erlang:spawn(fun() ->
     {#{node => erlang:node(), time => erlang:localtime(), procs => Len,
        runq => erlang:statistics(run_queue), memory => erlang:memory(),
        swt => erlang:statistics(scheduler_wall_time), cost_us => T1 - T0,
+       elixir => erlang:module_loaded('Elixir.Kernel'),
+       schedulers => erlang:system_info(schedulers),
        rows => Rows}, Next}
   end,
   Loop = fun Loop(Prev) ->

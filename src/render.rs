@@ -87,7 +87,7 @@ fn window_text(h: &Header) -> String {
 fn header_lines(h: &Header) -> Vec<String> {
     let cpu = h.cpu_pct.map(|c| format!("{c:.0}%")).unwrap_or_default();
     let m = &h.memory;
-    vec![
+    let mut lines = vec![
         format!(
             "{}  {}  {}",
             h.node,
@@ -112,7 +112,54 @@ fn header_lines(h: &Header) -> Vec<String> {
             human_bytes(m.atom),
             human_bytes(m.ets)
         ),
-    ]
+    ];
+    if h.show_schedulers {
+        lines.push(scheduler_line(h));
+    }
+    if let Some(os) = &h.os {
+        // RSS next to the VM's own total: the gap is allocator and OS overhead.
+        let host = os
+            .host_cpu_pct
+            .map(|c| format!("{c:.0}%"))
+            .unwrap_or_else(|| "-".into());
+        lines.push(format!(
+            "OS:    rss   {:>8} (VM total {}, overhead {})  threads {}  host cpu {} of {}  load {:.2} {:.2} {:.2}",
+            human_bytes(os.rss_bytes),
+            human_bytes(m.total),
+            human_bytes(os.rss_bytes.saturating_sub(m.total)),
+            os.os_threads,
+            host,
+            os.cpus,
+            os.load_avg[0],
+            os.load_avg[1],
+            os.load_avg[2]
+        ));
+    }
+    lines
+}
+
+/// `Schedulers: 1 98%  2 97%  | dirty cpu: 3 0%  4 0%`, blank on a first frame.
+fn scheduler_line(h: &Header) -> String {
+    let part = |kind: &str| {
+        h.schedulers
+            .iter()
+            .filter(|s| s.kind == kind)
+            .map(|s| {
+                format!(
+                    "{} {}",
+                    s.id,
+                    s.pct.map(|p| format!("{p:.0}%")).unwrap_or("-".into())
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("  ")
+    };
+    let dirty = part("dirty_cpu");
+    let mut line = format!("Sched: {}", part("normal"));
+    if !dirty.is_empty() {
+        line.push_str(&format!("  | dirty cpu: {dirty}"));
+    }
+    line
 }
 
 fn cells(r: &Row) -> [String; 6] {
@@ -195,6 +242,37 @@ fn csv_field(s: &str) -> String {
     }
 }
 
+/// One CSV line, quoted where needed, with its newline.
+pub fn csv_line<S: AsRef<str>>(fields: &[S]) -> String {
+    let mut line = fields
+        .iter()
+        .map(|f| csv_field(f.as_ref()))
+        .collect::<Vec<_>>()
+        .join(",");
+    line.push('\n');
+    line
+}
+
+/// A plain table: titles, rows, the given columns right-aligned, two spaces
+/// between columns, no trailing blanks.
+pub fn simple_table(titles: &[&str], rows: &[Vec<String>], right: &[usize]) -> String {
+    let mut b = Builder::new();
+    b.push_record(titles.iter().map(|t| t.to_string()));
+    for r in rows {
+        b.push_record(r.clone());
+    }
+    let mut t = b.build();
+    t.with(Style::empty()).with(Padding::new(0, GAP, 0, 0));
+    for &c in right {
+        t.modify(Columns::one(c), Alignment::right());
+    }
+    t.to_string()
+        .lines()
+        .map(str::trim_end)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 pub const CSV_HEADER: &str =
     "time,node,pid,name,registered_name,initial_call,reds,memory_bytes,msgq,current_function";
 
@@ -215,14 +293,7 @@ pub fn csv(model: &Model) -> String {
             r.msgq.to_string(),
             r.current_function.clone(),
         ];
-        out.push_str(
-            &fields
-                .iter()
-                .map(|f| csv_field(f))
-                .collect::<Vec<_>>()
-                .join(","),
-        );
-        out.push('\n');
+        out.push_str(&csv_line(&fields));
     }
     out
 }
@@ -318,6 +389,9 @@ mod tests {
                 accumulate: false,
                 window_secs: None,
                 cost_ms: 1.0,
+                os: None,
+                schedulers: vec![],
+                show_schedulers: false,
             },
             rows: vec![row("<0.5.0>", "a,b", "say \"hi\"")],
         };

@@ -1,0 +1,254 @@
+//! The loop every view shares: a feed samples on cadence in its own thread,
+//! the main thread turns samples into frames and shows them: repainted on a
+//! terminal, or printed one after another (text, CSV, JSON Lines) otherwise.
+//! Keys, resizes, signals and samples arrive on one channel, handled by one
+//! `match`.
+
+use crate::error::{Error, Result};
+use crate::render::{self, Format};
+use crate::term::{self, Event, Screen};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// How many consecutive failed frames a batch run tolerates before giving up.
+pub const BATCH_RETRIES: u32 = 3;
+
+/// Produces one sample per call, on the collector thread.
+pub trait Feed: Send + 'static {
+    type Sample: Send + 'static;
+    fn sample(&mut self) -> Result<Self::Sample>;
+    /// Called once when the session ends, to undo anything on the target.
+    fn close(&mut self) {}
+    /// For `--stats-file`: node-side cost and connection bytes, if any.
+    fn stats(&self, _s: &Result<Self::Sample>) -> Option<serde_json::Value> {
+        None
+    }
+}
+
+/// A frame ready to show in any format.
+pub trait Renderable {
+    /// The frame for a terminal `width` columns wide, at most `max_rows` table rows.
+    fn text(&self, width: usize, max_rows: usize) -> String;
+    fn csv_header(&self) -> String;
+    fn csv(&self) -> String;
+    fn json(&self) -> String;
+    /// A short note for the status line (e.g. what the sample cost the node).
+    fn note(&self) -> String {
+        String::new()
+    }
+}
+
+/// Turns samples into frames on the main thread; keeps what it needs of the
+/// previous sample for rates. `None` means "baseline only, show nothing yet".
+pub trait Shaper {
+    type Sample;
+    fn shape(&mut self, s: Self::Sample) -> Option<Box<dyn Renderable>>;
+}
+
+/// How the session shows frames and when it stops.
+#[derive(Debug, Clone)]
+pub struct Display {
+    pub tty: bool,
+    pub format: Format,
+    pub interval: Duration,
+    /// Stop after this many shown frames.
+    pub frames: Option<u64>,
+    pub stats_file: Option<std::path::PathBuf>,
+}
+
+fn feed_thread<F: Feed>(
+    mut feed: F,
+    interval: Duration,
+    stats: Option<std::path::PathBuf>,
+    tx: mpsc::Sender<Event<Result<F::Sample>>>,
+    stop: mpsc::Receiver<()>,
+    done: mpsc::Sender<()>,
+) {
+    loop {
+        let start = Instant::now();
+        let r = feed.sample();
+        if let Some(path) = &stats {
+            write_stats(path, start, feed.stats(&r));
+        }
+        if tx.send(Event::Data(r)).is_err() {
+            break;
+        }
+        // Frames start one interval apart; a slow frame delays the next one
+        // but never queues another behind it.
+        let wait = (start + interval).saturating_duration_since(Instant::now());
+        match stop.recv_timeout(wait) {
+            Err(mpsc::RecvTimeoutError::Timeout) => continue,
+            _ => break,
+        }
+    }
+    feed.close();
+    let _ = done.send(());
+}
+
+fn write_stats(path: &std::path::Path, start: Instant, extra: Option<serde_json::Value>) {
+    use std::io::Write;
+    let mut line = serde_json::json!({
+        "unix_ms": std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0),
+        "request_ms": start.elapsed().as_secs_f64() * 1000.0,
+    });
+    if let (Some(obj), Some(serde_json::Value::Object(more))) = (line.as_object_mut(), extra) {
+        obj.extend(more);
+    }
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = writeln!(f, "{line}");
+    }
+}
+
+/// Runs a view until it is done, quit, or fails for good.
+pub fn run<F, S>(feed: F, mut shaper: S, display: Display) -> Result<()>
+where
+    F: Feed,
+    S: Shaper<Sample = F::Sample>,
+{
+    let (tx, rx) = term::start_events::<Result<F::Sample>>(display.tty);
+    let (stop_tx, stop_rx) = mpsc::channel();
+    let (done_tx, done_rx) = mpsc::channel();
+    let (interval, stats) = (display.interval, display.stats_file.clone());
+    std::thread::Builder::new()
+        .name("etop-collector".into())
+        .spawn(move || feed_thread(feed, interval, stats, tx, stop_rx, done_tx))?;
+    let mut screen = if display.tty {
+        Some(Screen::enter()?)
+    } else {
+        None
+    };
+    let mut out = Output {
+        display,
+        shown: 0,
+        csv_header_done: false,
+    };
+    let res = out.event_loop(&rx, screen.as_mut(), &mut shaper);
+    drop(screen);
+    drop(stop_tx);
+    // Give the feed a moment to undo its state on the target cleanly.
+    let _ = done_rx.recv_timeout(Duration::from_secs(3));
+    res
+}
+
+struct Output {
+    display: Display,
+    shown: u64,
+    csv_header_done: bool,
+}
+
+impl Output {
+    fn event_loop<T, S: Shaper<Sample = T>>(
+        &mut self,
+        rx: &mpsc::Receiver<Event<Result<T>>>,
+        mut screen: Option<&mut Screen>,
+        shaper: &mut S,
+    ) -> Result<()> {
+        let mut last: Option<Box<dyn Renderable>> = None;
+        let mut failures = 0u32;
+        let mut status = String::new();
+        loop {
+            let Ok(ev) = rx.recv() else { return Ok(()) };
+            match ev {
+                Event::Quit => return Ok(()),
+                Event::Resize => {
+                    if let (Some(s), Some(f)) = (screen.as_deref_mut(), &last) {
+                        s.invalidate();
+                        s.paint(&self.screen_text(f.as_ref(), &status))?;
+                    }
+                }
+                Event::Data(Ok(sample)) => {
+                    failures = 0;
+                    status.clear();
+                    let Some(frame) = shaper.shape(sample) else {
+                        continue;
+                    };
+                    match screen.as_deref_mut() {
+                        Some(s) => s.paint(&self.screen_text(frame.as_ref(), &status))?,
+                        None => self.write_batch(frame.as_ref())?,
+                    }
+                    last = Some(frame);
+                    self.shown += 1;
+                    if self.display.frames.is_some_and(|n| self.shown >= n) {
+                        return Ok(());
+                    }
+                }
+                Event::Data(Err(e)) => {
+                    if !e.is_transient() {
+                        return Err(e);
+                    }
+                    failures += 1;
+                    if let Some(s) = screen.as_deref_mut() {
+                        status = format!(
+                            "{e}; retrying every {:.0} s (attempt {failures})",
+                            self.display.interval.as_secs_f64().max(1.0)
+                        );
+                        let text = match &last {
+                            Some(f) => self.screen_text(f.as_ref(), &status),
+                            None => status.clone(),
+                        };
+                        s.paint(&text)?;
+                    } else {
+                        if failures >= BATCH_RETRIES {
+                            return Err(e);
+                        }
+                        eprintln!("etop: {e}; retrying ({failures}/{})", BATCH_RETRIES - 1);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The repainted screen: the frame cut to the terminal, and a status line.
+    fn screen_text(&self, f: &dyn Renderable, status: &str) -> String {
+        let (width, height) = Screen::size();
+        // Header lines, a blank, the column titles and the status line.
+        let rows = height.saturating_sub(8).max(1);
+        let mut text = f.text(width, rows);
+        let line = if status.is_empty() {
+            let note = f.note();
+            format!(
+                "q quits · every {:.1} s{}{}",
+                self.display.interval.as_secs_f64(),
+                if note.is_empty() { "" } else { " · " },
+                note
+            )
+        } else {
+            format!("!! {status}")
+        };
+        text.push('\n');
+        text.push_str(&render::truncate(&line, width));
+        text
+    }
+
+    fn write_batch(&mut self, f: &dyn Renderable) -> Result<()> {
+        let text = match self.display.format {
+            Format::Text => {
+                let width = std::env::var("COLUMNS")
+                    .ok()
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(1000);
+                let sep = if self.shown > 0 { "\n" } else { "" };
+                format!("{sep}{}\n", f.text(width, usize::MAX))
+            }
+            Format::Csv => {
+                let mut s = String::new();
+                if !self.csv_header_done {
+                    s.push_str(&f.csv_header());
+                    s.push('\n');
+                    self.csv_header_done = true;
+                }
+                s.push_str(&f.csv());
+                s
+            }
+            Format::Json => format!("{}\n", f.json()),
+        };
+        term::write_batch(&text).map_err(Error::Io)
+    }
+}
