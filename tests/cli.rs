@@ -63,9 +63,6 @@ fn malformed_arguments_are_usage_errors() {
         assert!(out.stderr.contains(mentions), "{out}");
         assert!(out.stdout.is_empty(), "{out}");
     }
-    let out = etop(["--once"]).cookie_env("anything").run();
-    assert_eq!(out.code, Some(2), "no NODE given\n{out}");
-    assert!(single_error_line(&out).contains("which node"), "{out}");
 }
 
 #[test]
@@ -340,8 +337,13 @@ fn a_bare_name_means_a_node_on_this_host() {
 }
 
 #[test]
-fn cookie_sources() {
-    let node = Node::start(NodeOpts::default());
+fn cookie_sources_of_our_own() {
+    // A node whose cookie etop cannot find on the node itself, so that the
+    // operator's sources are the only ones.
+    let node = Node::start(NodeOpts {
+        cookie_hidden: true,
+        ..Default::default()
+    });
 
     // --cookie-file; -v says which source was used, so a fallback to another
     // source would show.
@@ -364,6 +366,13 @@ fn cookie_sources() {
             .contains(&format!("cookie from --cookie-file {}", file.display())),
         "{out}"
     );
+    assert!(!parse_table(&out).is_empty(), "{out}");
+
+    let out = etop(["-v", "--once", "-i", QUICK, &node.full])
+        .cookie_env(&node.cookie)
+        .run()
+        .success();
+    assert!(out.stderr.contains("cookie from ERLANG_COOKIE"), "{out}");
     assert!(!parse_table(&out).is_empty(), "{out}");
 
     // ~/.erlang.cookie as erl writes it, with a trailing newline.
@@ -393,8 +402,37 @@ fn cookie_sources() {
 }
 
 #[test]
-fn wrong_cookie_is_rejected_quickly_without_leaking_it() {
+fn cookie_of_a_local_node_is_found_on_the_node() {
+    // Started with -setcookie: etop reads the node's own cookie, so none has
+    // to be given.
     let node = Node::start(NodeOpts::default());
+    let out = etop(["-v", "--once", "-i", QUICK, &node.full])
+        .run()
+        .success();
+    assert!(out.stderr.contains("cookie from the target's"), "{out}");
+    assert!(
+        !out.stderr.contains(&node.cookie) && !out.stdout.contains(&node.cookie),
+        "the cookie was printed\n{out}"
+    );
+    assert!(!parse_table(&out).is_empty(), "{out}");
+
+    // The operator's own sources still come first: a wrong one is used and
+    // rejected, not silently replaced by the node's.
+    let out = etop(["--once", &node.full])
+        .cookie_env(&format!("WRONG{}", util::random_hex()))
+        .run();
+    assert_eq!(out.code, Some(4), "{out}");
+    assert!(single_error_line(&out).contains("ERLANG_COOKIE"), "{out}");
+}
+
+#[test]
+fn wrong_cookie_is_rejected_quickly_without_leaking_it() {
+    // Only the operator's sources count for this node (see
+    // cookie_sources_of_our_own).
+    let node = Node::start(NodeOpts {
+        cookie_hidden: true,
+        ..Default::default()
+    });
     let wrong = format!("WRONG{}", util::random_hex());
 
     let out = etop(["--once", &node.full]).cookie_env(&wrong).run();

@@ -105,6 +105,11 @@ pub struct NodeOpts {
     pub ets_rows_per_sec: u32,
     /// The node halts itself after this long, so a leaked node goes away.
     pub seconds: u32,
+    /// Start without `-setcookie`: the node makes up a cookie in its
+    /// `$HOME/.erlang.cookie`, which the harness reads and then deletes. etop
+    /// then cannot find the cookie on the target and needs one of its own
+    /// sources.
+    pub cookie_hidden: bool,
 }
 
 impl Default for NodeOpts {
@@ -117,6 +122,7 @@ impl Default for NodeOpts {
             flood_cap: 200_000,
             ets_rows_per_sec: 0,
             seconds: 300,
+            cookie_hidden: false,
         }
     }
 }
@@ -142,6 +148,7 @@ impl Node {
         let ebin = demo_ebin();
         let dir = tempfile::tempdir().expect("temp dir for the node");
         let name = format!("etop_t_{}", random_hex());
+        // With `cookie_hidden` the node makes up its own; see `wait_ready`.
         let cookie = format!("C{}", random_hex().to_uppercase());
         let host = if opts.long {
             "127.0.0.1".to_string()
@@ -171,9 +178,10 @@ impl Node {
         if opts.idle + opts.busy > 500_000 {
             cmd.arg("+P").arg("2000000");
         }
-        cmd.arg("-setcookie")
-            .arg(&cookie)
-            .arg("-noshell")
+        if !opts.cookie_hidden {
+            cmd.arg("-setcookie").arg(&cookie);
+        }
+        cmd.arg("-noshell")
             .arg("-pa")
             .arg(ebin)
             .arg("-eval")
@@ -187,7 +195,7 @@ impl Node {
             .stdout(log_file.try_clone().expect("dup log"))
             .stderr(log_file);
         let child = cmd.spawn().expect("spawn erl");
-        let node = Node {
+        let mut node = Node {
             name,
             full,
             cookie,
@@ -203,7 +211,7 @@ impl Node {
 
     /// Waits until EPMD knows the node and the scenario has started (its
     /// `metrics_worker` is registered after all idle and busy processes).
-    fn wait_ready(&self) -> &Self {
+    fn wait_ready(&mut self) {
         let deadline = Instant::now() + NODE_START_TIMEOUT;
         let registered = || {
             etop::target::epmd_names("localhost", Duration::from_secs(1))
@@ -221,6 +229,22 @@ impl Node {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+        if self.opts.cookie_hidden {
+            // The auth server writes the file before net_kernel registers
+            // with EPMD, so it is there by now.
+            let file = self._dir.path().join(".erlang.cookie");
+            let text = std::fs::read_to_string(&file).unwrap_or_else(|e| {
+                panic!(
+                    "node {}: no {}: {e}\n{}",
+                    self.full,
+                    file.display(),
+                    self.log()
+                )
+            });
+            self.cookie = text.trim().to_string();
+            assert!(!self.cookie.is_empty(), "empty {}", file.display());
+            std::fs::remove_file(&file).expect("remove the node's cookie file");
+        }
         while self.eval("erlang:whereis(metrics_worker)") == "'undefined'" {
             assert!(
                 Instant::now() < deadline,
@@ -231,7 +255,6 @@ impl Node {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        self
     }
 
     fn assert_alive(&self, doing: &str) {
