@@ -177,11 +177,14 @@ fn msgq_sort_puts_the_flooded_worker_first() {
         u64_field(&f["header"]["procs"], "header.procs", &out) >= 100_000,
         "{out}"
     );
-    // --once samples twice, one second apart; the window is measured between
-    // the two replies, so it carries the jitter of a 100k-process scan.
+    // --once samples twice, one second apart (start to start). etop measures
+    // the window between the two replies, so it moves by the difference of
+    // the two scans' durations: about ±0.1 s on an idle host, up to +0.9 s
+    // (seen 1.89 s) when the 2-core host is saturated. The bounds still tell
+    // the 1 s window from the 5 s default interval or a missing baseline.
     let w = f["header"]["window_secs"].as_f64().unwrap_or(-1.0);
     assert!(
-        (0.7..=1.5).contains(&w),
+        (0.5..=2.5).contains(&w),
         "window_secs {w} is not ~1 s\n{out}"
     );
 }
@@ -251,13 +254,25 @@ fn iterations_and_interval() {
         .success();
     let frames = json_lines(&out);
     assert_eq!(frames.len(), 3, "-n 3 prints three frames\n{out}");
-    for f in &frames[1..] {
-        let w = f["header"]["window_secs"].as_f64().unwrap_or(-1.0);
+    // Frames start one interval apart; each window is measured between two
+    // replies, so a late reply lengthens one window and shortens the next
+    // (seen 0.42 + 0.18 s on a saturated host). Each window must be of the
+    // order of the interval, and their mean close to it.
+    let windows: Vec<f64> = frames[1..]
+        .iter()
+        .map(|f| f["header"]["window_secs"].as_f64().unwrap_or(-1.0))
+        .collect();
+    for w in &windows {
         assert!(
-            (0.2..=0.6).contains(&w),
+            (0.15..=0.9).contains(w),
             "window_secs {w} for -i 0.3\n{out}"
         );
     }
+    let mean = windows.iter().sum::<f64>() / windows.len() as f64;
+    assert!(
+        (0.2..=0.6).contains(&mean),
+        "mean window {mean:.3} s for -i 0.3 ({windows:?})\n{out}"
+    );
 }
 
 #[test]
