@@ -1,7 +1,9 @@
 //! The command line. Doc comments here are the `--help` text and the man page
 //! (man/etop.1 is generated from this definition).
 
+use crate::ets::EtsSort;
 use crate::model::NameStyle;
+use crate::ports::PortSort;
 use crate::remote::SortKey;
 use crate::render::Format;
 use crate::threads::ThreadSort;
@@ -21,6 +23,10 @@ Examples:
   etop                               the one node running on this host, cookie found
   etop nodes                         the nodes on this host and where their cookies are
   etop threads --once demo           the VM's OS threads: scheduler CPU, context switches
+  etop ports --once demo             the ports (sockets...) with the most traffic
+  etop ets -s growth demo            the ETS tables that grow fastest
+  etop msacc --duration 5 --format csv demo > msacc.csv
+                                     where the VM's threads spend their time
 
 Keys (on a terminal): q or Ctrl-C quits; the table redraws on resize.
 
@@ -73,6 +79,37 @@ pub enum Command {
         /// What to sort threads by.
         #[arg(short, long, value_enum, default_value = "cpu")]
         sort: ThreadSort,
+    },
+    /// Every port (TCP/UDP sockets, files, spawned programs) and socket-module
+    /// socket: owner, addresses, and packets and bytes in and out per interval.
+    Ports {
+        #[arg(value_name = "NODE")]
+        node: Option<String>,
+        /// What to sort ports by.
+        #[arg(short, long, value_enum, default_value = "bytes")]
+        sort: PortSort,
+    },
+    /// Every ETS table: owner, type, size, memory, and growth per interval.
+    Ets {
+        #[arg(value_name = "NODE")]
+        node: Option<String>,
+        /// What to sort tables by.
+        #[arg(short, long, value_enum, default_value = "memory")]
+        sort: EtsSort,
+    },
+    /// Microstate accounting: where the VM's threads spend their time
+    /// (emulator, gc, check_io, port, sleep...) over a window. The flag is
+    /// turned on for the window and put back as it was, also if etop is
+    /// interrupted or the connection drops.
+    Msacc {
+        #[arg(value_name = "NODE")]
+        node: Option<String>,
+        /// Seconds to measure.
+        #[arg(short, long, value_name = "SECS", default_value = "10", value_parser = parse_interval)]
+        duration: f64,
+        /// Also one row per thread.
+        #[arg(long)]
+        threads: bool,
     },
 }
 
