@@ -351,6 +351,11 @@ fn a_bare_name_means_a_node_on_this_host() {
     assert!(!parse_table(&out).is_empty(), "{out}");
 }
 
+fn set_mode(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
 #[test]
 fn cookie_sources_of_our_own() {
     // A node whose cookie etop cannot find on the node itself, so that the
@@ -365,22 +370,35 @@ fn cookie_sources_of_our_own() {
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("node.cookie");
     std::fs::write(&file, format!("{}\n", node.cookie)).expect("write cookie file");
-    let out = etop([
-        "-v",
-        "--once",
-        "-i",
-        QUICK,
-        "--cookie-file",
-        file.to_str().expect("utf-8 path"),
-        &node.full,
-    ])
-    .run()
-    .success();
+    let cookie_file_run = || {
+        etop([
+            "-v",
+            "--once",
+            "-i",
+            QUICK,
+            "--cookie-file",
+            file.to_str().expect("utf-8 path"),
+            &node.full,
+        ])
+        .run()
+        .success()
+    };
+    // A secret readable by others is used, with a warning.
+    set_mode(&file, 0o644);
+    let out = cookie_file_run();
+    assert!(
+        out.stderr.contains("readable by other users"),
+        "no warning about a 0644 cookie file\n{out}"
+    );
+    assert!(!parse_table(&out).is_empty(), "{out}");
+    set_mode(&file, 0o400);
+    let out = cookie_file_run();
     assert!(
         out.stderr
             .contains(&format!("cookie from --cookie-file {}", file.display())),
         "{out}"
     );
+    assert!(!out.stderr.contains("warning"), "{out}");
     assert!(!parse_table(&out).is_empty(), "{out}");
 
     let out = etop(["-v", "--once", "-i", QUICK, &node.full])
