@@ -102,6 +102,9 @@ pub struct OsSample {
 #[derive(Debug, Clone)]
 pub struct Sample {
     pub taken_at: Instant,
+    /// The node's monotonic clock when it started this sample, in µs: the
+    /// exact window between two samples, whatever the network delay.
+    pub node_mono_us: Option<i64>,
     pub node: String,
     pub clock: Option<Clock>,
     pub procs: u64,
@@ -204,6 +207,7 @@ pub fn decode_sample(info: &Term, key: SortKey, delta: bool, epoch: u64) -> Opti
         .collect();
     Some(Sample {
         taken_at: Instant::now(),
+        node_mono_us: get("mono_us").and_then(eterm::as_i64),
         node: get("node")
             .and_then(eterm::as_atom)
             .unwrap_or_default()
@@ -349,6 +353,22 @@ pub struct Reply {
     pub info: Term,
     pub epoch: u64,
     pub taken_at: Instant,
+}
+
+impl Reply {
+    /// The node's monotonic clock at the start of this sample, in µs.
+    pub fn node_mono_us(&self) -> Option<i64> {
+        eterm::map_get(&self.info, "mono_us").and_then(eterm::as_i64)
+    }
+}
+
+/// The window between two samples: by the node's clock when both carry it,
+/// else by ours.
+pub fn window(cur: (Instant, Option<i64>), prev: (Instant, Option<i64>)) -> std::time::Duration {
+    match (cur.1, prev.1) {
+        (Some(c), Some(p)) if c >= p => std::time::Duration::from_micros((c - p) as u64),
+        _ => cur.0.saturating_duration_since(prev.0),
+    }
 }
 
 impl crate::session::Feed for RequestFeed {

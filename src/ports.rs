@@ -132,7 +132,7 @@ fn decode_row(t: &Term) -> Option<PortRow> {
 pub struct PortShaper {
     pub sort: PortSort,
     pub baseline_first: bool,
-    prev: Option<(u64, std::time::Instant)>,
+    prev: Option<(u64, std::time::Instant, Option<i64>)>,
 }
 
 impl PortShaper {
@@ -149,11 +149,12 @@ impl Shaper for PortShaper {
     type Sample = Reply;
     fn shape(&mut self, r: Reply) -> Option<Box<dyn Renderable>> {
         // The agent keeps the previous counters; a new connection starts over.
+        let now = (r.taken_at, r.node_mono_us());
         let window = self
             .prev
-            .filter(|(epoch, _)| *epoch == r.epoch)
-            .map(|(_, at)| r.taken_at.saturating_duration_since(at).as_secs_f64());
-        self.prev = Some((r.epoch, r.taken_at));
+            .filter(|(epoch, _, _)| *epoch == r.epoch)
+            .map(|(_, at, mono)| crate::collect::window(now, (at, mono)).as_secs_f64());
+        self.prev = Some((r.epoch, now.0, now.1));
         if window.is_none() && self.baseline_first {
             return None;
         }

@@ -147,7 +147,7 @@ erlang:spawn(fun() ->
     end,
     Rows = lists:flatmap(Detail, Top(Vs, Ps, Len, N)),
     T1 = erlang:monotonic_time(microsecond),
-    {#{node => erlang:node(), time => erlang:localtime(), procs => Len,
+    {#{node => erlang:node(), time => erlang:localtime(), mono_us => T0, procs => Len,
        runq => erlang:statistics(run_queue), memory => erlang:memory(),
        swt => erlang:statistics(scheduler_wall_time), cost_us => T1 - T0,
        elixir => erlang:module_loaded('Elixir.Kernel'),
@@ -225,7 +225,7 @@ erlang:spawn(fun() ->
     Rows = [{Id, V, D, PortDetail(Id)}
             || {V, Id, D} <- lists:sublist(lists:reverse(lists:sort(Ranked)), N)],
     T1 = erlang:monotonic_time(microsecond),
-    {#{node => erlang:node(), time => erlang:localtime(), count => length(Counted),
+    {#{node => erlang:node(), time => erlang:localtime(), mono_us => T0, count => length(Counted),
        cost_us => T1 - T0, rows => Rows}, Next}
   end,
   EtsSample = fun(Key, N, Prev) ->
@@ -250,7 +250,7 @@ erlang:spawn(fun() ->
              Info(T, type), Info(T, protection)}
             || {_, T, M, S, GM, GS} <- lists:sublist(Sorted, N)],
     T1 = erlang:monotonic_time(microsecond),
-    {#{node => erlang:node(), time => erlang:localtime(), count => L, cost_us => T1 - T0,
+    {#{node => erlang:node(), time => erlang:localtime(), mono_us => T0, count => L, cost_us => T1 - T0,
        total_bytes => lists:sum([M || {_, M, _} <- Live]), rows => Rows}, Next}
   end,
   MsaccStart = fun(St) ->
