@@ -16,7 +16,7 @@ use crate::session::{self, Display};
 use crate::term;
 use crate::threads::{ThreadFeed, ThreadShaper, ThreadSort};
 use clap::Parser;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 pub fn main() -> i32 {
@@ -47,7 +47,7 @@ pub fn main() -> i32 {
 fn run(cli: Cli) -> Result<()> {
     match &cli.command {
         Some(Command::Nodes) => {
-            term::write_batch(&nodes::show(cli.view.format))?;
+            term::write_batch(&nodes::show(cli.view.format, &cli.conn.proc_root))?;
             Ok(())
         }
         Some(Command::Threads { node, pid, sort }) => threads(&cli, node.as_deref(), *pid, *sort),
@@ -130,7 +130,7 @@ fn display(cli: &Cli, frames: Option<u64>) -> Display {
 
 /// Resolves the node and the cookie, and connects.
 fn attach(cli: &Cli, node: Option<&str>) -> Result<(Collector, Option<u32>)> {
-    let resolved = nodes::resolve(node)?;
+    let resolved = nodes::resolve(node, &cli.conn.proc_root)?;
     if cli.conn.cookie.is_some() {
         eprintln!(
             "etop: warning: --cookie is visible to other users in the process list; \
@@ -188,7 +188,7 @@ fn procs(cli: &Cli) -> Result<()> {
         // as failed; the next one starts only after it.
         timeout: (interval * 3).max(Duration::from_secs(15)),
         os_pid,
-        proc_root: PathBuf::from("/proc"),
+        proc_root: cli.conn.proc_root.clone(),
     };
     // A one-shot run shows real per-interval numbers: its first sample only
     // sets the baseline.
@@ -205,7 +205,7 @@ fn threads(cli: &Cli, node: Option<&str>, pid: Option<u32>, sort: ThreadSort) ->
     let (os_pid, label) = match pid {
         Some(p) => (p, format!("beam pid {p}")),
         None => {
-            let all = nodes::local_nodes();
+            let all = nodes::local_nodes(&cli.conn.proc_root);
             let found = match node {
                 Some(n) if n.chars().all(|c| c.is_ascii_digit()) => {
                     all.iter().find(|l| l.os_pid.to_string() == n)
@@ -250,7 +250,7 @@ fn threads(cli: &Cli, node: Option<&str>, pid: Option<u32>, sort: ThreadSort) ->
         }
     };
     let feed = ThreadFeed {
-        proc_root: Path::new("/proc").to_path_buf(),
+        proc_root: cli.conn.proc_root.clone(),
         os_pid,
     };
     let shaper = ThreadShaper::new(label, sort, cli.view.lines as usize, cli.view.once);

@@ -220,6 +220,11 @@ pub struct ConnArgs {
     #[arg(global = true, long, value_name = "NAME")]
     pub name: Option<String>,
 
+    /// Where to look for local nodes: the proc filesystem of this host, or
+    /// e.g. /host/proc from inside a container.
+    #[arg(global = true, long, value_name = "PATH", default_value = "/proc")]
+    pub proc_root: PathBuf,
+
     /// Seconds to wait for EPMD, the connection and the handshake.
     #[arg(global = true, long, value_name = "SECS", default_value = "5", value_parser = parse_interval)]
     pub connect_timeout: f64,
