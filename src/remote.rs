@@ -45,18 +45,21 @@ pub const AGENT_CALLS: &[&str] = &[
     "lists:duplicate/2",
     "lists:zipwith/3",
     "lists:zipwith3/4",
-    "lists:unzip/1",
     "lists:zip/2",
     "lists:sort/1",
     "lists:reverse/1",
     "lists:sublist/2",
     "lists:last/1",
     "lists:delete/2",
+    "lists:member/2",
+    "lists:nthtail/2",
+    "lists:usort/1",
+    "maps:merge/2",
+    "erlang:element/2",
+    "erlang:max/2",
     "lists:filter/2",
     "lists:flatmap/2",
     "maps:from_list/1",
-    "maps:keys/1",
-    "maps:without/2",
     "maps:remove/2",
     "maps:get/3",
     "proc_lib:translate_initial_call/1",
@@ -94,34 +97,60 @@ erlang:spawn(fun() ->
   erlang:link(Owner),
   erlang:system_flag(scheduler_wall_time, true),
   Dup = fun lists:duplicate/2,
+  % One process_info item for every process: {Item, V}, or undefined for a
+  % process that died since erlang:processes/0 (undefined sorts below any
+  % tuple, so the dead never rank).
   Scan = fun(Item, Ps, Len) ->
-    Raw = lists:zipwith(fun erlang:process_info/2, Ps, Dup(Len, Item)),
-    % A process that died since erlang:processes/0 answers undefined.
-    Fix = lists:zipwith3(fun maps:get/3, Raw, Dup(Len, #{undefined => {Item, -1}}), Raw),
-    element(2, lists:unzip(Fix))
+    lists:zipwith(fun erlang:process_info/2, Ps, Dup(Len, Item))
   end,
+  Ints = fun(Raw, Len) ->
+    case lists:member(undefined, Raw) of
+      false -> lists:zipwith(fun erlang:element/2, Dup(Len, 2), Raw);
+      true ->
+        Fix = lists:zipwith3(fun maps:get/3, Raw, Dup(Len, #{undefined => {x, -1}}), Raw),
+        lists:zipwith(fun erlang:element/2, Dup(Len, 2), Fix)
+    end
+  end,
+  % Reductions in the window. When the process list is the one of the last
+  % frame, position by position; otherwise through a map of the last frame.
+  Delta = fun(Ps, Vs, Len, {Ps, Old}) -> lists:zipwith(fun erlang:'-'/2, Vs, Old);
+             (Ps, Vs, Len, {OldPs, Old}) ->
+               M = maps:from_list(lists:zip(OldPs, Old)),
+               lists:zipwith(fun erlang:'-'/2, Vs,
+                             lists:zipwith3(fun maps:get/3, Ps, Dup(Len, M), Dup(Len, 0)));
+             (_Ps, Vs, _Len, none) -> Vs
+          end,
+  % The N largest values and the processes holding them, without sorting
+  % every process: the distinct values (lists:usort, nearly linear when most
+  % values are equal), then one maps:get/3 pass that keeps the pairs whose
+  % value is not in the map of values to drop.
   Top = fun(_Vs, _Ps, 0, _N) -> [];
            (_Vs, _Ps, _Len, 0) -> [];
            (Vs, Ps, Len, N) ->
-    D = maps:from_list(lists:zip(Vs, Vs)),
-    TopVals = lists:sublist(lists:reverse(lists:sort(maps:keys(D))), N),
+    Distinct = lists:usort(Vs),
+    NDistinct = length(Distinct),
+    TopVals = lists:reverse(lists:nthtail(erlang:max(0, NDistinct - N), Distinct)),
     Kth = lists:last(TopVals),
+    Lower = lists:sublist(Distinct, erlang:max(0, NDistinct - N)),
+    DropLower = maps:from_list(lists:zip(Lower, Dup(length(Lower), x))),
     Pairs = lists:zip(Vs, Ps),
     Pick = fun(Drop) ->
       lists:filter(fun erlang:is_tuple/1,
                    lists:zipwith3(fun maps:get/3, Vs, Dup(Len, Drop), Pairs))
     end,
-    Above = lists:sublist(lists:reverse(lists:sort(
-              Pick(maps:without(lists:delete(Kth, TopVals), D)))), N),
+    Above = lists:sublist(lists:reverse(lists:sort(Pick(DropLower#{Kth => x}))), N),
     Need = N - length(Above),
     Ties = case Need > 0 of
-      true -> lists:sublist(Pick(maps:remove(Kth, D)), Need);
+      true ->
+        Only = maps:from_list([{V, x} || V <- TopVals, V =/= Kth]),
+        lists:sublist(Pick(maps:merge(DropLower, Only)), Need);
       false -> []
     end,
     Above ++ Ties
   end,
   Items = [registered_name, initial_call, current_function, memory, reductions, message_queue_len],
-  Detail = fun({V, P}) ->
+  Detail = fun({V0, P}) ->
+    V = case V0 of {_, X} -> X; _ -> V0 end,
     case erlang:process_info(P, Items) of
       [{_, Reg}, {_, Init0}, {_, Cur}, {_, Mem}, {_, Reds}, {_, Q}] ->
         Init = case Init0 of
@@ -133,17 +162,17 @@ erlang:spawn(fun() ->
       _ -> []
     end
   end,
-  Sample = fun(Item, N, Delta, Prev) ->
+  Sample = fun(Item, N, WantDelta, Prev) ->
     T0 = erlang:monotonic_time(microsecond),
     % The agent leaves itself out: its cost is reported apart (cost_us).
     Ps = lists:delete(erlang:self(), erlang:processes()),
     Len = length(Ps),
-    Vs0 = Scan(Item, Ps, Len),
-    {Vs, Next} = case Delta of
+    Raw = Scan(Item, Ps, Len),
+    {Vs, Next} = case WantDelta of
       true ->
-        Old = lists:zipwith3(fun maps:get/3, Ps, Dup(Len, Prev), Dup(Len, 0)),
-        {lists:zipwith(fun erlang:'-'/2, Vs0, Old), maps:from_list(lists:zip(Ps, Vs0))};
-      false -> {Vs0, #{}}
+        Now = Ints(Raw, Len),
+        {Delta(Ps, Now, Len, Prev), {Ps, Now}};
+      false -> {Raw, none}
     end,
     Rows = lists:flatmap(Detail, Top(Vs, Ps, Len, N)),
     T1 = erlang:monotonic_time(microsecond),
@@ -278,7 +307,7 @@ erlang:spawn(fun() ->
     end
   end,
   Handle = fun({sample, Item, N, Delta}, St) ->
-                 {Info, Next} = Sample(Item, N, Delta, maps:get(procs, St, #{})),
+                 {Info, Next} = Sample(Item, N, Delta, maps:get(procs, St, none)),
                  {{ok, Info}, St#{procs => Next}};
               ({ports, Key, N}, St) ->
                  {Info, Next} = PortSample(Key, N, maps:get(ports, St, #{})),
