@@ -397,6 +397,37 @@ impl crate::session::Feed for RequestFeed {
     }
 }
 
+/// The window between consecutive replies of one connection: a reply from
+/// a new connection (a restarted node) starts over, since the agent's
+/// counters started over too.
+#[derive(Debug, Default)]
+pub struct ReplyClock {
+    prev: Option<(u64, Instant, Option<i64>)>,
+}
+
+impl ReplyClock {
+    /// Seconds since the previous reply; `None` for a first one.
+    pub fn window(&mut self, r: &Reply) -> Option<f64> {
+        let now = (r.taken_at, r.node_mono_us());
+        let w = self
+            .prev
+            .filter(|(epoch, _, _)| *epoch == r.epoch)
+            .map(|(_, at, mono)| window(now, (at, mono)).as_secs_f64());
+        self.prev = Some((r.epoch, now.0, now.1));
+        w
+    }
+}
+
+/// The `rows` of an agent reply, decoded; malformed rows are skipped.
+pub fn reply_rows<T>(info: &Term, decode: impl Fn(&Term) -> Option<T>) -> Vec<T> {
+    eterm::map_get(info, "rows")
+        .and_then(eterm::list_elems)
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(decode)
+        .collect()
+}
+
 /// The header fields every agent reply carries.
 pub fn reply_header(info: &Term) -> (String, Option<Clock>, u64, f64) {
     let node = eterm::map_get(info, "node")

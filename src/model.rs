@@ -322,18 +322,22 @@ mod tests {
         }
     }
 
+    fn mem(rows: Vec<ProcRow>, sched: Vec<SchedTime>) -> Sample {
+        sample(SortKey::Memory, false, rows, sched)
+    }
+
+    /// The frame for `b` with `a` one second before it.
+    fn after(a: &Sample, b: &Sample) -> Model {
+        Model::new(b, Some((a, Duration::from_secs(1))), false, NameStyle::Auto)
+    }
+
     fn st(id: u32, active: u64, total: u64) -> SchedTime {
         SchedTime { id, active, total }
     }
 
     #[test]
     fn first_frame_has_no_cpu_and_no_window() {
-        let s = sample(
-            SortKey::Memory,
-            false,
-            vec![row(1, 100, 50)],
-            vec![st(1, 5, 10)],
-        );
+        let s = mem(vec![row(1, 100, 50)], vec![st(1, 5, 10)]);
         let m = Model::new(&s, None, false, NameStyle::Auto);
         assert_eq!(m.header.cpu_pct, None);
         assert_eq!(m.header.window_secs, None);
@@ -344,18 +348,8 @@ mod tests {
 
     #[test]
     fn deltas_for_rows_seen_before_and_unknown_for_new_ones() {
-        let a = sample(
-            SortKey::Memory,
-            false,
-            vec![row(1, 0, 50)],
-            vec![st(1, 0, 0)],
-        );
-        let b = sample(
-            SortKey::Memory,
-            false,
-            vec![row(1, 0, 80), row(2, 0, 30)],
-            vec![st(1, 50, 100)],
-        );
+        let a = mem(vec![row(1, 0, 50)], vec![st(1, 0, 0)]);
+        let b = mem(vec![row(1, 0, 80), row(2, 0, 30)], vec![st(1, 50, 100)]);
         let m = Model::new(
             &b,
             Some((&a, Duration::from_secs(2))),
@@ -370,24 +364,9 @@ mod tests {
 
     #[test]
     fn counter_going_backwards_is_unknown_not_underflow() {
-        let a = sample(
-            SortKey::Memory,
-            false,
-            vec![row(1, 0, 500)],
-            vec![st(1, 90, 100)],
-        );
-        let b = sample(
-            SortKey::Memory,
-            false,
-            vec![row(1, 0, 10)],
-            vec![st(1, 10, 200)],
-        );
-        let m = Model::new(
-            &b,
-            Some((&a, Duration::from_secs(1))),
-            false,
-            NameStyle::Auto,
-        );
+        let a = mem(vec![row(1, 0, 500)], vec![st(1, 90, 100)]);
+        let b = mem(vec![row(1, 0, 10)], vec![st(1, 10, 200)]);
+        let m = after(&a, &b);
         assert_eq!(m.rows[0].reds, None);
         assert_eq!(m.header.cpu_pct, None);
     }
@@ -407,25 +386,10 @@ mod tests {
 
     #[test]
     fn samples_of_another_connection_are_not_compared() {
-        let a = sample(
-            SortKey::Memory,
-            false,
-            vec![row(1, 0, 50)],
-            vec![st(1, 0, 0)],
-        );
-        let mut b = sample(
-            SortKey::Memory,
-            false,
-            vec![row(1, 0, 80)],
-            vec![st(1, 5, 10)],
-        );
+        let a = mem(vec![row(1, 0, 50)], vec![st(1, 0, 0)]);
+        let mut b = mem(vec![row(1, 0, 80)], vec![st(1, 5, 10)]);
         b.epoch = 2;
-        let m = Model::new(
-            &b,
-            Some((&a, Duration::from_secs(1))),
-            false,
-            NameStyle::Auto,
-        );
+        let m = after(&a, &b);
         assert_eq!(m.rows[0].reds, None);
         assert_eq!(m.header.cpu_pct, None);
     }
@@ -439,7 +403,7 @@ mod tests {
             function: "handle_cast".into(),
             arity: 2,
         });
-        let mut s = sample(SortKey::Memory, false, vec![r], vec![]);
+        let mut s = mem(vec![r], vec![]);
         s.elixir = true;
         let m = Model::new(&s, None, false, NameStyle::Auto);
         assert_eq!(m.rows[0].name, "Demo.Metrics.Worker");

@@ -3,7 +3,7 @@
 //! counters of all ports are read on the node; names, owners and addresses
 //! only for the rows shown.
 
-use crate::collect::{Reply, reply_header};
+use crate::collect::{Reply, ReplyClock, reply_header, reply_rows};
 use crate::eterm::{self, Term, atom, int, tuple};
 use crate::render::{self, human_bytes};
 use crate::session::{Renderable, Shaper};
@@ -132,7 +132,7 @@ fn decode_row(t: &Term) -> Option<PortRow> {
 pub struct PortShaper {
     pub sort: PortSort,
     pub baseline_first: bool,
-    prev: Option<(u64, std::time::Instant, Option<i64>)>,
+    clock: ReplyClock,
 }
 
 impl PortShaper {
@@ -140,7 +140,7 @@ impl PortShaper {
         PortShaper {
             sort,
             baseline_first: once,
-            prev: None,
+            clock: ReplyClock::default(),
         }
     }
 }
@@ -148,23 +148,12 @@ impl PortShaper {
 impl Shaper for PortShaper {
     type Sample = Reply;
     fn shape(&mut self, r: Reply) -> Option<Box<dyn Renderable>> {
-        // The agent keeps the previous counters; a new connection starts over.
-        let now = (r.taken_at, r.node_mono_us());
-        let window = self
-            .prev
-            .filter(|(epoch, _, _)| *epoch == r.epoch)
-            .map(|(_, at, mono)| crate::collect::window(now, (at, mono)).as_secs_f64());
-        self.prev = Some((r.epoch, now.0, now.1));
+        let window = self.clock.window(&r);
         if window.is_none() && self.baseline_first {
             return None;
         }
         let (node, clock, count, cost_ms) = reply_header(&r.info);
-        let rows = eterm::map_get(&r.info, "rows")
-            .and_then(eterm::list_elems)
-            .unwrap_or(&[])
-            .iter()
-            .filter_map(decode_row)
-            .collect();
+        let rows = reply_rows(&r.info, decode_row);
         Some(Box::new(PortFrame {
             node,
             clock: clock.map(|c| c.to_string()),
