@@ -110,6 +110,34 @@ pub struct NodeOpts {
     /// then cannot find the cookie on the target and needs one of its own
     /// sources.
     pub cookie_hidden: bool,
+    /// How the node gets its name (see [`Naming`]).
+    pub naming: Naming,
+    /// The cookie to use instead of a random one.
+    pub cookie: Option<String>,
+    /// Start without `-setcookie`, with the cookie (and a trailing newline,
+    /// as `echo` writes it) in the node's own `$HOME/.erlang.cookie`, mode
+    /// 0400, left there for etop to find.
+    pub cookie_in_home: bool,
+    /// 1 KB UDP datagrams a second from the registered `metrics_exporter`
+    /// to a socket on 127.0.0.1.
+    pub udp_per_sec: u32,
+    /// More erl arguments, before the harness's own (`+S 1`, `-config PATH`).
+    pub erl_args: Vec<String>,
+    /// More environment variables for the node (`RELEASE_ROOT`, ...).
+    pub env: Vec<(String, String)>,
+}
+
+/// How a test node becomes a distributed node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Naming {
+    /// `-sname NAME` (or `-name` with `long`) in argv.
+    #[default]
+    Argv,
+    /// No name in argv: the node starts distribution from inside Erlang,
+    /// `net_kernel:start([NAME, shortnames])`, like some services do.
+    Runtime,
+    /// Not distributed at all: no name, no EPMD entry, no `eval`.
+    None,
 }
 
 impl Default for NodeOpts {
@@ -123,13 +151,28 @@ impl Default for NodeOpts {
             ets_rows_per_sec: 0,
             seconds: 300,
             cookie_hidden: false,
+            naming: Naming::Argv,
+            cookie: None,
+            cookie_in_home: false,
+            udp_per_sec: 0,
+            erl_args: Vec::new(),
+            env: Vec::new(),
         }
     }
 }
 
+/// How the harness's own hidden node names begin (the connection `eval`
+/// uses), so that a test can tell it from etop's on the node.
+pub const EVAL_NAME_PREFIX: &str = "etop_t_eval_";
+
+/// What a node that is not distributed prints when its scenario runs: the
+/// harness cannot ask it over distribution.
+const READY_MARK: &str = "etop_test_node_ready";
+
 /// A running demo node, killed on drop.
 pub struct Node {
     /// The part before '@', which is also what a bare NODE argument means.
+    /// (With `Naming::None` the node has no name: this one is unused.)
     pub name: String,
     /// `name@host`, as etop is given it.
     pub full: String,
@@ -145,11 +188,22 @@ pub struct Node {
 
 impl Node {
     pub fn start(opts: NodeOpts) -> Node {
+        assert!(
+            !(opts.cookie_hidden && (opts.cookie_in_home || opts.cookie.is_some())),
+            "cookie_hidden makes the node invent its cookie: it cannot be given"
+        );
+        assert!(
+            !(opts.long && opts.naming == Naming::Runtime),
+            "Naming::Runtime starts short names only"
+        );
         let ebin = demo_ebin();
         let dir = tempfile::tempdir().expect("temp dir for the node");
         let name = format!("etop_t_{}", random_hex());
         // With `cookie_hidden` the node makes up its own; see `wait_ready`.
-        let cookie = format!("C{}", random_hex().to_uppercase());
+        let cookie = opts
+            .cookie
+            .clone()
+            .unwrap_or_else(|| format!("C{}", random_hex().to_uppercase()));
         let host = if opts.long {
             "127.0.0.1".to_string()
         } else {
@@ -158,27 +212,50 @@ impl Node {
         let full = format!("{name}@{host}");
         let log = dir.path().join("node.log");
         let log_file = std::fs::File::create(&log).expect("node log file");
-        let scenario = format!(
+        let mut scenario = format!(
             "etop_demo:start(#{{idle => {}, busy => {}, flood_per_sec => {}, flood_cap => {}, \
-             ets_rows_per_sec => {}, seconds => {}}})",
+             ets_rows_per_sec => {}, udp_per_sec => {}, seconds => {}}})",
             opts.idle,
             opts.busy,
             opts.flood_per_sec,
             opts.flood_cap,
             opts.ets_rows_per_sec,
+            opts.udp_per_sec,
             opts.seconds
         );
+        match opts.naming {
+            Naming::Argv => {}
+            Naming::Runtime => {
+                scenario =
+                    format!("{{ok, _}} = net_kernel:start(['{name}', shortnames]), {scenario}")
+            }
+            Naming::None => {
+                scenario = format!("{scenario}, io:format(\"~s~n\", [\"{READY_MARK}\"])")
+            }
+        }
+        if opts.cookie_in_home {
+            use std::os::unix::fs::PermissionsExt;
+            let p = dir.path().join(".erlang.cookie");
+            std::fs::write(&p, format!("{cookie}\n")).expect("write the node's cookie file");
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o400))
+                .expect("chmod the node's cookie file");
+        }
         let mut cmd = Command::new(erl());
-        if opts.long {
-            cmd.arg("-name").arg(&full);
-        } else {
-            cmd.arg("-sname").arg(&name);
+        cmd.args(&opts.erl_args);
+        match (opts.naming, opts.long) {
+            (Naming::Argv, true) => {
+                cmd.arg("-name").arg(&full);
+            }
+            (Naming::Argv, false) => {
+                cmd.arg("-sname").arg(&name);
+            }
+            (Naming::Runtime | Naming::None, _) => {}
         }
         // The default limit is about a million processes.
         if opts.idle + opts.busy > 500_000 {
             cmd.arg("+P").arg("2000000");
         }
-        if !opts.cookie_hidden {
+        if !opts.cookie_hidden && !opts.cookie_in_home && opts.naming != Naming::None {
             cmd.arg("-setcookie").arg(&cookie);
         }
         cmd.arg("-noshell")
@@ -191,6 +268,7 @@ impl Node {
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", dir.path())
+            .envs(opts.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("dup log"))
             .stderr(log_file);
@@ -209,10 +287,44 @@ impl Node {
         node
     }
 
+    /// Starts several nodes at once (each start mostly waits for erl to
+    /// boot), in the order given.
+    pub fn start_all(opts: Vec<NodeOpts>) -> Vec<Node> {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = opts
+                .into_iter()
+                .map(|o| s.spawn(move || Node::start(o)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        })
+    }
+
+    /// The OS pid of the node's `beam.smp` (erl execs the VM).
+    pub fn os_pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Waits until EPMD knows the node and the scenario has started (its
     /// `metrics_worker` is registered after all idle and busy processes).
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + NODE_START_TIMEOUT;
+        if self.opts.naming == Naming::None {
+            while !self.log().contains(READY_MARK) {
+                self.assert_alive("starting the demo scenario");
+                assert!(
+                    Instant::now() < deadline,
+                    "node (pid {}) did not start the demo scenario within {:?}\n{}",
+                    self.os_pid(),
+                    NODE_START_TIMEOUT,
+                    self.log()
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            return;
+        }
         let registered = || {
             etop::target::epmd_names("localhost", Duration::from_secs(1))
                 .map(|names| names.iter().any(|(n, _)| *n == self.name))
@@ -289,7 +401,7 @@ impl Node {
             port: None,
             cookie: Cookie::new(&self.cookie).expect("non-empty cookie"),
             cookie_origin: CookieOrigin::Flag,
-            our_name: format!("etop_t_eval_{}", &random_hex()[..8]),
+            our_name: format!("{EVAL_NAME_PREFIX}{}", &random_hex()[..8]),
             timeout: Duration::from_secs(5),
         }
     }
@@ -402,6 +514,60 @@ pub fn is_local_pid(s: &str) -> bool {
 pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     l.local_addr().expect("local addr").port()
+}
+
+/// A proc filesystem that shows only some processes: a temp dir with
+/// `<pid> -> /proc/<pid>` for each, and the host-wide files etop reads
+/// (`sys/kernel/hostname`, `stat`, `loadavg`). `etop --proc-root DIR` then
+/// sees only the nodes of this test, whatever else runs on the host.
+pub struct FakeProc {
+    dir: tempfile::TempDir,
+}
+
+impl FakeProc {
+    pub fn new(pids: &[u32]) -> FakeProc {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().expect("temp dir for a fake /proc");
+        let root = dir.path();
+        for pid in pids {
+            symlink(format!("/proc/{pid}"), root.join(pid.to_string())).expect("symlink a pid");
+        }
+        std::fs::create_dir_all(root.join("sys/kernel")).expect("create sys/kernel");
+        std::fs::copy(
+            "/proc/sys/kernel/hostname",
+            root.join("sys/kernel/hostname"),
+        )
+        .expect("copy the hostname");
+        for f in ["stat", "loadavg"] {
+            symlink(Path::new("/proc").join(f), root.join(f)).expect("symlink a host file");
+        }
+        FakeProc { dir }
+    }
+
+    /// The value for `--proc-root`.
+    pub fn arg(&self) -> String {
+        self.dir
+            .path()
+            .to_str()
+            .expect("temp paths are UTF-8")
+            .to_string()
+    }
+}
+
+/// The login name of the user the tests run as, as etop names a node's
+/// user (the uid when /etc/passwd does not know it).
+pub fn our_user() -> String {
+    // SAFETY: getuid(2) cannot fail and touches no memory.
+    let uid = unsafe { libc::getuid() };
+    std::fs::read_to_string("/etc/passwd")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            let mut cols = l.split(':');
+            let (name, _, id) = (cols.next()?, cols.next()?, cols.next()?);
+            (id.parse() == Ok(uid)).then(|| name.to_string())
+        })
+        .unwrap_or_else(|| uid.to_string())
 }
 
 /// One etop invocation, with a hermetic environment: PATH, an empty HOME of
@@ -749,4 +915,73 @@ pub fn parse_csv(text: &str) -> Vec<Vec<String>> {
         records.push(fields);
     }
     records
+}
+
+/// A table whose cells may be empty (ports without a remote address, ETS
+/// tables without an id): columns are found by position. The table starts at
+/// the first line of stdout that starts with `first_title` (leading spaces
+/// aside: right-aligned titles are indented) and ends at the first blank
+/// line. Two or more spaces on every line of the table separate columns (the
+/// renderer leaves two after each), so a title may hold single spaces
+/// ("Thread type") and a column may be empty on some rows.
+pub fn parse_aligned(
+    out: &Output,
+    first_title: &str,
+) -> Vec<std::collections::HashMap<String, String>> {
+    let lines = out.stdout_lines();
+    let start = lines
+        .iter()
+        .position(|l| l.trim_start().starts_with(first_title))
+        .unwrap_or_else(|| panic!("no table header line starting with '{first_title}'\n{out}"));
+    let table: Vec<Vec<char>> = lines[start..]
+        .iter()
+        .take_while(|l| !l.trim().is_empty())
+        .map(|l| l.chars().collect())
+        .collect();
+    let width = table.iter().map(Vec::len).max().unwrap_or(0);
+    let blank = |i: usize| table.iter().all(|l| l.get(i).is_none_or(|c| *c == ' '));
+    // Column spans: runs of positions not blank on every line, split where
+    // at least two blank positions follow each other.
+    let mut spans: Vec<(usize, usize)> = Vec::new();
+    let mut i = 0;
+    while i < width {
+        if blank(i) {
+            i += 1;
+            continue;
+        }
+        let begin = i;
+        let mut end = i;
+        while i < width {
+            if !blank(i) {
+                end = i + 1;
+                i += 1;
+            } else if i + 1 < width && !blank(i + 1) {
+                // A single blank position inside a column.
+                i += 1;
+            } else {
+                break;
+            }
+        }
+        spans.push((begin, end));
+    }
+    let cell = |l: &[char], (b, e): (usize, usize)| -> String {
+        l.get(b.min(l.len())..e.min(l.len()))
+            .map(|c| c.iter().collect::<String>().trim().to_string())
+            .unwrap_or_default()
+    };
+    let titles: Vec<String> = spans.iter().map(|s| cell(&table[0], *s)).collect();
+    assert!(
+        titles.iter().all(|t| !t.is_empty()),
+        "a column without a title: {titles:?}\n{out}"
+    );
+    table[1..]
+        .iter()
+        .map(|l| {
+            titles
+                .iter()
+                .cloned()
+                .zip(spans.iter().map(|s| cell(l, *s)))
+                .collect()
+        })
+        .collect()
 }
