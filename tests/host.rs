@@ -1,0 +1,495 @@
+//! etop on a production host: finding the local nodes and their cookies with
+//! no cookie flags at all, and the host-side threads view, against real nodes
+//! (demo/etop_demo.erl).
+//!
+//! Tests that rely on discovery run etop with `--proc-root` pointing at a
+//! fake /proc that holds only their own nodes (see `util::FakeProc`), so the
+//! nodes of tests running in parallel, or anything else on the host, do not
+//! change what "the only node on this host" is.
+
+mod util;
+
+use serde_json::Value;
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use util::{FakeProc, Naming, Node, NodeOpts, etop, parse_aligned, parse_table};
+
+/// A short sampling window for runs that only need a frame, not its numbers.
+const QUICK: &str = "0.2";
+
+/// A quiet node: few processes, so nodes start fast on a loaded host.
+fn quiet() -> NodeOpts {
+    NodeOpts {
+        idle: 10,
+        ..Default::default()
+    }
+}
+
+fn json_lines(out: &util::Output) -> Vec<Value> {
+    out.stdout_lines()
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): '{l}'\n{out}")))
+        .collect()
+}
+
+fn the_json(out: &util::Output) -> Value {
+    let mut v = json_lines(out);
+    assert_eq!(v.len(), 1, "expected one JSON line\n{out}");
+    v.remove(0)
+}
+
+fn num(v: &Value, what: &str, out: &util::Output) -> f64 {
+    v.as_f64()
+        .unwrap_or_else(|| panic!("{what} is {v}, not a number\n{out}"))
+}
+
+/// The one line etop prints on stderr for a fatal error.
+fn single_error_line(out: &util::Output) -> &str {
+    let lines = out.stderr_lines();
+    assert_eq!(lines.len(), 1, "expected exactly one line on stderr\n{out}");
+    assert!(out.stdout.is_empty(), "expected nothing on stdout\n{out}");
+    lines[0]
+}
+
+/// `etop nodes --format json` through a fake /proc, by OS pid.
+fn nodes_json(fake: &FakeProc) -> (HashMap<u64, Value>, util::Output) {
+    let out = etop(["nodes", "--format", "json", "--proc-root", &fake.arg()])
+        .run()
+        .success();
+    let by_pid = json_lines(&out)
+        .into_iter()
+        .map(|v| {
+            let pid = v["os_pid"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("no os_pid in {v}\n{out}"));
+            (pid, v)
+        })
+        .collect();
+    (by_pid, out)
+}
+
+/// `etop -v --once` through a fake /proc with no cookie given in any way
+/// (the harness's etop has an empty HOME and no ERLANG_COOKIE): it must
+/// attach to `node` with the cookie from `source` on the target.
+fn attaches_with_targets_cookie(
+    fake: &FakeProc,
+    node_arg: Option<&str>,
+    node: &Node,
+    source: &str,
+) {
+    let mut args = vec!["-v", "--once", "-i", QUICK];
+    let proc_root = fake.arg();
+    args.extend(["--proc-root", &proc_root]);
+    args.extend(node_arg);
+    let out = etop(&args).run().success();
+    let said = format!(
+        "etop: attaching to {} with the cookie from the target's {source}\n",
+        node.full
+    );
+    assert!(
+        out.stderr.contains(&said),
+        "-v does not say '{}'\n{out}",
+        said.trim_end()
+    );
+    assert!(
+        out.stdout.starts_with(&format!("{}  ", node.full)),
+        "the header does not name {}\n{out}",
+        node.full
+    );
+    assert!(!parse_table(&out).is_empty(), "{out}");
+    assert!(
+        !out.stderr.contains(&node.cookie) && !out.stdout.contains(&node.cookie),
+        "the cookie was printed\n{out}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Issue 3: a production host, no cookie flags.
+
+#[test]
+fn no_node_argument_attaches_to_the_only_node_with_its_argv_cookie() {
+    let node = Node::start(quiet());
+    let fake = FakeProc::new(&[node.os_pid()]);
+    attaches_with_targets_cookie(&fake, None, &node, "argv");
+}
+
+/// A release root like `mix release` or rebar3 leave: `releases/<vsn>/sys.config`
+/// and `releases/COOKIE` (no trailing newline, owner read-only).
+fn release_dir(cookie: &str) -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let rel = tempfile::tempdir().expect("temp release root");
+    let vsn = rel.path().join("releases/0.1.0");
+    std::fs::create_dir_all(&vsn).expect("create releases/0.1.0");
+    std::fs::write(vsn.join("sys.config"), "[].\n").expect("write sys.config");
+    let file = rel.path().join("releases/COOKIE");
+    std::fs::write(&file, cookie).expect("write releases/COOKIE");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o400))
+        .expect("chmod releases/COOKIE");
+    rel
+}
+
+fn path_str(p: &Path) -> String {
+    p.to_str().expect("temp paths are UTF-8").to_string()
+}
+
+#[test]
+fn release_cookies_are_found_in_precedence_order() {
+    // Every node reads its cookie from its own $HOME/.erlang.cookie (erl has
+    // no other source without -setcookie); the release's sources hold the
+    // same cookie, and come first, so what -v names is the source etop used.
+    let cookies: Vec<String> = (0..3)
+        .map(|_| format!("R{}", util::random_hex().to_uppercase()))
+        .collect();
+    let rels: Vec<tempfile::TempDir> = cookies.iter().map(|c| release_dir(c)).collect();
+    let release_node = |i: usize, env: Vec<(&str, String)>| NodeOpts {
+        cookie: Some(cookies[i].clone()),
+        cookie_in_home: true,
+        erl_args: vec![
+            "-config".into(),
+            path_str(&rels[i].path().join("releases/0.1.0/sys")),
+        ],
+        env: env.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        ..quiet()
+    };
+    let nodes = Node::start_all(vec![
+        // mix release style: RELEASE_ROOT in the environment.
+        release_node(
+            0,
+            vec![
+                ("RELEASE_ROOT", path_str(rels[0].path())),
+                ("RELEASE_NAME", "demo".into()),
+            ],
+        ),
+        // rebar3 style: the root only from the -config path.
+        release_node(1, vec![]),
+        // RELEASE_COOKIE in the environment beats releases/COOKIE.
+        release_node(
+            2,
+            vec![
+                ("RELEASE_ROOT", path_str(rels[2].path())),
+                ("RELEASE_NAME", "demo".into()),
+                ("RELEASE_COOKIE", cookies[2].clone()),
+            ],
+        ),
+    ]);
+    let sources = ["releases/COOKIE", "releases/COOKIE", "RELEASE_COOKIE"];
+    let pids: Vec<u32> = nodes.iter().map(Node::os_pid).collect();
+    let fake = FakeProc::new(&pids);
+
+    let (listed, out) = nodes_json(&fake);
+    assert_eq!(listed.len(), 3, "{out}");
+    for (node, source) in nodes.iter().zip(sources) {
+        let line = &listed[&u64::from(node.os_pid())];
+        assert_eq!(line["node"], node.full.as_str(), "{out}");
+        assert_eq!(line["cookie"], source, "{}: {out}", node.full);
+        assert_eq!(line["user"], util::our_user().as_str(), "{out}");
+        assert!(line["dist_port"].as_u64().is_some(), "{out}");
+    }
+    let text = etop(["nodes", "--proc-root", &fake.arg()]).run().success();
+    for node in &nodes {
+        assert!(text.stdout.contains(&node.full), "{text}");
+    }
+    assert!(text.stdout.contains("releases/COOKIE"), "{text}");
+
+    for (node, source) in nodes.iter().zip(sources) {
+        attaches_with_targets_cookie(&fake, Some(&node.os_pid().to_string()), node, source);
+    }
+
+    // The cookie sent is really the one in releases/COOKIE: a wrong one there
+    // is used (and rejected) although the node's HOME has the right one.
+    let file = rels[1].path().join("releases/COOKIE");
+    std::fs::write(&file, format!("WRONG{}", util::random_hex())).expect("rewrite COOKIE");
+    let out = etop(["--once", "--proc-root", &fake.arg(), &nodes[1].name]).run();
+    assert_eq!(out.code, Some(4), "{out}");
+    let line = single_error_line(&out);
+    assert!(line.contains("rejected our cookie"), "{out}");
+    assert!(
+        line.contains("releases/COOKIE"),
+        "the source is not named\n{out}"
+    );
+}
+
+#[test]
+fn a_node_named_at_runtime_is_found_by_its_epmd_port() {
+    // No name and no cookie in argv: distribution starts from inside Erlang
+    // (net_kernel:start/1) and the cookie is the node's $HOME/.erlang.cookie,
+    // written with a trailing newline.
+    let node = Node::start(NodeOpts {
+        naming: Naming::Runtime,
+        cookie_in_home: true,
+        ..quiet()
+    });
+    let argv = std::fs::read(format!("/proc/{}/cmdline", node.os_pid())).expect("cmdline");
+    let argv = String::from_utf8_lossy(&argv).replace('\0', " ");
+    for flag in [" -sname ", " -name ", " -setcookie "] {
+        assert!(!argv.contains(flag), "{flag} in the node's argv: {argv}");
+    }
+    let fake = FakeProc::new(&[node.os_pid()]);
+    let source = format!("$HOME/.erlang.cookie of user {}", util::our_user());
+
+    let out = etop(["nodes", "--proc-root", &fake.arg()]).run().success();
+    assert!(
+        out.stdout.contains(&node.full),
+        "the node's name is not listed\n{out}"
+    );
+    assert!(out.stdout.contains(&source), "{out}");
+    let (listed, out) = nodes_json(&fake);
+    let line = &listed[&u64::from(node.os_pid())];
+    assert_eq!(line["node"], node.full.as_str(), "{out}");
+    let epmd_port = etop::target::epmd_names("localhost", Duration::from_secs(2))
+        .expect("EPMD answers")
+        .into_iter()
+        .find(|(n, _)| *n == node.name)
+        .map(|(_, p)| u64::from(p));
+    assert_eq!(line["dist_port"].as_u64(), epmd_port, "{out}");
+
+    attaches_with_targets_cookie(&fake, None, &node, &source);
+}
+
+#[test]
+fn several_local_nodes_must_be_named_by_name_or_pid() {
+    let nodes = Node::start_all(vec![quiet(), quiet()]);
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let fake = FakeProc::new(&[a.os_pid(), b.os_pid()]);
+
+    let out = etop(["--once", "--proc-root", &fake.arg()]).run();
+    assert_eq!(out.code, Some(2), "{out}");
+    let line = single_error_line(&out);
+    for n in [a, b] {
+        assert!(line.contains(&n.full), "{} is not listed\n{out}", n.full);
+        assert!(line.contains(&n.os_pid().to_string()), "{out}");
+    }
+
+    let (listed, out) = nodes_json(&fake);
+    assert_eq!(listed.len(), 2, "{out}");
+    for n in [a, b] {
+        let l = &listed[&u64::from(n.os_pid())];
+        assert_eq!(l["node"], n.full.as_str(), "{out}");
+        assert_eq!(l["cookie"], "argv", "{out}");
+    }
+
+    // A bare name for one, the OS pid for the other; no cookie given.
+    attaches_with_targets_cookie(&fake, Some(&a.name), a, "argv");
+    attaches_with_targets_cookie(&fake, Some(&b.os_pid().to_string()), b, "argv");
+}
+
+/// Clock ticks per second, the unit of CPU times in /proc.
+fn clk_tck() -> f64 {
+    // SAFETY: sysconf(3) only reads a configuration value.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    assert!(t > 0, "sysconf(_SC_CLK_TCK) = {t}");
+    t as f64
+}
+
+/// The thread of `pid` whose name (comm) is `name`.
+fn thread_named(pid: u32, name: &str) -> u32 {
+    let task = format!("/proc/{pid}/task");
+    std::fs::read_dir(&task)
+        .unwrap_or_else(|e| panic!("{task}: {e}"))
+        .filter_map(Result::ok)
+        .find(|t| {
+            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim_end() == name)
+        })
+        .and_then(|t| t.file_name().to_str()?.parse().ok())
+        .unwrap_or_else(|| panic!("no thread named {name} in {task}"))
+}
+
+/// User plus system CPU time of one thread, in clock ticks.
+fn thread_ticks(pid: u32, tid: u32) -> u64 {
+    let path = format!("/proc/{pid}/task/{tid}/stat");
+    let stat = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    // Fields after the command name: state is field 3, utime 14, stime 15.
+    let rest: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r.split_whitespace().collect())
+        .unwrap_or_default();
+    let field = |n: usize| -> u64 {
+        rest.get(n - 3)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no field {n} in {path}: {stat}"))
+    };
+    field(14) + field(15)
+}
+
+#[test]
+fn threads_show_the_busy_scheduler_without_a_cookie() {
+    let nodes = Node::start_all(vec![
+        // One scheduler running a busy loop, on a node whose cookie etop
+        // cannot find anywhere: the threads view needs none.
+        NodeOpts {
+            busy: 1,
+            cookie_hidden: true,
+            erl_args: vec!["+S".into(), "1".into()],
+            ..quiet()
+        },
+        // Not distributed at all.
+        NodeOpts {
+            naming: Naming::None,
+            ..quiet()
+        },
+    ]);
+    let (busy, plain) = (&nodes[0], &nodes[1]);
+    let fake = FakeProc::new(&[busy.os_pid()]);
+    let proc_root = fake.arg();
+
+    // The busy scheduler's own CPU time, read here around etop's window: how
+    // much CPU etop may report for it whatever else loads the host.
+    let sched_tid = thread_named(busy.os_pid(), "1_scheduler");
+    let ticks_before = thread_ticks(busy.os_pid(), sched_tid);
+    let bracket = Instant::now();
+    // Both at once: text by name, JSON by OS pid.
+    let text = etop(["threads", "--once", "--proc-root", &proc_root, &busy.name]).spawn();
+    let pid = busy.os_pid().to_string();
+    let json = etop([
+        "threads",
+        "--once",
+        "--format",
+        "json",
+        "--proc-root",
+        &proc_root,
+        &pid,
+    ])
+    .spawn();
+    let json = json.wait(util::ETOP_TIMEOUT).success();
+    let bracket = bracket.elapsed().as_secs_f64();
+    let used = (thread_ticks(busy.os_pid(), sched_tid) - ticks_before) as f64 / clk_tck();
+    let text = text.wait(util::ETOP_TIMEOUT).success();
+
+    let label = format!("{} (beam pid {})", busy.full, busy.os_pid());
+    assert!(text.stdout.starts_with(&label), "{text}");
+    let rows = parse_aligned(&text, "TID");
+    assert!(rows.len() > 1, "{text}");
+    assert_eq!(rows[0]["Thread"], "1_scheduler", "{text}");
+    assert_eq!(rows[0]["TID"], sched_tid.to_string(), "{text}");
+    let pct = |r: &HashMap<String, String>, col: &str| -> f64 {
+        r[col]
+            .parse()
+            .unwrap_or_else(|_| panic!("{col} '{}' is not a number\n{text}", r[col]))
+    };
+    let cpu = pct(&rows[0], "CPU%");
+    assert!(
+        cpu > pct(&rows[1], "CPU%"),
+        "the busy scheduler is not ahead\n{text}"
+    );
+    assert!(
+        (cpu - pct(&rows[0], "User%") - pct(&rows[0], "Sys%")).abs() < 0.15,
+        "CPU% is not User% + Sys%\n{text}"
+    );
+
+    let frame = the_json(&json);
+    assert_eq!(frame["label"], label.as_str(), "{json}");
+    let row = &frame["rows"][0];
+    assert_eq!(row["name"], "1_scheduler", "{json}");
+    assert_eq!(row["tid"].as_u64(), Some(u64::from(sched_tid)), "{json}");
+    let cpu = num(&row["cpu_pct"], "rows[0].cpu_pct", &json);
+    let window = num(&frame["window_secs"], "window_secs", &json);
+    assert!((0.9..bracket).contains(&window), "{json}");
+    // What etop says the thread used in its window is at most what it used
+    // around it, and at least that less the time outside the window; a tick
+    // or two of rounding either way. On an idle host this pins CPU% near
+    // 100; on a loaded one the busy thread gets less, and etop must say so.
+    let reported = cpu / 100.0 * window;
+    let slack = 3.0 / clk_tck();
+    assert!(
+        reported <= used + slack,
+        "etop reports {reported:.3} s of CPU in its {window:.3} s window; \
+         the thread used {used:.3} s in the {bracket:.3} s around it\n{json}"
+    );
+    assert!(
+        reported >= used - (bracket - window) - slack,
+        "etop reports {reported:.3} s of CPU in its {window:.3} s window; \
+         the thread used {used:.3} s in the {bracket:.3} s around it\n{json}"
+    );
+    assert!(
+        cpu <= 100.5,
+        "one thread, more than one core: {cpu}%\n{json}"
+    );
+
+    // The node that is not distributed: by --pid, and as the only VM.
+    let fake = FakeProc::new(&[plain.os_pid()]);
+    let proc_root = fake.arg();
+    let pid = plain.os_pid().to_string();
+    for args in [
+        vec!["threads", "--once", "-i", QUICK, "-l", "100", "--pid", &pid],
+        vec!["threads", "--once", "-i", QUICK, "-l", "100"],
+    ] {
+        let out = etop(args.iter().chain(&["--proc-root", proc_root.as_str()]))
+            .run()
+            .success();
+        let head = out.stdout_lines().first().copied().unwrap_or("");
+        assert!(head.contains(&format!("beam pid {pid}")), "{out}");
+        let names: Vec<String> = parse_aligned(&out, "TID")
+            .into_iter()
+            .map(|r| r["Thread"].clone())
+            .collect();
+        assert!(
+            names.iter().any(|n| n == "1_scheduler"),
+            "no scheduler thread in {names:?}\n{out}"
+        );
+    }
+    // The process view needs a distributed node, and says what works instead.
+    let out = etop(["--once", "--proc-root", &proc_root, &pid]).run();
+    assert_eq!(out.code, Some(2), "{out}");
+    let line = single_error_line(&out);
+    assert!(line.contains("not a distributed node"), "{out}");
+    assert!(line.contains(&format!("etop threads --pid {pid}")), "{out}");
+}
+
+// Elixir itself cannot be tested here without an Elixir install; what can be
+// is that `--names elixir` writes an Erlang node's modules the way Elixir
+// does (`:mod.fun/arity`), and that `auto` does not on an Erlang node.
+#[test]
+fn names_elixir_writes_erlang_modules_with_a_colon() {
+    let node = Node::start(quiet());
+    let run = |extra: &[&str]| {
+        let mut args = vec!["--once", "-i", QUICK, "-s", "memory", "-l", "200"];
+        args.extend(extra);
+        args.extend(["--format", "json", &node.full]);
+        etop(&args).cookie_env(&node.cookie).run().success()
+    };
+    let auto_out = run(&[]);
+    let elixir_out = run(&["--names", "elixir"]);
+    let worker = |out: &util::Output| -> Value {
+        let frame = the_json(out);
+        frame["rows"]
+            .as_array()
+            .and_then(|rows| {
+                rows.iter()
+                    .find(|r| r["registered_name"] == "metrics_worker")
+                    .cloned()
+            })
+            .unwrap_or_else(|| panic!("no metrics_worker row\n{out}"))
+    };
+    let w = worker(&auto_out);
+    assert_eq!(
+        w["current_function"], "etop_demo:metrics_worker/1",
+        "{auto_out}"
+    );
+    let w = worker(&elixir_out);
+    assert_eq!(w["name"], "metrics_worker", "{elixir_out}");
+    assert_eq!(
+        w["current_function"], ":etop_demo.metrics_worker/1",
+        "{elixir_out}"
+    );
+
+    // Every function on an Erlang node is an Erlang module's: `:m.f/a`.
+    let elixir_style = |s: &str| {
+        s.strip_prefix(':')
+            .and_then(|rest| rest.split_once('.'))
+            .and_then(|(m, fa)| Some((m, fa.rsplit_once('/')?)))
+            .is_some_and(|(m, (_, a))| {
+                !m.is_empty() && !m.contains(':') && a.parse::<u32>().is_ok()
+            })
+    };
+    let frame = the_json(&elixir_out);
+    let rows = frame["rows"].as_array().expect("rows");
+    assert!(rows.len() > 20, "{elixir_out}");
+    for r in rows {
+        let cf = r["current_function"].as_str().unwrap_or("");
+        assert!(elixir_style(cf), "current function '{cf}'\n{elixir_out}");
+        if let Some(ic) = r["initial_call"].as_str() {
+            assert!(elixir_style(ic), "initial call '{ic}'\n{elixir_out}");
+        }
+    }
+}
