@@ -1,6 +1,6 @@
 //! etop on a production host: finding the local nodes and their cookies with
-//! no cookie flags at all, and the host-side threads view, against real nodes
-//! (demo/etop_demo.erl).
+//! no cookie flags at all, the host-side threads view, and the ports, ETS and
+//! microstate accounting views against real nodes (demo/etop_demo.erl).
 //!
 //! Tests that rely on discovery run etop with `--proc-root` pointing at a
 //! fake /proc that holds only their own nodes (see `util::FakeProc`), so the
@@ -10,10 +10,10 @@
 mod util;
 
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::time::{Duration, Instant};
-use util::{FakeProc, Naming, Node, NodeOpts, etop, parse_aligned, parse_table};
+use util::{FakeProc, Naming, Node, NodeOpts, etop, parse_aligned, parse_csv, parse_table};
 
 /// A short sampling window for runs that only need a frame, not its numbers.
 const QUICK: &str = "0.2";
@@ -50,6 +50,29 @@ fn single_error_line(out: &util::Output) -> &str {
     assert_eq!(lines.len(), 1, "expected exactly one line on stderr\n{out}");
     assert!(out.stdout.is_empty(), "expected nothing on stdout\n{out}");
     lines[0]
+}
+
+/// Bytes as etop prints them (`1.8M`, `759K`, `40`).
+fn human_bytes(s: &str) -> f64 {
+    let (digits, mult) = match s.chars().last() {
+        Some('K') => (&s[..s.len() - 1], 1024.0),
+        Some('M') => (&s[..s.len() - 1], 1024.0 * 1024.0),
+        Some('G') => (&s[..s.len() - 1], 1024.0 * 1024.0 * 1024.0),
+        _ => (s, 1.0),
+    };
+    digits
+        .parse::<f64>()
+        .unwrap_or_else(|_| panic!("'{s}' is not a byte count"))
+        * mult
+}
+
+/// Polls `cond` every 50 ms; fails with `what` after `timeout`.
+fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(Instant::now() < deadline, "{what} within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// `etop nodes --format json` through a fake /proc, by OS pid.
@@ -491,5 +514,412 @@ fn names_elixir_writes_erlang_modules_with_a_colon() {
         if let Some(ic) = r["initial_call"].as_str() {
             assert!(elixir_style(ic), "initial call '{ic}'\n{elixir_out}");
         }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Issue 5: ports, ETS tables, microstate accounting.
+
+#[test]
+fn ports_put_the_flooded_udp_socket_first() {
+    let node = Node::start(NodeOpts {
+        udp_per_sec: 2000,
+        ..quiet()
+    });
+    wait_until(
+        Duration::from_secs(10),
+        "metrics_exporter registered",
+        || node.eval("erlang:whereis(metrics_exporter)") != "'undefined'",
+    );
+    // One after another: sessions started at the same moment can clash on
+    // etop's node name.
+    let run = |format: &str| {
+        etop([
+            "ports", "--once", "--sort", "send_oct", "--format", format, &node.full,
+        ])
+        .cookie_env(&node.cookie)
+        .run()
+        .success()
+    };
+    let (text, json, csv) = (run("text"), run("json"), run("csv"));
+
+    let head = text.stdout_lines().first().copied().unwrap_or("");
+    assert!(head.starts_with(&format!("{}  ", node.full)), "{text}");
+    assert!(head.contains("sorted by send_oct"), "{text}");
+    assert!(head.contains("traffic over"), "{text}");
+    let rows = parse_aligned(&text, "Port ");
+    let first = rows.first().unwrap_or_else(|| panic!("no rows\n{text}"));
+    assert_eq!(first["Name"], "udp_inet", "{text}");
+    assert_eq!(first["Owner"], "metrics_exporter", "{text}");
+    assert!(first["Local"].starts_with("127.0.0.1:"), "{text}");
+    assert_eq!(first["Remote"], "", "an unconnected UDP socket\n{text}");
+    assert!(human_bytes(&first["SendOct"]) > 0.0, "{text}");
+    assert!(
+        first["SendCnt"].parse::<u64>().expect("SendCnt") > 0,
+        "{text}"
+    );
+    let sent: Vec<f64> = rows.iter().map(|r| human_bytes(&r["SendOct"])).collect();
+    assert!(
+        sent.windows(2).all(|w| w[0] >= w[1]),
+        "not sorted by SendOct: {sent:?}\n{text}"
+    );
+
+    let frame = the_json(&json);
+    assert_eq!(frame["sort"], "send_oct", "{json}");
+    let r0 = &frame["rows"][0];
+    assert_eq!(r0["name"], "udp_inet", "{json}");
+    assert_eq!(r0["owner"], "metrics_exporter", "{json}");
+    let (cnt, oct) = (
+        num(&r0["send_cnt"], "send_cnt", &json),
+        num(&r0["send_oct"], "send_oct", &json),
+    );
+    assert!(cnt > 0.0 && oct > 0.0, "{json}");
+    // 1 KB datagrams.
+    assert_eq!(oct, cnt * 1024.0, "{json}");
+
+    let records = parse_csv(&csv.stdout);
+    assert_eq!(
+        records[0].join(","),
+        "time,node,port,name,owner,local,remote,recv_cnt,recv_oct,send_cnt,send_oct,\
+         queue_bytes,memory_bytes",
+        "{csv}"
+    );
+    assert!(records.len() > 1, "{csv}");
+    for r in &records[1..] {
+        assert_eq!(r.len(), 13, "{r:?}\n{csv}");
+        assert_eq!(r[1], node.full, "{csv}");
+        for n in &r[7..] {
+            n.parse::<u64>()
+                .unwrap_or_else(|_| panic!("'{n}' is not a count\n{csv}"));
+        }
+    }
+    assert_eq!(
+        (records[1][3].as_str(), records[1][4].as_str()),
+        ("udp_inet", "metrics_exporter"),
+        "{csv}"
+    );
+    assert!(records[1][10].parse::<u64>().unwrap_or(0) > 0, "{csv}");
+}
+
+#[test]
+fn ets_puts_the_growing_cache_first() {
+    let node = Node::start(NodeOpts {
+        ets_rows_per_sec: 2000,
+        ..quiet()
+    });
+    // Bigger than any table of the VM's own (the code server's is ~120K).
+    wait_until(Duration::from_secs(10), "demo_cache has 2000 rows", || {
+        node.eval_i64("case ets:info(demo_cache, size) of undefined -> 0; N -> N end") >= 2000
+    });
+    let text = etop(["ets", "--once", &node.full])
+        .cookie_env(&node.cookie)
+        .run()
+        .success();
+    let json = etop([
+        "ets", "--once", "-s", "growth", "--format", "json", &node.full,
+    ])
+    .cookie_env(&node.cookie)
+    .run()
+    .success();
+
+    let rows = parse_aligned(&text, "Table ");
+    let first = rows.first().unwrap_or_else(|| panic!("no rows\n{text}"));
+    assert_eq!(first["Table"], "demo_cache", "{text}");
+    assert_eq!(first["Id"], "", "a named table shows no id\n{text}");
+    assert!(util::is_local_pid(&first["Owner"]), "{text}");
+    assert_eq!(
+        (first["Type"].as_str(), first["Access"].as_str()),
+        ("set", "public")
+    );
+    assert!(
+        first["Size"].parse::<u64>().expect("Size") >= 2000,
+        "{text}"
+    );
+    assert!(first["+Size"].starts_with('+'), "it grows\n{text}");
+    let mem: Vec<f64> = rows.iter().map(|r| human_bytes(&r["Memory"])).collect();
+    assert!(
+        mem.windows(2).all(|w| w[0] >= w[1]),
+        "not sorted by memory: {mem:?}\n{text}"
+    );
+
+    let frame = the_json(&json);
+    assert_eq!(frame["sort"], "growth", "{json}");
+    let r0 = &frame["rows"][0];
+    assert_eq!(r0["name"], "demo_cache", "{json}");
+    assert!(
+        num(&r0["memory_growth_bytes"], "memory_growth_bytes", &json) > 0.0,
+        "{json}"
+    );
+    assert!(
+        num(&r0["size_growth"], "size_growth", &json) > 0.0,
+        "{json}"
+    );
+}
+
+/// Whether microstate accounting is on, without touching the flag: the
+/// counters move only while it is on.
+fn msacc_on(node: &Node) -> bool {
+    let v = node.eval(
+        "R = fun() -> lists:sum([lists:sum(maps:values(C)) \
+                || #{counters := C} <- erlang:statistics(microstate_accounting)]) end, \
+         A = R(), timer:sleep(50), A =/= R()",
+    );
+    match v.as_str() {
+        "'true'" => true,
+        "'false'" => false,
+        other => panic!("msacc_on: {other}"),
+    }
+}
+
+#[test]
+fn msacc_reports_the_busy_schedulers_and_puts_the_flag_back() {
+    let node = Node::start(NodeOpts { busy: 1, ..quiet() });
+    assert!(!msacc_on(&node), "microstate accounting is on before etop");
+    // What this VM build accounts, per thread.
+    let vm_states = node.eval(
+        "lists:usort(lists:flatmap(fun(#{counters := C}) -> maps:keys(C) end, \
+         erlang:statistics(microstate_accounting)))",
+    );
+    let vm_states: BTreeSet<String> = vm_states
+        .trim_matches(|c| c == '[' || c == ']')
+        .split(',')
+        .map(|s| s.trim().trim_matches('\'').to_string())
+        .collect();
+    assert!(vm_states.contains("emulator"), "{vm_states:?}");
+    let vm_threads = node.eval_i64("length(erlang:statistics(microstate_accounting))");
+    let schedulers = node.eval_i64("erlang:system_info(schedulers)");
+
+    let out = etop(["msacc", "--duration", "2", "--format", "json", &node.full])
+        .cookie_env(&node.cookie)
+        .run()
+        .success();
+    assert!(
+        !msacc_on(&node),
+        "the flag is still on after etop msacc\n{out}"
+    );
+    let r = the_json(&out);
+    assert_eq!(r["node"], node.full.as_str(), "{out}");
+    let secs = num(&r["duration_secs"], "duration_secs", &out);
+    assert!((1.9..5.0).contains(&secs), "{out}");
+    assert_eq!(r["flag_restored_to"], false, "{out}");
+    let states: BTreeSet<String> = r["states"]
+        .as_array()
+        .expect("states")
+        .iter()
+        .map(|s| s.as_str().expect("a state name").to_string())
+        .collect();
+    assert_eq!(states, vm_states, "states the VM does not account\n{out}");
+    let types = r["types"].as_object().expect("types");
+    let mut threads = 0;
+    for (kind, t) in types {
+        threads += t["threads"].as_i64().expect("threads");
+        let pct = t["pct"].as_object().expect("pct");
+        let mut sum = 0.0;
+        for (state, p) in pct {
+            assert!(states.contains(state), "{kind}: {state}\n{out}");
+            let p = num(p, state, &out);
+            assert!((0.0..=100.0).contains(&p), "{kind}.{state} = {p}\n{out}");
+            sum += p;
+        }
+        assert!((sum - 100.0).abs() < 0.5, "{kind} adds up to {sum}\n{out}");
+    }
+    assert_eq!(threads, vm_threads, "{out}");
+    assert_eq!(types["scheduler"]["threads"].as_i64(), Some(schedulers));
+    // The busy loop keeps one scheduler of two in the emulator.
+    let emulator = num(
+        &types["scheduler"]["pct"]["emulator"],
+        "scheduler emulator",
+        &out,
+    );
+    assert!(emulator > 10.0, "schedulers in emulator {emulator}%\n{out}");
+
+    let out = etop(["msacc", "--duration", "1", "--format", "csv", &node.full])
+        .cookie_env(&node.cookie)
+        .run()
+        .success();
+    assert!(
+        !msacc_on(&node),
+        "the flag is still on after etop msacc\n{out}"
+    );
+    let records = parse_csv(&out.stdout);
+    let mut head = vec!["type".to_string(), "id".to_string()];
+    head.extend(vm_states.iter().cloned());
+    assert_eq!(records[0], head, "{out}");
+    assert_eq!(
+        records.len() as i64 - 1,
+        vm_threads,
+        "one row per thread\n{out}"
+    );
+    for r in &records[1..] {
+        assert_eq!(r.len(), head.len(), "{r:?}\n{out}");
+        r[1].parse::<u32>()
+            .unwrap_or_else(|_| panic!("id '{}'\n{out}", r[1]));
+        let sum: f64 = r[2..]
+            .iter()
+            .map(|v| {
+                let p: f64 = v.parse().unwrap_or_else(|_| panic!("'{v}'\n{out}"));
+                assert!((0.0..=100.0).contains(&p), "{r:?}\n{out}");
+                p
+            })
+            .sum();
+        assert!((sum - 100.0).abs() < 0.5, "{r:?} adds up to {sum}\n{out}");
+    }
+}
+
+/// Whether a process on the node traps exits and is linked to a process of
+/// another node: etop's msacc guard (the agent is linked too, but does not
+/// trap exits; the harness's own connection links nothing).
+fn guard_in_place(node: &Node) -> bool {
+    node.eval(
+        "lists:any(fun(P) -> \
+           case erlang:process_info(P, [trap_exit, links]) of \
+             [{trap_exit, true}, {links, Ls}] -> \
+               lists:any(fun(L) -> is_pid(L) andalso node(L) =/= node() end, Ls); \
+             _ -> false \
+           end \
+         end, erlang:processes())",
+    ) == "'true'"
+}
+
+#[test]
+fn msacc_puts_the_flag_back_when_interrupted_or_killed() {
+    let node = Node::start(quiet());
+    assert!(!msacc_on(&node), "microstate accounting is on before etop");
+    let start = || {
+        let run = etop(["msacc", "--duration", "30", &node.full])
+            .cookie_env(&node.cookie)
+            .spawn();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !msacc_on(&node) {
+            if Instant::now() > deadline {
+                let out = { run }.stop();
+                panic!("etop msacc did not turn the flag on\n{out}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        run
+    };
+
+    // Ctrl-C: the window ends early, the report is printed, the flag is back
+    // before etop exits.
+    let run = start();
+    run.signal(libc::SIGINT);
+    let asked = Instant::now();
+    let out = run.wait(util::ETOP_TIMEOUT);
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "etop took {:.1} s to stop after SIGINT\n{out}",
+        asked.elapsed().as_secs_f64()
+    );
+    assert_eq!(out.code, Some(0), "{out}");
+    let over: f64 = out
+        .stdout
+        .split_once("microstate accounting over ")
+        .and_then(|(_, rest)| rest.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no report\n{out}"));
+    assert!(over < 29.0, "the window was not cut short\n{out}");
+    assert!(!msacc_on(&node), "the flag is on after Ctrl-C\n{out}");
+
+    // SIGKILL: etop cannot clean up; the guard process on the node must.
+    // Killed once the guard is in place, not in the moment before.
+    let mut run = start();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !guard_in_place(&node) {
+        if Instant::now() > deadline {
+            panic!("no guard process on the node\n{}", run.stop());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = run.stop();
+    assert_eq!(out.code, None, "etop was not killed\n{out}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while msacc_on(&node) {
+        if Instant::now() > deadline {
+            // What is left on the node of etop's session, for the message.
+            let hidden = node.eval("erlang:nodes(hidden)");
+            let evals = node.eval(
+                "[{P, erlang:process_info(P, [current_function, links, trap_exit])} \
+                 || P <- erlang:processes(), \
+                    {current_function, {erl_eval, _, _}} <- [erlang:process_info(P, current_function)]]",
+            );
+            panic!(
+                "microstate accounting is still on 5 s after etop was killed; \
+                 connected hidden nodes: {hidden}; erl_eval processes: {evals}\n{out}\n{}",
+                node.log()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Polls until the node has `procs_before` processes and neither flag etop
+/// touches is on.
+fn assert_restored(node: &Node, procs_before: i64, after_what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let procs = node.eval_i64("length(erlang:processes())");
+        let swt = node.eval("erlang:statistics(scheduler_wall_time)");
+        let msacc = msacc_on(node);
+        if procs == procs_before && swt == "'undefined'" && !msacc {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{after_what}: the node has {procs} processes (was {procs_before}), \
+             scheduler_wall_time is {swt}, microstate accounting on: {msacc}\n{}",
+            node.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn ports_ets_and_msacc_leave_the_node_as_it_was() {
+    let node = Node::start(NodeOpts {
+        udp_per_sec: 200,
+        ets_rows_per_sec: 200,
+        ..quiet()
+    });
+    wait_until(
+        Duration::from_secs(10),
+        "the demo's UDP and ETS run",
+        || {
+            node.eval("{erlang:whereis(metrics_exporter), ets:info(demo_cache, size)}")
+                .matches("undefined")
+                .count()
+                == 0
+        },
+    );
+    // The harness's connection stays open, so its processes count alike
+    // before and after.
+    let before = node.eval_i64("length(erlang:processes())");
+
+    // While a view runs, its agent is there: what the checks below would see
+    // if it were left behind.
+    let mut run = etop(["ports", "-i", QUICK, "--batch", &node.full])
+        .cookie_env(&node.cookie)
+        .spawn();
+    run.wait_for_line(Duration::from_secs(20), |l| l.starts_with("Port "));
+    let during = node.eval_i64("length(erlang:processes())");
+    assert!(
+        during > before,
+        "no agent while etop runs ({during} <= {before})"
+    );
+    run.signal(libc::SIGTERM);
+    let out = run.wait(util::ETOP_TIMEOUT);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_restored(&node, before, "after etop ports got SIGTERM");
+
+    for args in [
+        vec!["ports", "--once", "-i", QUICK],
+        vec!["ets", "--once", "-i", QUICK],
+        // The guard process goes too.
+        vec!["msacc", "--duration", QUICK],
+    ] {
+        let out = etop(args.iter().chain(&[node.full.as_str()]))
+            .cookie_env(&node.cookie)
+            .run()
+            .success();
+        assert_restored(&node, before, &out.cmdline);
     }
 }
