@@ -331,6 +331,11 @@ impl Collector {
         }
     }
 
+    /// True when there is no live connection (it closed or was dropped).
+    pub fn is_closed(&self) -> bool {
+        self.live.as_ref().is_none_or(|(c, _)| c.is_closed())
+    }
+
     /// Stops the agent and closes the connection.
     pub fn close(&mut self) {
         if let Some((mut conn, agent)) = self.live.take() {

@@ -222,13 +222,15 @@ impl Connection {
                 .parse()
                 .map_err(|e| Error::Usage(format!("our node name '{name}': {e}")))?;
             let local = LocalNode::new(node_name, creation);
-            let result = smol::block_on(timed(opts.timeout, handshake(wire, local, opts), || {
-                Error::Timeout {
+            let result = smol::block_on(timed(
+                opts.timeout,
+                handshake(wire, local, opts, attempt == 0),
+                || Error::Timeout {
                     node: node.clone(),
                     what: "the distribution handshake".into(),
                     secs: opts.timeout.as_secs_f64(),
-                }
-            }))?;
+                },
+            ))?;
             match result {
                 Attempt::NameTaken => continue,
                 Attempt::Done(done) => {
@@ -464,24 +466,36 @@ async fn handshake(
     wire: Wire,
     local: LocalNode,
     opts: &ConnectOpts,
+    retry_eof: bool,
 ) -> std::result::Result<Attempt, Error> {
     let node = opts.target.to_string();
     let ours = local.name.to_string();
     let mut hs = ClientSideHandshake::new(wire, local.clone(), opts.cookie.expose());
-    let status = hs
+    let status = match hs
         .execute_send_name(erl_dist::LOWEST_DISTRIBUTION_PROTOCOL_VERSION)
         .await
-        .map_err(|e| handshake_error(&node, &ours, opts, e, false))?;
+    {
+        Ok(s) => s,
+        Err(e) => return Err(handshake_error(&node, &ours, opts, e, false)),
+    };
+    if matches!(status, HandshakeStatus::Nok) {
+        return Ok(Attempt::NameTaken);
+    }
     if matches!(status, HandshakeStatus::Alive) {
         // A node with our name is connected already (another etop): keep it,
         // try the next name.
         let _ = hs.execute_rest(false).await;
         return Ok(Attempt::NameTaken);
     }
-    let (wire, peer) = hs
-        .execute_rest(true)
-        .await
-        .map_err(|e| handshake_error(&node, &ours, opts, e, true))?;
+    let (wire, peer) = match hs.execute_rest(true).await {
+        Ok(x) => x,
+        Err(HandshakeError::Io(ref io))
+            if io.kind() == io::ErrorKind::UnexpectedEof && retry_eof =>
+        {
+            return Ok(Attempt::NameTaken);
+        }
+        Err(e) => return Err(handshake_error(&node, &ours, opts, e, true)),
+    };
     Ok(Attempt::Done(Box::new((wire, peer, local))))
 }
 

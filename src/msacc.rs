@@ -1,7 +1,9 @@
-//! `etop msacc`: microstate accounting over a window. The agent turns the
-//! flag on (remembering its previous value), resets the counters, and a guard
-//! process on the node restores the previous value if our connection drops
-//! before we collect; collecting restores it too.
+//! `etop msacc`: microstate accounting over a window. A guard process on the
+//! node, linked to our connection and trapping its exit, turns the flag on
+//! (remembering its previous value) and resets the counters; it restores the
+//! previous value if our connection drops before we collect; collecting
+//! restores it too. A connection lost during the window is reported as lost,
+//! never silently replaced by a new one that knows nothing of the window.
 
 use crate::collect::Collector;
 use crate::error::Result;
@@ -247,7 +249,10 @@ pub fn run(
     collector.request(atom("msacc_start"), timeout, "msacc start")?;
     let start = Instant::now();
     let node = collector.peer();
-    while start.elapsed() < duration && !stop.load(std::sync::atomic::Ordering::Relaxed) {
+    while start.elapsed() < duration
+        && !stop.load(std::sync::atomic::Ordering::Relaxed)
+        && !collector.is_closed()
+    {
         if progress {
             let left = duration.saturating_sub(start.elapsed()).as_secs_f64();
             eprint!("\retop: measuring microstate accounting on {node}: {left:>4.0} s left ");
@@ -260,6 +265,12 @@ pub fn run(
         eprint!("\r\x1b[K");
     }
     let elapsed = start.elapsed();
+    if collector.is_closed() {
+        return Err(crate::error::Error::ConnectionLost {
+            node,
+            reason: "during the measurement".into(),
+        });
+    }
     let (info, _) = collector.request(atom("msacc_collect"), timeout, "msacc collect")?;
     let threads = eterm::map_get(&info, "threads")
         .map(decode)

@@ -57,6 +57,7 @@ pub const AGENT_CALLS: &[&str] = &[
     "maps:merge/2",
     "erlang:element/2",
     "erlang:max/2",
+    "erlang:error/1",
     "lists:filter/2",
     "lists:flatmap/2",
     "maps:from_list/1",
@@ -283,17 +284,23 @@ erlang:spawn(fun() ->
        total_bytes => lists:sum([M || {_, M, _} <- Live]), rows => Rows}, Next}
   end,
   MsaccStart = fun(St) ->
-    Old = erlang:system_flag(microstate_accounting, true),
-    erlang:system_flag(microstate_accounting, reset),
-    % Restores the flag if our connection drops before we collect.
+    Agent = erlang:self(),
     Guard = erlang:spawn(fun() ->
       erlang:process_flag(trap_exit, true),
       erlang:link(Owner),
+      Old = erlang:system_flag(microstate_accounting, true),
+      erlang:system_flag(microstate_accounting, reset),
+      Agent ! {msacc_guard, erlang:self(), Old},
       receive
         {'EXIT', _, _} -> erlang:system_flag(microstate_accounting, Old);
         done -> erlang:unlink(Owner)
       end
     end),
+    % The guard switches the flag itself, after linking to our connection,
+    % so no moment exists where the flag is on and nobody would restore it.
+    Old = receive {msacc_guard, Guard, Prev} -> Prev
+          after 5000 -> erlang:error(msacc_guard_did_not_start)
+          end,
     {{ok, #{previous => Old}}, St#{msacc => {Old, Guard}}}
   end,
   MsaccCollect = fun(St) ->
