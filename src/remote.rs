@@ -57,6 +57,9 @@ pub const AGENT_CALLS: &[&str] = &[
     "maps:merge/2",
     "erlang:element/2",
     "erlang:max/2",
+    "erlang:min/2",
+    "erlang:spawn_opt/2",
+    "erlang:demonitor/2",
     "erlang:error/1",
     "lists:filter/2",
     "lists:flatmap/2",
@@ -95,6 +98,7 @@ pub const AGENT_CALLS: &[&str] = &[
 /// `maps:get/3` pass keeps just the processes holding them.
 pub const AGENT_SRC: &str = r#"
 erlang:spawn(fun() ->
+  Me = erlang:self(),
   erlang:link(Owner),
   erlang:system_flag(scheduler_wall_time, true),
   Dup = fun lists:duplicate/2,
@@ -143,8 +147,17 @@ erlang:spawn(fun() ->
     Need = N - length(Above),
     Ties = case Need > 0 of
       true ->
-        Only = maps:from_list([{V, x} || V <- TopVals, V =/= Kth]),
-        lists:sublist(Pick(maps:merge(DropLower, Only)), Need);
+        Only = maps:merge(DropLower, maps:from_list([{V, x} || V <- TopVals, V =/= Kth])),
+        % Any Need holders of the Kth value will do: look in a prefix first,
+        % since a common value (idle processes' 0) is found there at once.
+        K = erlang:min(Len, 4096 + 4 * N),
+        Early = lists:filter(fun erlang:is_tuple/1,
+                  lists:zipwith3(fun maps:get/3, lists:sublist(Vs, K), Dup(K, Only),
+                                 lists:sublist(Pairs, K))),
+        case length(Early) >= Need of
+          true -> lists:sublist(Early, Need);
+          false -> lists:sublist(Pick(Only), Need)
+        end;
       false -> []
     end,
     Above ++ Ties
@@ -165,8 +178,9 @@ erlang:spawn(fun() ->
   end,
   Sample = fun(Item, N, WantDelta, Prev) ->
     T0 = erlang:monotonic_time(microsecond),
-    % The agent leaves itself out: its cost is reported apart (cost_us).
-    Ps = lists:delete(erlang:self(), erlang:processes()),
+    % The agent and its frame worker leave themselves out: their cost is
+    % reported apart (cost_us).
+    Ps = erlang:processes() -- [erlang:self(), Me],
     Len = length(Ps),
     Raw = Scan(Item, Ps, Len),
     {Vs, Next} = case WantDelta of
@@ -313,9 +327,27 @@ erlang:spawn(fun() ->
       error -> {{error, not_started}, St}
     end
   end,
+  % A frame's work runs in a short-lived worker whose heap starts at the
+  % size the last frame needed: growing a heap from small to hundreds of MB
+  % costs a third of a frame at 1M processes, and the worker's exit gives
+  % the memory back at once.
+  InWorker = fun(Work, HeapWords) ->
+    Agent = erlang:self(),
+    {W, MRef} = erlang:spawn_opt(fun() ->
+        R = Work(),
+        {total_heap_size, H} = erlang:process_info(erlang:self(), total_heap_size),
+        Agent ! {frame_done, erlang:self(), R, H}
+      end, [monitor, {min_heap_size, HeapWords}]),
+    receive
+      {frame_done, W, R, H} -> erlang:demonitor(MRef, [flush]), {R, H};
+      {'DOWN', MRef, process, W, Reason} -> erlang:error({frame_worker, Reason})
+    end
+  end,
   Handle = fun({sample, Item, N, Delta}, St) ->
-                 {Info, Next} = Sample(Item, N, Delta, maps:get(procs, St, none)),
-                 {{ok, Info}, St#{procs => Next}};
+                 Prev = maps:get(procs, St, none),
+                 {{Info, Next}, H} = InWorker(fun() -> Sample(Item, N, Delta, Prev) end,
+                                               maps:get(heap, St, 233)),
+                 {{ok, Info}, St#{procs => Next, heap => H}};
               ({ports, Key, N}, St) ->
                  {Info, Next} = PortSample(Key, N, maps:get(ports, St, #{})),
                  {{ok, Info}, St#{ports => Next}};
