@@ -2,10 +2,13 @@
 //! stderr and an exit code.
 
 use crate::cli::{Cli, Command};
-use crate::collect::Collector;
+use crate::collect::{Collector, RequestFeed};
 use crate::dist::ConnectOpts;
 use crate::error::{Error, Result, exit};
+use crate::eterm::Term;
+use crate::ets::{self, EtsShaper};
 use crate::nodes;
+use crate::ports::{self, PortShaper};
 use crate::procs::{ProcFeed, ProcShaper};
 use crate::remote::SortKey;
 use crate::render::Format;
@@ -13,7 +16,7 @@ use crate::session::{self, Display};
 use crate::term;
 use crate::threads::{ThreadFeed, ThreadShaper, ThreadSort};
 use clap::Parser;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 pub fn main() -> i32 {
@@ -44,12 +47,68 @@ pub fn main() -> i32 {
 fn run(cli: Cli) -> Result<()> {
     match &cli.command {
         Some(Command::Nodes) => {
-            term::write_batch(&nodes::show(cli.view.format))?;
+            term::write_batch(&nodes::show(cli.view.format, &cli.conn.proc_root))?;
             Ok(())
         }
         Some(Command::Threads { node, pid, sort }) => threads(&cli, node.as_deref(), *pid, *sort),
+        Some(Command::Ports { node, sort }) => {
+            let (collector, _) = attach(&cli, node.as_deref())?;
+            let feed = request_feed(&cli, collector, ports::request(*sort, lines(&cli)), "ports");
+            let shaper = PortShaper::new(*sort, cli.view.once);
+            session::run(feed, shaper, display(&cli, cli.view.iterations))
+        }
+        Some(Command::Ets { node, sort }) => {
+            let (collector, _) = attach(&cli, node.as_deref())?;
+            let feed = request_feed(&cli, collector, ets::request(*sort, lines(&cli)), "ets");
+            let shaper = EtsShaper::new(*sort, cli.view.once);
+            session::run(feed, shaper, display(&cli, cli.view.iterations))
+        }
+        Some(Command::Msacc {
+            node,
+            duration,
+            threads,
+        }) => msacc(&cli, node.as_deref(), *duration, *threads),
         None => procs(&cli),
     }
+}
+
+fn lines(cli: &Cli) -> usize {
+    cli.view.lines as usize
+}
+
+fn request_feed(cli: &Cli, collector: Collector, request: Term, what: &'static str) -> RequestFeed {
+    let interval = Duration::from_secs_f64(cli.interval_secs());
+    RequestFeed {
+        collector,
+        request,
+        timeout: (interval * 3).max(Duration::from_secs(15)),
+        what,
+    }
+}
+
+fn msacc(cli: &Cli, node: Option<&str>, duration: f64, per_thread: bool) -> Result<()> {
+    let (mut collector, _) = attach(cli, node)?;
+    // Ctrl-C, SIGTERM and SIGHUP end the window early; collecting then puts
+    // the flag back as it was.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
+        signal_hook::flag::register(sig, stop.clone())?;
+    }
+    let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let report = crate::msacc::run(
+        &mut collector,
+        Duration::from_secs_f64(duration),
+        progress,
+        &stop,
+    );
+    collector.close();
+    let report = report?;
+    term::write_batch(&crate::msacc::show(&report, cli.view.format, per_thread))?;
+    Ok(())
 }
 
 fn home_dir() -> Option<PathBuf> {
@@ -70,8 +129,8 @@ fn display(cli: &Cli, frames: Option<u64>) -> Display {
 }
 
 /// Resolves the node and the cookie, and connects.
-fn attach(cli: &Cli) -> Result<(Collector, Option<u32>)> {
-    let resolved = nodes::resolve(cli.node.as_deref())?;
+fn attach(cli: &Cli, node: Option<&str>) -> Result<(Collector, Option<u32>)> {
+    let resolved = nodes::resolve(node, &cli.conn.proc_root)?;
     if cli.conn.cookie.is_some() {
         eprintln!(
             "etop: warning: --cookie is visible to other users in the process list; \
@@ -117,7 +176,7 @@ fn attach(cli: &Cli) -> Result<(Collector, Option<u32>)> {
 }
 
 fn procs(cli: &Cli) -> Result<()> {
-    let (collector, os_pid) = attach(cli)?;
+    let (collector, os_pid) = attach(cli, cli.node.as_deref())?;
     let key: SortKey = cli.procs.sort.into();
     let interval = Duration::from_secs_f64(cli.interval_secs());
     let feed = ProcFeed {
@@ -129,7 +188,7 @@ fn procs(cli: &Cli) -> Result<()> {
         // as failed; the next one starts only after it.
         timeout: (interval * 3).max(Duration::from_secs(15)),
         os_pid,
-        proc_root: PathBuf::from("/proc"),
+        proc_root: cli.conn.proc_root.clone(),
     };
     // A one-shot run shows real per-interval numbers: its first sample only
     // sets the baseline.
@@ -146,7 +205,7 @@ fn threads(cli: &Cli, node: Option<&str>, pid: Option<u32>, sort: ThreadSort) ->
     let (os_pid, label) = match pid {
         Some(p) => (p, format!("beam pid {p}")),
         None => {
-            let all = nodes::local_nodes();
+            let all = nodes::local_nodes(&cli.conn.proc_root);
             let found = match node {
                 Some(n) if n.chars().all(|c| c.is_ascii_digit()) => {
                     all.iter().find(|l| l.os_pid.to_string() == n)
@@ -191,7 +250,7 @@ fn threads(cli: &Cli, node: Option<&str>, pid: Option<u32>, sort: ThreadSort) ->
         }
     };
     let feed = ThreadFeed {
-        proc_root: Path::new("/proc").to_path_buf(),
+        proc_root: cli.conn.proc_root.clone(),
         os_pid,
     };
     let shaper = ThreadShaper::new(label, sort, cli.view.lines as usize, cli.view.once);

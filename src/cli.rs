@@ -1,14 +1,16 @@
 //! The command line. Doc comments here are the `--help` text and the man page
 //! (man/etop.1 is generated from this definition).
 
+use crate::ets::EtsSort;
 use crate::model::NameStyle;
+use crate::ports::PortSort;
 use crate::remote::SortKey;
 use crate::render::Format;
 use crate::threads::ThreadSort;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
-const EXAMPLES: &str = "\
+pub const EXAMPLES: &str = "\
 Examples:
   etop demo@db1                      top 10 processes by reductions, every 5 s
   etop --sort msgq -i 2 demo         biggest mailboxes on the local node 'demo'
@@ -21,12 +23,58 @@ Examples:
   etop                               the one node running on this host, cookie found
   etop nodes                         the nodes on this host and where their cookies are
   etop threads --once demo           the VM's OS threads: scheduler CPU, context switches
+  etop ports --once demo             the ports (sockets...) with the most traffic
+  etop ets -s growth demo            the ETS tables that grow fastest
+  etop msacc --duration 5 --format csv demo > msacc.csv
+                                     where the VM's threads spend their time
 
-Keys (on a terminal): q or Ctrl-C quits; the table redraws on resize.
+Keys on a terminal:
+  q, Esc or Ctrl-C quits; the table redraws when the terminal is resized.
 
-Exit codes: 0 ok, 1 unexpected failure, 2 usage or no cookie, 3 node
-unreachable (EPMD down, unknown name, refused, timeout), 4 cookie rejected or
-connection not allowed, 5 connection lost, 6 a remote call failed.";
+Exit codes:
+  0  ok, quit, or the output pipe was closed
+  1  unexpected failure
+  2  usage error, no cookie found, several local nodes and none named
+  3  node unreachable: EPMD down, unknown name, refused, timeout
+  4  cookie rejected, or connection not allowed
+  5  connection lost and not regained
+  6  the node answered but a remote call failed";
+
+/// What each view prints, for the man page's OUTPUT section (blocks separated
+/// by blank lines; a block's first line is its caption).
+pub const MAN_OUTPUT: &str = "\
+The process table, etop --once --sort msgq demo:
+demo@db1  2026-11-26 14:23:10  sorted by message queue, reductions over 1.0 s
+Load:  cpu       100%    Memory:  total       29.7M    binary    802K
+       procs     5050             processes   18.6M    code      5.2M
+       runq         1             atom         272K    ets       481K
+OS:    rss      54.5M (VM total 29.7M, overhead 24.7M)  threads 20  host cpu 100% of 2  load 2.29 1.52 0.87
+Pid         Name or Initial Func  Reds  Memory  MsgQ  Current Function
+<0.5087.0>  metrics_worker        1945    326K  2178  timer:sleep/1
+<0.0.0>     init                     1   21.1K     0  init:loop/1
+
+Local nodes, etop nodes:
+Node            OS pid  User  Dist port  OTP     Cookie from
+demo@db1          7448  app       42449  25.2.3  releases/COOKIE
+worker@db1       21578  app       37799  25.2.3  $HOME/.erlang.cookie of user app
+
+OS threads, etop threads --once demo:
+  TID  Thread           S  CPU%  User%  Sys%  VolCS  InvolCS  Core
+21590  2_scheduler      R  98.9   97.9   1.0      0       29     1
+21589  1_scheduler      R  97.9   97.9   0.0      0      430     0
+
+Ports, etop ports --once demo:
+Port         Name      Owner             Local            Remote  RecvCnt  RecvOct  SendCnt  SendOct  Queue  Memory
+#Port<0.9>   udp_inet  metrics_exporter  127.0.0.1:52862                0        0     1800     1.8M      0      40
+
+ETS tables, etop ets -s growth demo:
+Table       Id  Owner       Type  Access  Size  Memory  +Size  +Memory
+demo_cache      <0.2088.0>  set   public  6800    759K  +2000    +219K
+
+Microstate accounting, etop msacc -d 2 demo (first table; a per-state table follows):
+Thread type          Threads   aux  check_io  emulator    gc  other  port   sleep
+dirty_cpu_scheduler        2  0.0%      0.0%      0.0%  0.0%   0.0%  0.0%  100.0%
+scheduler                  2  0.5%      0.0%     47.0%  4.2%   1.8%  0.5%   46.0%";
 
 /// top for Erlang and Elixir nodes: which processes eat reductions, memory and
 /// mailbox space, and where they are.
@@ -73,6 +121,37 @@ pub enum Command {
         /// What to sort threads by.
         #[arg(short, long, value_enum, default_value = "cpu")]
         sort: ThreadSort,
+    },
+    /// Every port (TCP/UDP sockets, files, spawned programs) and socket-module
+    /// socket: owner, addresses, and packets and bytes in and out per interval.
+    Ports {
+        #[arg(value_name = "NODE")]
+        node: Option<String>,
+        /// What to sort ports by.
+        #[arg(short, long, value_enum, default_value = "bytes")]
+        sort: PortSort,
+    },
+    /// Every ETS table: owner, type, size, memory, and growth per interval.
+    Ets {
+        #[arg(value_name = "NODE")]
+        node: Option<String>,
+        /// What to sort tables by.
+        #[arg(short, long, value_enum, default_value = "memory")]
+        sort: EtsSort,
+    },
+    /// Microstate accounting: where the VM's threads spend their time
+    /// (emulator, gc, check_io, port, sleep...) over a window. The flag is
+    /// turned on for the window and put back as it was, also if etop is
+    /// interrupted or the connection drops.
+    Msacc {
+        #[arg(value_name = "NODE")]
+        node: Option<String>,
+        /// Seconds to measure.
+        #[arg(short, long, value_name = "SECS", default_value = "10", value_parser = parse_interval)]
+        duration: f64,
+        /// Also one row per thread.
+        #[arg(long)]
+        threads: bool,
     },
 }
 
@@ -182,6 +261,11 @@ pub struct ConnArgs {
     /// appended when another etop holds it).
     #[arg(global = true, long, value_name = "NAME")]
     pub name: Option<String>,
+
+    /// Where to look for local nodes: the proc filesystem of this host, or
+    /// e.g. /host/proc from inside a container.
+    #[arg(global = true, long, value_name = "PATH", default_value = "/proc")]
+    pub proc_root: PathBuf,
 
     /// Seconds to wait for EPMD, the connection and the handshake.
     #[arg(global = true, long, value_name = "SECS", default_value = "5", value_parser = parse_interval)]

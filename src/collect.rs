@@ -102,6 +102,9 @@ pub struct OsSample {
 #[derive(Debug, Clone)]
 pub struct Sample {
     pub taken_at: Instant,
+    /// The node's monotonic clock when it started this sample, in µs: the
+    /// exact window between two samples, whatever the network delay.
+    pub node_mono_us: Option<i64>,
     pub node: String,
     pub clock: Option<Clock>,
     pub procs: u64,
@@ -204,6 +207,7 @@ pub fn decode_sample(info: &Term, key: SortKey, delta: bool, epoch: u64) -> Opti
         .collect();
     Some(Sample {
         taken_at: Instant::now(),
+        node_mono_us: get("mono_us").and_then(eterm::as_i64),
         node: get("node")
             .and_then(eterm::as_atom)
             .unwrap_or_default()
@@ -312,12 +316,103 @@ impl Collector {
         }
     }
 
+    /// Sends any agent request (ports, ets, msacc); returns `Info` of
+    /// `{ok, Info}` and the connection's epoch.
+    pub fn request(&mut self, req: Term, timeout: Duration, what: &str) -> Result<(Term, u64)> {
+        let (conn, agent) = self.ensure()?;
+        match agent.call(conn, req, timeout, what) {
+            Ok(info) => Ok((info, self.epoch)),
+            Err(e) => {
+                if matches!(e, Error::ConnectionLost { .. }) {
+                    self.live = None;
+                }
+                Err(e)
+            }
+        }
+    }
+
     /// Stops the agent and closes the connection.
     pub fn close(&mut self) {
         if let Some((mut conn, agent)) = self.live.take() {
             agent.stop(&mut conn);
         }
     }
+}
+
+/// A feed for the views whose whole sample is one agent request (ports,
+/// ETS): the reply, which connection it came from, and when.
+pub struct RequestFeed {
+    pub collector: Collector,
+    pub request: Term,
+    pub timeout: Duration,
+    pub what: &'static str,
+}
+
+/// One raw reply of a `RequestFeed`.
+pub struct Reply {
+    pub info: Term,
+    pub epoch: u64,
+    pub taken_at: Instant,
+}
+
+impl Reply {
+    /// The node's monotonic clock at the start of this sample, in µs.
+    pub fn node_mono_us(&self) -> Option<i64> {
+        eterm::map_get(&self.info, "mono_us").and_then(eterm::as_i64)
+    }
+}
+
+/// The window between two samples: by the node's clock when both carry it,
+/// else by ours.
+pub fn window(cur: (Instant, Option<i64>), prev: (Instant, Option<i64>)) -> std::time::Duration {
+    match (cur.1, prev.1) {
+        (Some(c), Some(p)) if c >= p => std::time::Duration::from_micros((c - p) as u64),
+        _ => cur.0.saturating_duration_since(prev.0),
+    }
+}
+
+impl crate::session::Feed for RequestFeed {
+    type Sample = Reply;
+    fn sample(&mut self) -> Result<Reply> {
+        let (info, epoch) =
+            self.collector
+                .request(self.request.clone(), self.timeout, self.what)?;
+        Ok(Reply {
+            info,
+            epoch,
+            taken_at: Instant::now(),
+        })
+    }
+    fn close(&mut self) {
+        self.collector.close();
+    }
+    fn stats(&self, r: &Result<Reply>) -> Option<serde_json::Value> {
+        let (rx, tx) = self.collector.traffic();
+        Some(serde_json::json!({
+            "node_cost_us": r.as_ref().ok().and_then(|r| eterm::map_get(&r.info, "cost_us")).and_then(eterm::as_i64),
+            "rx_bytes": rx,
+            "tx_bytes": tx,
+            "ok": r.is_ok(),
+        }))
+    }
+}
+
+/// The header fields every agent reply carries.
+pub fn reply_header(info: &Term) -> (String, Option<Clock>, u64, f64) {
+    let node = eterm::map_get(info, "node")
+        .and_then(eterm::as_atom)
+        .unwrap_or_default()
+        .to_string();
+    let clock = eterm::map_get(info, "time").and_then(decode_clock);
+    let count = eterm::map_get(info, "count")
+        .and_then(eterm::as_i64)
+        .unwrap_or(0)
+        .max(0) as u64;
+    let cost_ms = eterm::map_get(info, "cost_us")
+        .and_then(eterm::as_i64)
+        .unwrap_or(0) as f64
+        / 1000.0;
+    (node, clock, count, cost_ms)
 }
 
 #[cfg(test)]

@@ -96,6 +96,10 @@ pub enum Error {
     #[error("lost the connection to {node}: {reason}")]
     ConnectionLost { node: String, reason: String },
 
+    /// We had been attached; the node went away and did not come back.
+    #[error("lost the node after {tries} attempts to reconnect; the last one: {last}")]
+    Gone { tries: u32, last: Box<Error> },
+
     #[error("{node} failed to run {what}: {detail}")]
     Remote {
         node: String,
@@ -128,7 +132,7 @@ impl Error {
             | Error::NamesTaken { .. }
             | Error::Handshake { .. } => exit::UNREACHABLE,
             Error::CookieRejected { .. } | Error::NotAllowed { .. } => exit::REJECTED,
-            Error::ConnectionLost { .. } => exit::LOST,
+            Error::ConnectionLost { .. } | Error::Gone { .. } => exit::LOST,
             Error::Remote { .. } => exit::REMOTE,
             Error::Io(_) => exit::FAILURE,
         }

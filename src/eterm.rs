@@ -75,6 +75,44 @@ pub fn list_elems(t: &Term) -> Option<&[Term]> {
     }
 }
 
+/// Text from a charlist, a binary or an atom; `None` for anything else.
+pub fn as_text(t: &Term) -> Option<String> {
+    match t {
+        Term::ByteList(b) => Some(String::from_utf8_lossy(&b.bytes).into_owned()),
+        Term::Binary(b) => Some(String::from_utf8_lossy(&b.bytes).into_owned()),
+        Term::Atom(a) => Some(a.name.clone()),
+        Term::List(l) => l
+            .elements
+            .iter()
+            .map(|c| as_i64(c).and_then(|c| char::from_u32(c as u32)))
+            .collect(),
+        _ => None,
+    }
+}
+
+/// A port, socket or table id as the node's shell prints it.
+pub fn id_text(t: &Term) -> String {
+    match t {
+        Term::Port(p) => format!("#Port<0.{}>", p.id),
+        Term::Reference(r) => format!(
+            "#Ref<0.{}>",
+            r.id.iter()
+                .rev()
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(".")
+        ),
+        Term::Tuple(tp) if tp.elements.len() == 2 && is_atom(&tp.elements[0], "$socket") => {
+            match &tp.elements[1] {
+                Term::Reference(r) => format!("#Socket<{}>", r.id.first().copied().unwrap_or(0)),
+                other => format!("#Socket<{other}>"),
+            }
+        }
+        Term::Atom(a) => a.name.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// Looks up an atom key in a map term.
 pub fn map_get<'a>(m: &'a Term, key: &str) -> Option<&'a Term> {
     match m {

@@ -304,6 +304,7 @@ mod tests {
     fn sample(key: SortKey, delta: bool, rows: Vec<ProcRow>, sched: Vec<SchedTime>) -> Sample {
         Sample {
             taken_at: Instant::now(),
+            node_mono_us: None,
             node: "n@h".into(),
             clock: None,
             procs: 10,

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 /// Every BEAM on this host, named from argv or, for nodes that start
 /// distribution from inside Erlang, from EPMD by their listen port.
-pub fn local_nodes() -> Vec<LocalNode> {
-    let mut nodes = discover::scan(Path::new("/proc"));
+pub fn local_nodes(proc_root: &Path) -> Vec<LocalNode> {
+    let mut nodes = discover::scan(proc_root);
     if nodes.iter().any(|n| n.name.is_none())
         && let Ok(names) = target::epmd_names("localhost", Duration::from_secs(2))
     {
@@ -64,8 +64,8 @@ fn short_part(name: &str) -> &str {
 
 /// Resolves NODE: `name@host`, a bare `name` of a local node, an OS pid, or
 /// nothing (the only distributed node on this host).
-pub fn resolve(given: Option<&str>) -> Result<Resolved> {
-    let nodes = local_nodes();
+pub fn resolve(given: Option<&str>, proc_root: &Path) -> Result<Resolved> {
+    let nodes = local_nodes(proc_root);
     let pick = |n: &LocalNode| -> Result<Resolved> {
         if n.tls() {
             return Err(Error::Usage(format!(
@@ -239,8 +239,8 @@ pub fn lines(nodes: &[LocalNode]) -> Vec<NodeLine> {
 }
 
 /// `etop nodes` in the chosen format.
-pub fn show(format: Format) -> String {
-    let l = lines(&local_nodes());
+pub fn show(format: Format, proc_root: &Path) -> String {
+    let l = lines(&local_nodes(proc_root));
     match format {
         Format::Json => l
             .iter()

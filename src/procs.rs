@@ -82,9 +82,12 @@ impl Shaper for ProcShaper {
     type Sample = Sample;
     fn shape(&mut self, s: Sample) -> Option<Box<dyn Renderable>> {
         let prev = self.prev.take();
-        let window = prev
-            .as_ref()
-            .map(|p| (p, s.taken_at.saturating_duration_since(p.taken_at)));
+        let window = prev.as_ref().map(|p| {
+            (
+                p,
+                crate::collect::window((s.taken_at, s.node_mono_us), (p.taken_at, p.node_mono_us)),
+            )
+        });
         let mut model = Model::new(&s, window, self.accumulate, self.names);
         model.header.show_schedulers = self.show_schedulers;
         let first = prev.is_none();

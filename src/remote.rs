@@ -2,9 +2,12 @@
 //! makes and the source of the agent it evaluates there.
 //!
 //! Rules: only functions exported by erts, kernel and stdlib on every OTP 23+
-//! node; no module is ever loaded; nothing is written but the
-//! `scheduler_wall_time` flag, which the agent holds and which the VM drops
-//! when the agent exits (it is linked to our connection, so it exits when we go).
+//! node; no module is ever loaded (`socket` is asked only when the node has
+//! loaded it itself); nothing is written but two system flags:
+//! `scheduler_wall_time`, which the agent holds and which the VM drops when
+//! the agent exits (it is linked to our connection, so it exits when we go),
+//! and, during `etop msacc`, `microstate_accounting`, whose previous value a
+//! guard process restores if the connection drops before we do.
 
 use crate::dist::Connection;
 use crate::error::{Error, Result};
@@ -57,6 +60,25 @@ pub const AGENT_CALLS: &[&str] = &[
     "maps:remove/2",
     "maps:get/3",
     "proc_lib:translate_initial_call/1",
+    "erlang:ports/0",
+    "erlang:port_info/2",
+    "erlang:integer_to_list/1",
+    "erlang:process_flag/2",
+    "lists:keyfind/3",
+    "lists:zip3/3",
+    "lists:sum/1",
+    "maps:find/2",
+    "inet:getstat/2",
+    "inet:ntoa/1",
+    "inet:sockname/1",
+    "inet:peername/1",
+    "ets:all/0",
+    "ets:info/2",
+    // Called only when the node has loaded `socket` itself.
+    "socket:info/1",
+    "socket:which_sockets/0",
+    "socket:sockname/1",
+    "socket:peername/1",
 ];
 
 /// The agent: one process per connection, evaluated by `erl_eval` from this
@@ -125,28 +147,164 @@ erlang:spawn(fun() ->
     end,
     Rows = lists:flatmap(Detail, Top(Vs, Ps, Len, N)),
     T1 = erlang:monotonic_time(microsecond),
-    {#{node => erlang:node(), time => erlang:localtime(), procs => Len,
+    {#{node => erlang:node(), time => erlang:localtime(), mono_us => T0, procs => Len,
        runq => erlang:statistics(run_queue), memory => erlang:memory(),
        swt => erlang:statistics(scheduler_wall_time), cost_us => T1 - T0,
        elixir => erlang:module_loaded('Elixir.Kernel'),
        schedulers => erlang:system_info(schedulers),
        rows => Rows}, Next}
   end,
-  Loop = fun Loop(Prev) ->
+  PortCounters = fun(P) ->
+    case catch inet:getstat(P, [recv_cnt, recv_oct, send_cnt, send_oct]) of
+      {ok, L} when is_list(L) ->
+        G = fun(K) -> case lists:keyfind(K, 1, L) of {_, V} -> V; false -> 0 end end,
+        {G(recv_cnt), G(recv_oct), G(send_cnt), G(send_oct)};
+      _ ->
+        case {erlang:port_info(P, input), erlang:port_info(P, output)} of
+          {{input, I}, {output, O}} -> {0, I, 0, O};
+          _ -> undefined
+        end
+    end
+  end,
+  SocketCounters = fun(S) ->
+    case catch socket:info(S) of
+      #{counters := C} ->
+        G = fun(K) -> maps:get(K, C, 0) end,
+        {G(read_pkg), G(read_byte), G(write_pkg), G(write_byte)};
+      _ -> undefined
+    end
+  end,
+  Minus = fun({A, B, C, D}, {E, F, G, H}) when A >= E, B >= F, C >= G, D >= H ->
+                {A - E, B - F, C - G, D - H};
+             (Cur, _) -> Cur
+          end,
+  Addr = fun({ok, {Ip, Port}}) when is_tuple(Ip) -> inet:ntoa(Ip) ++ ":" ++ erlang:integer_to_list(Port);
+            ({ok, #{addr := Ip, port := Port}}) when is_tuple(Ip) -> inet:ntoa(Ip) ++ ":" ++ erlang:integer_to_list(Port);
+            (_) -> ""
+         end,
+  OwnerName = fun(Pid) when is_pid(Pid) ->
+                    case erlang:process_info(Pid, registered_name) of
+                      {registered_name, R} when is_atom(R) -> R;
+                      _ -> []
+                    end;
+                 (_) -> []
+              end,
+  PortInfo = fun(P, K) -> case erlang:port_info(P, K) of {K, V} -> V; _ -> undefined end end,
+  PortRank = fun(Key, Id, {Rc, Ro, Sc, So}) ->
+    case Key of
+      recv_cnt -> Rc; recv_oct -> Ro; send_cnt -> Sc; send_oct -> So;
+      bytes -> Ro + So;
+      queue -> case Id of {port, P} -> PortInfo(P, queue_size); _ -> 0 end;
+      memory -> case Id of {port, P} -> PortInfo(P, memory); _ -> 0 end
+    end
+  end,
+  PortDetail = fun({port, P}) ->
+      PortOwner = PortInfo(P, connected),
+      {PortInfo(P, name), PortOwner, OwnerName(PortOwner), PortInfo(P, queue_size), PortInfo(P, memory),
+       Addr(catch inet:sockname(P)), Addr(catch inet:peername(P))};
+    ({socket, S}) ->
+      Info = case catch socket:info(S) of #{} = I -> I; _ -> #{} end,
+      SockOwner = maps:get(owner, Info, undefined),
+      Kind = {socket, maps:get(type, Info, undefined), maps:get(protocol, Info, undefined)},
+      {Kind, SockOwner, OwnerName(SockOwner), 0, 0, Addr(catch socket:sockname(S)), Addr(catch socket:peername(S))}
+  end,
+  PortSample = fun(Key, N, Prev) ->
+    T0 = erlang:monotonic_time(microsecond),
+    Ports = [{port, P} || P <- erlang:ports()],
+    Socks = case erlang:module_loaded(socket) of
+      true -> [{socket, S} || S <- (catch socket:which_sockets()), is_tuple(S) orelse is_reference(S)];
+      false -> []
+    end,
+    Counted = [{Id, C} || Id <- Ports ++ Socks,
+                          C <- [case Id of {port, P} -> PortCounters(P); {socket, S} -> SocketCounters(S) end],
+                          C =/= undefined],
+    Next = maps:from_list(Counted),
+    Ranked = [{PortRank(Key, Id, D), Id, D}
+              || {Id, C} <- Counted,
+                 D <- [case maps:find(Id, Prev) of {ok, Old} -> Minus(C, Old); error -> C end]],
+    Rows = [{Id, V, D, PortDetail(Id)}
+            || {V, Id, D} <- lists:sublist(lists:reverse(lists:sort(Ranked)), N)],
+    T1 = erlang:monotonic_time(microsecond),
+    {#{node => erlang:node(), time => erlang:localtime(), mono_us => T0, count => length(Counted),
+       cost_us => T1 - T0, rows => Rows}, Next}
+  end,
+  EtsSample = fun(Key, N, Prev) ->
+    T0 = erlang:monotonic_time(microsecond),
+    WS = erlang:system_info(wordsize),
+    Ts = ets:all(),
+    L = length(Ts),
+    Ms = lists:zipwith(fun ets:info/2, Ts, Dup(L, memory)),
+    Ss = lists:zipwith(fun ets:info/2, Ts, Dup(L, size)),
+    Live = [{T, M * WS, S} || {T, M, S} <- lists:zip3(Ts, Ms, Ss), is_integer(M), is_integer(S)],
+    Next = maps:from_list([{T, {M, S}} || {T, M, S} <- Live]),
+    Ranked = [{case Key of memory -> M; size -> S; growth -> GM end, T, M, S, GM, GS}
+              || {T, M, S} <- Live,
+                 {GM, GS} <- [case maps:find(T, Prev) of {ok, {PM, PS}} -> {M - PM, S - PS}; error -> {undefined, undefined} end]],
+    Sorted = case Key of
+      growth -> lists:reverse(lists:sort([R || R <- Ranked, element(1, R) =/= undefined])) ++
+                [R || R <- Ranked, element(1, R) =:= undefined];
+      _ -> lists:reverse(lists:sort(Ranked))
+    end,
+    Info = fun(T, K) -> case catch ets:info(T, K) of undefined -> undefined; {'EXIT', _} -> undefined; V -> V end end,
+    Rows = [{T, M, S, GM, GS, Info(T, name), Info(T, named_table), Info(T, owner), OwnerName(Info(T, owner)),
+             Info(T, type), Info(T, protection)}
+            || {_, T, M, S, GM, GS} <- lists:sublist(Sorted, N)],
+    T1 = erlang:monotonic_time(microsecond),
+    {#{node => erlang:node(), time => erlang:localtime(), mono_us => T0, count => L, cost_us => T1 - T0,
+       total_bytes => lists:sum([M || {_, M, _} <- Live]), rows => Rows}, Next}
+  end,
+  MsaccStart = fun(St) ->
+    Old = erlang:system_flag(microstate_accounting, true),
+    erlang:system_flag(microstate_accounting, reset),
+    % Restores the flag if our connection drops before we collect.
+    Guard = erlang:spawn(fun() ->
+      erlang:process_flag(trap_exit, true),
+      erlang:link(Owner),
+      receive
+        {'EXIT', _, _} -> erlang:system_flag(microstate_accounting, Old);
+        done -> erlang:unlink(Owner)
+      end
+    end),
+    {{ok, #{previous => Old}}, St#{msacc => {Old, Guard}}}
+  end,
+  MsaccCollect = fun(St) ->
+    case maps:find(msacc, St) of
+      {ok, {Old, Guard}} ->
+        Stats = erlang:statistics(microstate_accounting),
+        erlang:system_flag(microstate_accounting, Old),
+        Guard ! done,
+        {{ok, #{node => erlang:node(), restored_to => Old, threads => Stats}}, maps:remove(msacc, St)};
+      error -> {{error, not_started}, St}
+    end
+  end,
+  Handle = fun({sample, Item, N, Delta}, St) ->
+                 {Info, Next} = Sample(Item, N, Delta, maps:get(procs, St, #{})),
+                 {{ok, Info}, St#{procs => Next}};
+              ({ports, Key, N}, St) ->
+                 {Info, Next} = PortSample(Key, N, maps:get(ports, St, #{})),
+                 {{ok, Info}, St#{ports => Next}};
+              ({ets, Key, N}, St) ->
+                 {Info, Next} = EtsSample(Key, N, maps:get(ets, St, #{})),
+                 {{ok, Info}, St#{ets => Next}};
+              (msacc_start, St) -> MsaccStart(St);
+              (msacc_collect, St) -> MsaccCollect(St);
+              (Other, St) -> {{error, {unknown_request, Other}}, St}
+           end,
+  Loop = fun Loop(St) ->
     receive
       {Ref, From, stop} ->
+        {_, _} = MsaccCollect(St),
         erlang:unlink(Owner),
         From ! {Ref, ok};
-      {Ref, From, {sample, Item, N, Delta}} ->
-        {Reply, Next} = try Sample(Item, N, Delta, Prev) of
-                          {Info, Nx} -> {{ok, Info}, Nx}
-                        catch C:R -> {{error, {C, R}}, Prev} end,
+      {Ref, From, Req} ->
+        {Reply, St2} = try Handle(Req, St)
+                       catch C:R -> {{error, {C, R}}, St} end,
         From ! {Ref, Reply},
         % The scan's garbage is big; give it back now rather than at the
         % next frame.
         erlang:garbage_collect(),
-        Loop(Next);
-      _ -> Loop(Prev)
+        Loop(St2);
+      _ -> Loop(St)
     end
   end,
   Loop(#{})
@@ -252,6 +410,25 @@ impl Agent {
         }
     }
 
+    /// Any other request: `{ok, Info}` gives `Info`.
+    pub fn call(
+        &self,
+        conn: &mut Connection,
+        req: Term,
+        timeout: Duration,
+        what: &str,
+    ) -> Result<Term> {
+        let reply = conn.request(&self.pid, req, timeout, what)?;
+        match eterm::as_tuple(&reply) {
+            Some([tag, info]) if eterm::is_atom(tag, "ok") => Ok(info.clone()),
+            _ => Err(Error::Remote {
+                node: conn.peer.clone(),
+                what: what.to_string(),
+                detail: reply.to_string(),
+            }),
+        }
+    }
+
     /// Asks the agent to unlink and exit; the flag it held goes with it.
     pub fn stop(&self, conn: &mut Connection) {
         let _ = conn.request(&self.pid, atom("stop"), Duration::from_secs(2), "stop");
@@ -304,7 +481,10 @@ mod tests {
             );
             let module = call.split(':').next().unwrap_or_default();
             assert!(
-                ["erlang", "lists", "maps", "proc_lib"].contains(&module),
+                [
+                    "erlang", "lists", "maps", "proc_lib", "inet", "ets", "socket"
+                ]
+                .contains(&module),
                 "{call}: only erts/stdlib modules may be called"
             );
         }

@@ -196,7 +196,17 @@ impl Output {
                         s.paint(&text)?;
                     } else {
                         if failures >= BATCH_RETRIES {
-                            return Err(e);
+                            // Once frames were shown, whatever the reconnects
+                            // met (the name gone from EPMD, refused...), the
+                            // story is that the connection was lost.
+                            return Err(match e {
+                                Error::ConnectionLost { .. } => e,
+                                other if self.shown > 0 => Error::Gone {
+                                    tries: failures,
+                                    last: Box::new(other),
+                                },
+                                other => other,
+                            });
                         }
                         eprintln!("etop: {e}; retrying ({failures}/{})", BATCH_RETRIES - 1);
                     }

@@ -152,10 +152,27 @@ impl fmt::Display for CookieOrigin {
     }
 }
 
+/// True when a file can be read by its group or by others: erl refuses such
+/// a `~/.erlang.cookie`, and a secret should not be left like that.
+pub fn readable_by_others(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o044 != 0)
+}
+
 /// Reads a cookie file, trimming whitespace; `Ok(None)` if it is absent.
+/// Warns (once, on stderr) when the file is readable by group or others.
 pub fn read_cookie_file(path: &Path) -> Result<Option<Cookie>> {
     match std::fs::read_to_string(path) {
-        Ok(s) => Ok(Cookie::new(&s)),
+        Ok(s) => {
+            if readable_by_others(path) {
+                eprintln!(
+                    "etop: warning: the cookie file '{}' is readable by other users; \
+                     chmod 400 it",
+                    path.display()
+                );
+            }
+            Ok(Cookie::new(&s))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(err) => Err(Error::CookieFile {
             path: path.display().to_string(),
@@ -352,6 +369,11 @@ mod tests {
         let (c, o) = pick(None, None, None);
         assert_eq!(c.expose(), "FROMHOME");
         assert!(matches!(o, CookieOrigin::HomeFile(_)));
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(!readable_by_others(&f));
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(readable_by_others(&f));
         let missing = dir.path().join("nope");
         assert!(own_cookie(Some(&missing), None, None, None).is_err());
         assert!(
