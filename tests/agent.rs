@@ -58,3 +58,31 @@ fn top_n_matches_a_full_sort() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `bench/run --smoke`: the benchmark at 10k processes, one refresh per cell,
+/// so the script cannot rot between full runs. It fails when any cell could
+/// not be measured; the numbers themselves are not judged here (the machine
+/// is shared and the test suite runs in parallel).
+#[test]
+fn benchmark_smoke_run_measures_every_cell() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("python3")
+        .arg(root.join("bench/run"))
+        .args(["--smoke", "--etop", env!("CARGO_BIN_EXE_etop")])
+        .current_dir(root)
+        .output()
+        .expect("python3 runs bench/run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "bench/run --smoke failed ({:?}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    for tool in ["etop", "anchor", "floor"] {
+        assert!(
+            stdout.contains(tool),
+            "the smoke table has no '{tool}' rows:\n{stdout}"
+        );
+    }
+}
