@@ -36,6 +36,7 @@ pub const AGENT_CALLS: &[&str] = &[
     "erlang:localtime/0",
     "erlang:statistics/1",
     "erlang:memory/0",
+    "erlang:garbage_collect/0",
     "erlang:node/0",
     "erlang:self/0",
     "erlang:module_loaded/1",
@@ -366,10 +367,10 @@ erlang:spawn(fun() ->
       {Ref, From, Req} ->
         {Reply, St2} = try Handle(Req, St)
                        catch C:R -> {{error, {C, R}}, St} end,
-        % No garbage_collect/0 here: a frame's garbage lives and dies in its
-        % worker, and a full sweep would copy the reductions kept for the
-        % next frame every time.
         From ! {Ref, Reply},
+        % The scan's garbage is big; give it back now rather than at the
+        % next frame.
+        erlang:garbage_collect(),
         Loop(St2);
       _ -> Loop(St)
     end
