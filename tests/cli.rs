@@ -23,14 +23,6 @@ fn u64_field(v: &Value, what: &str, out: &util::Output) -> u64 {
         .unwrap_or_else(|| panic!("{what} is {v}, not a number\n{out}"))
 }
 
-/// The one line etop prints on stderr for a fatal error.
-fn single_error_line(out: &util::Output) -> &str {
-    let lines = out.stderr_lines();
-    assert_eq!(lines.len(), 1, "expected exactly one line on stderr\n{out}");
-    assert!(out.stdout.is_empty(), "expected nothing on stdout\n{out}");
-    lines[0]
-}
-
 #[test]
 fn help_and_version() {
     let out = etop(["--help"]).run().success();
@@ -50,7 +42,7 @@ fn malformed_arguments_are_usage_errors() {
     for bad in ["a@b@c", "bad name@h"] {
         let out = etop(["--once", bad]).cookie_env("anything").run();
         assert_eq!(out.code, Some(2), "{out}");
-        let line = single_error_line(&out);
+        let line = util::single_error_line(&out);
         assert!(line.contains("is not a node name"), "{out}");
     }
     for (args, mentions) in [
@@ -74,7 +66,7 @@ fn epmd_not_reachable() {
         .env("ERL_EPMD_PORT", &port.to_string())
         .run();
     assert_eq!(out.code, Some(3), "{out}");
-    let line = single_error_line(&out);
+    let line = util::single_error_line(&out);
     assert!(line.contains("cannot reach EPMD"), "{out}");
     assert!(
         line.contains(&port.to_string()),
@@ -90,7 +82,7 @@ fn closed_distribution_port_is_unreachable() {
         .cookie_env("anything")
         .run();
     assert_eq!(out.code, Some(3), "{out}");
-    let line = single_error_line(&out);
+    let line = util::single_error_line(&out);
     assert!(line.contains("cannot connect"), "{out}");
     assert!(line.contains(&format!(":{port}")), "{out}");
     assert!(line.to_lowercase().contains("refused"), "{out}");
@@ -429,7 +421,7 @@ fn cookie_sources_of_our_own() {
     // Nothing anywhere: a usage error that names the ways to give one.
     let out = etop(["--once", &node.full]).run();
     assert_eq!(out.code, Some(2), "{out}");
-    let line = single_error_line(&out);
+    let line = util::single_error_line(&out);
     assert!(line.contains("ERLANG_COOKIE"), "{out}");
     assert!(line.contains("no cookie"), "{out}");
 }
@@ -455,7 +447,10 @@ fn cookie_of_a_local_node_is_found_on_the_node() {
         .cookie_env(&format!("WRONG{}", util::random_hex()))
         .run();
     assert_eq!(out.code, Some(4), "{out}");
-    assert!(single_error_line(&out).contains("ERLANG_COOKIE"), "{out}");
+    assert!(
+        util::single_error_line(&out).contains("ERLANG_COOKIE"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -470,7 +465,7 @@ fn wrong_cookie_is_rejected_quickly_without_leaking_it() {
 
     let out = etop(["--once", &node.full]).cookie_env(&wrong).run();
     assert_eq!(out.code, Some(4), "{out}");
-    let line = single_error_line(&out);
+    let line = util::single_error_line(&out);
     assert!(line.contains("rejected our cookie"), "{out}");
     assert!(
         line.contains("ERLANG_COOKIE"),
@@ -484,7 +479,7 @@ fn wrong_cookie_is_rejected_quickly_without_leaking_it() {
         .home_cookie(&format!("{wrong}\n"))
         .run();
     assert_eq!(out.code, Some(4), "{out}");
-    let line = single_error_line(&out);
+    let line = util::single_error_line(&out);
     assert!(
         line.contains("~/.erlang.cookie"),
         "the source is not named\n{out}"
@@ -498,7 +493,7 @@ fn unknown_node_lists_what_epmd_knows() {
     let missing = format!("nosuch_{}@{}", &util::random_hex()[..8], util::short_host());
     let out = etop(["--once", &missing]).cookie_env(&node.cookie).run();
     assert_eq!(out.code, Some(3), "{out}");
-    let line = single_error_line(&out);
+    let line = util::single_error_line(&out);
     let bare = missing.split('@').next().unwrap_or_default();
     assert!(line.contains(bare), "{out}");
     assert!(

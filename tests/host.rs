@@ -44,14 +44,6 @@ fn num(v: &Value, what: &str, out: &util::Output) -> f64 {
         .unwrap_or_else(|| panic!("{what} is {v}, not a number\n{out}"))
 }
 
-/// The one line etop prints on stderr for a fatal error.
-fn single_error_line(out: &util::Output) -> &str {
-    let lines = out.stderr_lines();
-    assert_eq!(lines.len(), 1, "expected exactly one line on stderr\n{out}");
-    assert!(out.stdout.is_empty(), "expected nothing on stdout\n{out}");
-    lines[0]
-}
-
 /// Bytes as etop prints them (`1.8M`, `759K`, `40`).
 fn human_bytes(s: &str) -> f64 {
     let (digits, mult) = match s.chars().last() {
@@ -225,7 +217,7 @@ fn release_cookies_are_found_in_precedence_order() {
     std::fs::write(&file, format!("WRONG{}", util::random_hex())).expect("rewrite COOKIE");
     let out = etop(["--once", "--proc-root", &fake.arg(), &nodes[1].name]).run();
     assert_eq!(out.code, Some(4), "{out}");
-    let line = single_error_line(&out);
+    let line = util::single_error_line(&out);
     assert!(line.contains("rejected our cookie"), "{out}");
     assert!(
         line.contains("releases/COOKIE"),
@@ -278,7 +270,7 @@ fn several_local_nodes_must_be_named_by_name_or_pid() {
 
     let out = etop(["--once", "--proc-root", &fake.arg()]).run();
     assert_eq!(out.code, Some(2), "{out}");
-    let line = single_error_line(&out);
+    let line = util::single_error_line(&out);
     for n in [a, b] {
         assert!(line.contains(&n.full), "{} is not listed\n{out}", n.full);
         assert!(line.contains(&n.os_pid().to_string()), "{out}");
@@ -454,7 +446,7 @@ fn threads_show_the_busy_scheduler_without_a_cookie() {
     // The process view needs a distributed node, and says what works instead.
     let out = etop(["--once", "--proc-root", &proc_root, &pid]).run();
     assert_eq!(out.code, Some(2), "{out}");
-    let line = single_error_line(&out);
+    let line = util::single_error_line(&out);
     assert!(line.contains("not a distributed node"), "{out}");
     assert!(line.contains(&format!("etop threads --pid {pid}")), "{out}");
 }
@@ -1096,6 +1088,6 @@ fn msacc_reports_a_connection_lost_during_the_window() {
         || !msacc_on(&node),
     );
     assert_eq!(out.code, Some(5), "a lost connection is exit 5\n{out}");
-    let line = single_error_line(&out);
+    let line = util::single_error_line(&out);
     assert!(line.contains("lost the connection"), "{out}");
 }

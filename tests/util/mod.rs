@@ -985,3 +985,11 @@ pub fn parse_aligned(
         })
         .collect()
 }
+
+/// The one line etop prints on stderr for a fatal error.
+pub fn single_error_line(out: &Output) -> &str {
+    let lines = out.stderr_lines();
+    assert_eq!(lines.len(), 1, "expected exactly one line on stderr\n{out}");
+    assert!(out.stdout.is_empty(), "expected nothing on stdout\n{out}");
+    lines[0]
+}
