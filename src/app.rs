@@ -207,13 +207,7 @@ fn threads(cli: &Cli, node: Option<&str>, pid: Option<u32>, sort: ThreadSort) ->
         None => {
             let all = nodes::local_nodes(&cli.conn.proc_root);
             let found = match node {
-                Some(n) if n.chars().all(|c| c.is_ascii_digit()) => {
-                    all.iter().find(|l| l.os_pid.to_string() == n)
-                }
-                Some(n) => all.iter().find(|l| {
-                    l.name.as_deref() == Some(n)
-                        || l.name.as_deref().and_then(|x| x.split('@').next()) == Some(n)
-                }),
+                Some(n) => nodes::find_local(&all, n),
                 None if all.len() == 1 => all.first(),
                 None => None,
             };
@@ -226,25 +220,16 @@ fn threads(cli: &Cli, node: Option<&str>, pid: Option<u32>, sort: ThreadSort) ->
                         l.os_pid
                     ),
                 ),
+                None if all.is_empty() => {
+                    return Err(Error::Usage(
+                        "which VM? no Erlang VM runs on this host; pass --pid".into(),
+                    ));
+                }
                 None => {
-                    let known: Vec<String> = all
-                        .iter()
-                        .map(|l| {
-                            format!(
-                                "{} (pid {})",
-                                l.name.as_deref().unwrap_or("not distributed"),
-                                l.os_pid
-                            )
-                        })
-                        .collect();
-                    return Err(Error::Usage(format!(
-                        "which VM? {}; name a local node or pass --pid",
-                        if known.is_empty() {
-                            "no Erlang VM runs on this host".to_string()
-                        } else {
-                            format!("local VMs: {}", known.join(", "))
-                        }
-                    )));
+                    return Err(nodes::listing_error(
+                        &all,
+                        "which VM? name a local node or pass --pid",
+                    ));
                 }
             }
         }

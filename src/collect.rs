@@ -295,25 +295,13 @@ impl Collector {
         delta: bool,
         timeout: Duration,
     ) -> Result<Sample> {
-        let (conn, agent) = self.ensure()?;
-        let res = agent.sample(conn, key, lines, delta, timeout);
-        let peer = conn.peer.clone();
-        match res {
-            Ok(info) => {
-                let epoch = self.epoch;
-                decode_sample(&info, key, delta, epoch).ok_or_else(|| Error::Remote {
-                    node: peer,
-                    what: "a sample".into(),
-                    detail: "unexpected reply shape".into(),
-                })
-            }
-            Err(e) => {
-                if matches!(e, Error::ConnectionLost { .. }) {
-                    self.live = None;
-                }
-                Err(e)
-            }
-        }
+        let req = crate::remote::sample_request(key, lines, delta);
+        let (info, epoch) = self.request(req, timeout, "a sample")?;
+        decode_sample(&info, key, delta, epoch).ok_or_else(|| Error::Remote {
+            node: self.peer(),
+            what: "a sample".into(),
+            detail: "unexpected reply shape".into(),
+        })
     }
 
     /// Sends any agent request (ports, ets, msacc); returns `Info` of

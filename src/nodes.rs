@@ -13,12 +13,19 @@ use std::time::Duration;
 /// distribution from inside Erlang, from EPMD by their listen port.
 pub fn local_nodes(proc_root: &Path) -> Vec<LocalNode> {
     let mut nodes = discover::scan(proc_root);
-    if nodes.iter().any(|n| n.name.is_none())
-        && let Ok(names) = target::epmd_names("localhost", Duration::from_secs(2))
-    {
-        discover::match_epmd(&mut nodes, &names, &target::short_hostname());
+    if nodes.iter().any(|n| n.name.is_none()) {
+        name_from_epmd(&mut nodes, &local_epmd());
     }
     nodes
+}
+
+/// What the local EPMD knows; empty when it does not answer.
+fn local_epmd() -> Vec<(String, u16)> {
+    target::epmd_names("localhost", Duration::from_secs(2)).unwrap_or_default()
+}
+
+fn name_from_epmd(nodes: &mut [LocalNode], epmd: &[(String, u16)]) {
+    discover::match_epmd(nodes, epmd, &target::short_hostname());
 }
 
 /// The distribution port EPMD lists for a local node, if any.
@@ -37,25 +44,44 @@ pub struct Resolved {
     pub local: Option<LocalNode>,
 }
 
-fn listing_error(nodes: &[LocalNode], why: &str) -> Error {
+/// `name (pid N)`, how a local node is named in lists and errors.
+pub fn label(n: &LocalNode) -> String {
+    format!(
+        "{} (pid {})",
+        n.name.as_deref().unwrap_or("not distributed"),
+        n.os_pid
+    )
+}
+
+/// A usage error that lists the local nodes to choose from.
+pub fn listing_error(nodes: &[LocalNode], why: &str) -> Error {
     let mut msg = why.to_string();
-    let named: Vec<String> = nodes
-        .iter()
-        .map(|n| {
-            format!(
-                "{} (pid {})",
-                n.name.as_deref().unwrap_or("(not distributed)"),
-                n.os_pid
-            )
-        })
-        .collect();
-    if !named.is_empty() {
+    if !nodes.is_empty() {
+        let named: Vec<String> = nodes.iter().map(label).collect();
         msg.push_str(&format!(
             "; local nodes: {}; pick one with 'etop NODE'",
             named.join(", ")
         ));
     }
     Error::Usage(msg)
+}
+
+/// The local node the operator means by `given`: an OS pid, a full node
+/// name, or a bare name that exactly one local node has.
+pub fn find_local<'a>(nodes: &'a [LocalNode], given: &str) -> Option<&'a LocalNode> {
+    if !given.is_empty() && given.chars().all(|c| c.is_ascii_digit()) {
+        return nodes.iter().find(|n| n.os_pid.to_string() == given);
+    }
+    if given.contains('@') {
+        return nodes.iter().find(|n| n.name.as_deref() == Some(given));
+    }
+    let mut m = nodes
+        .iter()
+        .filter(|n| n.name.as_deref().map(short_part) == Some(given));
+    match (m.next(), m.next()) {
+        (Some(one), None) => Some(one),
+        _ => None,
+    }
 }
 
 fn short_part(name: &str) -> &str {
@@ -108,42 +134,21 @@ pub fn resolve(given: Option<&str>, proc_root: &Path) -> Result<Resolved> {
                 )),
             }
         }
-        Some(g) if !g.is_empty() && g.chars().all(|c| c.is_ascii_digit()) => {
-            let pid: u32 = g
-                .parse()
-                .map_err(|_| Error::Usage(format!("'{g}' is not a process id")))?;
-            match nodes.iter().find(|n| n.os_pid == pid) {
-                Some(n) => pick(n),
-                None => Err(listing_error(
-                    &nodes,
-                    &format!("no Erlang node runs as OS process {pid}"),
-                )),
+        Some(g) => match find_local(&nodes, g) {
+            Some(n) => pick(n),
+            None if g.chars().all(|c| c.is_ascii_digit()) => Err(listing_error(
+                &nodes,
+                &format!("no Erlang node runs as OS process {g}"),
+            )),
+            None => {
+                let target = NodeName::parse(g, &target::short_hostname())?;
+                Ok(Resolved {
+                    mode: target.mode(),
+                    target,
+                    local: None,
+                })
             }
-        }
-        Some(g) => {
-            let local = if g.contains('@') {
-                nodes.iter().find(|n| n.name.as_deref() == Some(g))
-            } else {
-                let mut m = nodes
-                    .iter()
-                    .filter(|n| n.name.as_deref().map(short_part) == Some(g));
-                match (m.next(), m.next()) {
-                    (Some(one), None) => Some(one),
-                    _ => None,
-                }
-            };
-            match local {
-                Some(n) => pick(n),
-                None => {
-                    let target = NodeName::parse(g, &target::short_hostname())?;
-                    Ok(Resolved {
-                        mode: target.mode(),
-                        target,
-                        local: None,
-                    })
-                }
-            }
-        }
+        },
     }
 }
 
@@ -203,8 +208,7 @@ pub struct NodeLine {
     pub cookie: String,
 }
 
-pub fn lines(nodes: &[LocalNode]) -> Vec<NodeLine> {
-    let epmd = target::epmd_names("localhost", Duration::from_secs(2)).unwrap_or_default();
+pub fn lines(nodes: &[LocalNode], epmd: &[(String, u16)]) -> Vec<NodeLine> {
     nodes
         .iter()
         .map(|n| NodeLine {
@@ -215,7 +219,7 @@ pub fn lines(nodes: &[LocalNode]) -> Vec<NodeLine> {
             },
             os_pid: n.os_pid,
             user: n.user.clone(),
-            dist_port: dist_port(n, &epmd),
+            dist_port: dist_port(n, epmd),
             otp: n.otp_release.clone(),
             cookie: match &n.cookie {
                 CookieLookup::Found {
@@ -240,7 +244,11 @@ pub fn lines(nodes: &[LocalNode]) -> Vec<NodeLine> {
 
 /// `etop nodes` in the chosen format.
 pub fn show(format: Format, proc_root: &Path) -> String {
-    let l = lines(&local_nodes(proc_root));
+    // One EPMD query serves both naming the nodes and their ports.
+    let epmd = local_epmd();
+    let mut nodes = discover::scan(proc_root);
+    name_from_epmd(&mut nodes, &epmd);
+    let l = lines(&nodes, &epmd);
     match format {
         Format::Json => l
             .iter()

@@ -101,13 +101,7 @@ impl Shaper for ProcShaper {
 
 impl Renderable for Model {
     fn text(&self, width: usize, max_rows: usize) -> String {
-        if self.rows.len() > max_rows {
-            let mut cut = self.clone();
-            cut.rows.truncate(max_rows);
-            render::text(&cut, width)
-        } else {
-            render::text(self, width)
-        }
+        render::text(self, width, max_rows)
     }
     fn csv_header(&self) -> String {
         render::CSV_HEADER.to_string()

@@ -398,6 +398,18 @@ impl SortKey {
     }
 }
 
+/// The request for one frame of the process table: header values and the
+/// top `n` rows by `key`; `delta` ranks reductions by their change since the
+/// previous request.
+pub fn sample_request(key: SortKey, n: usize, delta: bool) -> Term {
+    tuple(vec![
+        atom("sample"),
+        atom(key.item()),
+        int(n as i64),
+        atom(if delta { "true" } else { "false" }),
+    ])
+}
+
 /// Our process on the target.
 pub struct Agent {
     pub pid: Pid,
@@ -451,34 +463,8 @@ impl Agent {
         }
     }
 
-    /// One frame's raw data: header values and the top `n` rows by `key`.
-    /// `delta` ranks reductions by their change since the previous call.
-    pub fn sample(
-        &self,
-        conn: &mut Connection,
-        key: SortKey,
-        n: usize,
-        delta: bool,
-        timeout: Duration,
-    ) -> Result<Term> {
-        let req = tuple(vec![
-            atom("sample"),
-            atom(key.item()),
-            int(n as i64),
-            atom(if delta { "true" } else { "false" }),
-        ]);
-        let reply = conn.request(&self.pid, req, timeout, "a sample")?;
-        match eterm::as_tuple(&reply) {
-            Some([tag, info]) if eterm::is_atom(tag, "ok") => Ok(info.clone()),
-            _ => Err(Error::Remote {
-                node: conn.peer.clone(),
-                what: "a sample".into(),
-                detail: reply.to_string(),
-            }),
-        }
-    }
-
-    /// Any other request: `{ok, Info}` gives `Info`.
+    /// Sends a request (see `sample_request`, `ports::request`...):
+    /// `{ok, Info}` gives `Info`.
     pub fn call(
         &self,
         conn: &mut Connection,

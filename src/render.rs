@@ -190,15 +190,16 @@ pub fn flex_widths(natural: [usize; 6], width: usize) -> (usize, usize) {
     (name_w.max(4), cur_w.max(4))
 }
 
-/// The frame as text for a terminal `width` columns wide.
-pub fn text(model: &Model, width: usize) -> String {
+/// The frame as text for a terminal `width` columns wide, at most
+/// `max_rows` table rows.
+pub fn text(model: &Model, width: usize, max_rows: usize) -> String {
     let mut out = header_lines(&model.header)
         .into_iter()
         .map(|l| truncate(&l, width))
         .collect::<Vec<_>>()
         .join("\n");
     out.push_str("\n\n");
-    out.push_str(&table(&model.rows, width));
+    out.push_str(&table(&model.rows[..model.rows.len().min(max_rows)], width));
     out
 }
 
