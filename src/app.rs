@@ -2,7 +2,7 @@
 //! stderr and an exit code.
 
 use crate::cli::{Cli, Command};
-use crate::collect::{Collector, RequestFeed};
+use crate::collect::{Collector, RequestFeed, View};
 use crate::dist::ConnectOpts;
 use crate::error::{Error, Result, exit};
 use crate::eterm::Term;
@@ -53,14 +53,28 @@ fn run(cli: Cli) -> Result<()> {
         Some(Command::Threads { node, pid, sort }) => threads(&cli, node.as_deref(), *pid, *sort),
         Some(Command::Ports { node, sort }) => {
             let (collector, _) = attach(&cli, node.as_deref())?;
-            let feed = request_feed(&cli, collector, ports::request(*sort, lines(&cli)), "ports");
-            let shaper = PortShaper::new(*sort, cli.view.once);
+            let (sort, n) = (*sort, lines(&cli));
+            let feed = request_feed(
+                &cli,
+                collector,
+                View::Ports,
+                Box::new(move |base| ports::request(sort, n, base)),
+                "ports",
+            );
+            let shaper = PortShaper::new(sort, cli.view.once);
             session::run(feed, shaper, display(&cli, cli.view.iterations))
         }
         Some(Command::Ets { node, sort }) => {
             let (collector, _) = attach(&cli, node.as_deref())?;
-            let feed = request_feed(&cli, collector, ets::request(*sort, lines(&cli)), "ets");
-            let shaper = EtsShaper::new(*sort, cli.view.once);
+            let (sort, n) = (*sort, lines(&cli));
+            let feed = request_feed(
+                &cli,
+                collector,
+                View::Ets,
+                Box::new(move |base| ets::request(sort, n, base)),
+                "ets",
+            );
+            let shaper = EtsShaper::new(sort, cli.view.once);
             session::run(feed, shaper, display(&cli, cli.view.iterations))
         }
         Some(Command::Msacc {
@@ -76,10 +90,17 @@ fn lines(cli: &Cli) -> usize {
     cli.view.lines as usize
 }
 
-fn request_feed(cli: &Cli, collector: Collector, request: Term, what: &'static str) -> RequestFeed {
+fn request_feed(
+    cli: &Cli,
+    collector: Collector,
+    view: View,
+    request: Box<dyn Fn(i64) -> Term + Send>,
+    what: &'static str,
+) -> RequestFeed {
     let interval = Duration::from_secs_f64(cli.interval_secs());
     RequestFeed {
         collector,
+        view,
         request,
         timeout: (interval * 3).max(Duration::from_secs(15)),
         what,
@@ -164,7 +185,7 @@ fn attach(cli: &Cli, node: Option<&str>) -> Result<(Collector, Option<u32>)> {
             .unwrap_or_else(ConnectOpts::default_our_name),
         timeout: Duration::from_secs_f64(cli.conn.connect_timeout),
     };
-    let collector = Collector::connect(opts)?;
+    let collector = Collector::connect(opts, cli.conn.agent_max_heap.unwrap_or(0))?;
     if cli.view.verbose {
         eprintln!(
             "etop: attached to {} as hidden node {}",

@@ -267,6 +267,14 @@ pub struct ConnArgs {
     #[arg(global = true, long, value_name = "PATH", default_value = "/proc")]
     pub proc_root: PathBuf,
 
+    /// The heap ceiling of every process etop starts on the node, in MB
+    /// (or with a unit: 512M, 2G). A frame that needs more is stopped by the
+    /// VM and reported; the node is untouched. Default: twice what a frame
+    /// needs (about 0.5 KB per process, port or table) plus 8 MB, at most
+    /// half of the node's memory, at least 4 MB.
+    #[arg(global = true, long, value_name = "MB", value_parser = parse_size)]
+    pub agent_max_heap: Option<u64>,
+
     /// Seconds to wait for EPMD, the connection and the handshake.
     #[arg(global = true, long, value_name = "SECS", default_value = "5", value_parser = parse_interval)]
     pub connect_timeout: f64,
@@ -281,6 +289,30 @@ fn parse_interval(s: &str) -> Result<f64, String> {
         return Err(format!("'{s}' is out of range (0.05 to 86400 seconds)"));
     }
     Ok(v)
+}
+
+/// A size in bytes: a number of MB, or a number with K, M or G.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, unit) = match t.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
+        Some((i, _)) => (&t[..i], t[i..].to_ascii_uppercase()),
+        None => (t, "M".to_string()),
+    };
+    let shift = match unit.trim_end_matches('B') {
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        _ => return Err(format!("'{s}' is not a size (use MB, or 512M, 2G)")),
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size (use MB, or 512M, 2G)"))?;
+    let bytes = v * (1u64 << shift) as f64;
+    if !(bytes.is_finite() && bytes >= (1u64 << 20) as f64 && bytes <= (1u64 << 40) as f64) {
+        return Err(format!("'{s}' is out of range (1 MB to 1 TB)"));
+    }
+    Ok(bytes as u64)
 }
 
 impl Cli {
@@ -363,6 +395,19 @@ mod tests {
         let c = parse(&[]).unwrap();
         assert!(c.command.is_none() && c.node.is_none());
         assert!(parse(&["threads", "--pid", "5", "demo"]).is_err());
+    }
+
+    #[test]
+    fn heap_ceiling_sizes() {
+        assert_eq!(parse_size("64"), Ok(64 << 20));
+        assert_eq!(parse_size("512M"), Ok(512 << 20));
+        assert_eq!(parse_size("2G"), Ok(2 << 30));
+        assert_eq!(parse_size("1.5gb"), Ok(3 << 29));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("12X").is_err());
+        assert!(parse_size("lots").is_err());
+        let c = parse(&["--agent-max-heap", "256", "n"]).unwrap();
+        assert_eq!(c.conn.agent_max_heap, Some(256 << 20));
     }
 
     #[test]

@@ -116,8 +116,14 @@ pub struct Sample {
     pub schedulers: u32,
     /// Target wall time spent computing this sample, in microseconds.
     pub cost_us: u64,
+    /// The frame worker's largest heap while computing this sample, and the
+    /// ceiling it ran under, in bytes.
+    pub heap_bytes: u64,
+    pub heap_limit_bytes: u64,
     pub key: SortKey,
-    /// True when `rank_value` of reductions rows is a delta.
+    /// True when `rank_value` of reductions rows is a delta over the window
+    /// since the previous sample etop received; false for totals (a first
+    /// frame, or the agent no longer held the previous frame's state).
     pub delta: bool,
     pub rows: Vec<ProcRow>,
     /// Which connection produced it; samples of different connections (a
@@ -168,7 +174,7 @@ fn decode_clock(t: &Term) -> Option<Clock> {
 }
 
 /// Decodes the agent's reply map.
-pub fn decode_sample(info: &Term, key: SortKey, delta: bool, epoch: u64) -> Option<Sample> {
+pub fn decode_sample(info: &Term, key: SortKey, epoch: u64) -> Option<Sample> {
     let get = |k: &str| eterm::map_get(info, k);
     let num = |k: &str| get(k).and_then(eterm::as_i64).unwrap_or(0).max(0) as u64;
     let mut memory = Memory::default();
@@ -219,8 +225,10 @@ pub fn decode_sample(info: &Term, key: SortKey, delta: bool, epoch: u64) -> Opti
         sched,
         schedulers: num("schedulers") as u32,
         cost_us: num("cost_us"),
+        heap_bytes: num("heap_bytes"),
+        heap_limit_bytes: num("heap_limit_bytes"),
         key,
-        delta,
+        delta: get("delta").is_some_and(|t| eterm::is_atom(t, "true")),
         rows,
         epoch,
         elixir: get("elixir").is_some_and(|t| eterm::is_atom(t, "true")),
@@ -228,21 +236,36 @@ pub fn decode_sample(info: &Term, key: SortKey, delta: bool, epoch: u64) -> Opti
     })
 }
 
+/// The views whose frames the agent computes against state it keeps from
+/// the previous frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum View {
+    Procs,
+    Ports,
+    Ets,
+}
+
 /// A connection plus its agent, and what is needed to rebuild them.
 pub struct Collector {
     opts: ConnectOpts,
+    heap_limit_bytes: u64,
     live: Option<(Connection, Agent)>,
     epoch: u64,
+    /// Per view, the `frame` number of the last reply received on this
+    /// connection: the state the next frame's deltas must be computed from.
+    bases: std::collections::HashMap<View, i64>,
 }
 
 impl Collector {
     /// Connects and starts the agent; errors here are reported as they are
     /// (wrong cookie, unknown node...), since nothing has been shown yet.
-    pub fn connect(opts: ConnectOpts) -> Result<Collector> {
+    pub fn connect(opts: ConnectOpts, heap_limit_bytes: u64) -> Result<Collector> {
         let mut c = Collector {
             opts,
+            heap_limit_bytes,
             live: None,
             epoch: 0,
+            bases: Default::default(),
         };
         c.ensure()?;
         Ok(c)
@@ -254,8 +277,9 @@ impl Collector {
         }
         if self.live.is_none() {
             let mut conn = Connection::connect(&self.opts)?;
-            let agent = Agent::start(&mut conn)?;
+            let agent = Agent::start(&mut conn, self.heap_limit_bytes)?;
             self.epoch += 1;
+            self.bases.clear();
             self.live = Some((conn, agent));
         }
         self.live
@@ -295,13 +319,37 @@ impl Collector {
         delta: bool,
         timeout: Duration,
     ) -> Result<Sample> {
-        let req = crate::remote::sample_request(key, lines, delta);
-        let (info, epoch) = self.request(req, timeout, "a sample")?;
-        decode_sample(&info, key, delta, epoch).ok_or_else(|| Error::Remote {
+        let (info, epoch) = self.frame(
+            View::Procs,
+            |base| crate::remote::sample_request(key, lines, delta, base),
+            timeout,
+            "a sample",
+        )?;
+        decode_sample(&info, key, epoch).ok_or_else(|| Error::Remote {
             node: self.peer(),
             what: "a sample".into(),
             detail: "unexpected reply shape".into(),
         })
+    }
+
+    /// One frame of `view`: the request names the frame whose state it is
+    /// computed against, and only a reply that arrived moves that on, so a
+    /// reply etop gave up waiting for never becomes the base of a window.
+    pub fn frame(
+        &mut self,
+        view: View,
+        make: impl FnOnce(i64) -> Term,
+        timeout: Duration,
+        what: &str,
+    ) -> Result<(Term, u64)> {
+        // Connect first: a reconnection clears the bases.
+        self.ensure()?;
+        let base = self.bases.get(&view).copied().unwrap_or(0);
+        let (info, epoch) = self.request(make(base), timeout, what)?;
+        if let Some(frame) = eterm::map_get(&info, "frame").and_then(eterm::as_i64) {
+            self.bases.insert(view, frame);
+        }
+        Ok((info, epoch))
     }
 
     /// Sends any agent request (ports, ets, msacc); returns `Info` of
@@ -336,7 +384,9 @@ impl Collector {
 /// ETS): the reply, which connection it came from, and when.
 pub struct RequestFeed {
     pub collector: Collector,
-    pub request: Term,
+    pub view: View,
+    /// Builds the request from the base frame number.
+    pub request: Box<dyn Fn(i64) -> Term + Send>,
     pub timeout: Duration,
     pub what: &'static str,
 }
@@ -352,6 +402,13 @@ impl Reply {
     /// The node's monotonic clock at the start of this sample, in µs.
     pub fn node_mono_us(&self) -> Option<i64> {
         eterm::map_get(&self.info, "mono_us").and_then(eterm::as_i64)
+    }
+
+    /// True when the counters are deltas since the previous reply; false for
+    /// totals (a first frame, or the agent no longer held the previous
+    /// frame's state).
+    pub fn is_delta(&self) -> bool {
+        eterm::map_get(&self.info, "delta").is_some_and(|t| eterm::is_atom(t, "true"))
     }
 }
 
@@ -369,7 +426,7 @@ impl crate::session::Feed for RequestFeed {
     fn sample(&mut self) -> Result<Reply> {
         let (info, epoch) =
             self.collector
-                .request(self.request.clone(), self.timeout, self.what)?;
+                .frame(self.view, &self.request, self.timeout, self.what)?;
         Ok(Reply {
             info,
             epoch,
@@ -383,6 +440,7 @@ impl crate::session::Feed for RequestFeed {
         let (rx, tx) = self.collector.traffic();
         Some(serde_json::json!({
             "node_cost_us": r.as_ref().ok().and_then(|r| eterm::map_get(&r.info, "cost_us")).and_then(eterm::as_i64),
+            "heap_bytes": r.as_ref().ok().and_then(|r| eterm::map_get(&r.info, "heap_bytes")).and_then(eterm::as_i64),
             "rx_bytes": rx,
             "tx_bytes": tx,
             "ok": r.is_ok(),
@@ -399,12 +457,13 @@ pub struct ReplyClock {
 }
 
 impl ReplyClock {
-    /// Seconds since the previous reply; `None` for a first one.
+    /// Seconds since the previous reply; `None` when the reply holds totals
+    /// (a first one, or one computed without the previous frame's state).
     pub fn window(&mut self, r: &Reply) -> Option<f64> {
         let now = (r.taken_at, r.node_mono_us());
         let w = self
             .prev
-            .filter(|(epoch, _, _)| *epoch == r.epoch)
+            .filter(|(epoch, _, _)| *epoch == r.epoch && r.is_delta())
             .map(|(_, at, mono)| window(now, (at, mono)).as_secs_f64());
         self.prev = Some((r.epoch, now.0, now.1));
         w
@@ -422,21 +481,34 @@ pub fn reply_rows<T>(info: &Term, decode: impl Fn(&Term) -> Option<T>) -> Vec<T>
 }
 
 /// The header fields every agent reply carries.
-pub fn reply_header(info: &Term) -> (String, Option<Clock>, u64, f64) {
-    let node = eterm::map_get(info, "node")
-        .and_then(eterm::as_atom)
-        .unwrap_or_default()
-        .to_string();
-    let clock = eterm::map_get(info, "time").and_then(decode_clock);
-    let count = eterm::map_get(info, "count")
-        .and_then(eterm::as_i64)
-        .unwrap_or(0)
-        .max(0) as u64;
-    let cost_ms = eterm::map_get(info, "cost_us")
-        .and_then(eterm::as_i64)
-        .unwrap_or(0) as f64
-        / 1000.0;
-    (node, clock, count, cost_ms)
+#[derive(Debug, Clone, Default)]
+pub struct ReplyHeader {
+    pub node: String,
+    pub clock: Option<Clock>,
+    pub count: u64,
+    pub cost_ms: f64,
+    pub heap_bytes: u64,
+    pub heap_limit_bytes: u64,
+}
+
+pub fn reply_header(info: &Term) -> ReplyHeader {
+    let num = |k: &str| {
+        eterm::map_get(info, k)
+            .and_then(eterm::as_i64)
+            .unwrap_or(0)
+            .max(0) as u64
+    };
+    ReplyHeader {
+        node: eterm::map_get(info, "node")
+            .and_then(eterm::as_atom)
+            .unwrap_or_default()
+            .to_string(),
+        clock: eterm::map_get(info, "time").and_then(decode_clock),
+        count: num("count"),
+        cost_ms: num("cost_us") as f64 / 1000.0,
+        heap_bytes: num("heap_bytes"),
+        heap_limit_bytes: num("heap_limit_bytes"),
+    }
 }
 
 #[cfg(test)]

@@ -107,6 +107,18 @@ pub enum Error {
         detail: String,
     },
 
+    /// A frame worker hit its heap ceiling and the VM stopped it.
+    #[error(
+        "this frame ({what}) needs more than {} MB of heap on {node}; etop's worker was \
+         stopped there and the node is untouched (raise the ceiling with --agent-max-heap MB)",
+        .limit_bytes.div_ceil(1 << 20)
+    )]
+    HeapLimit {
+        node: String,
+        what: String,
+        limit_bytes: u64,
+    },
+
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -133,7 +145,7 @@ impl Error {
             | Error::Handshake { .. } => exit::UNREACHABLE,
             Error::CookieRejected { .. } | Error::NotAllowed { .. } => exit::REJECTED,
             Error::ConnectionLost { .. } | Error::Gone { .. } => exit::LOST,
-            Error::Remote { .. } => exit::REMOTE,
+            Error::Remote { .. } | Error::HeapLimit { .. } => exit::REMOTE,
             Error::Io(_) => exit::FAILURE,
         }
     }

@@ -28,8 +28,13 @@ impl EtsSort {
     }
 }
 
-pub fn request(sort: EtsSort, lines: usize) -> Term {
-    tuple(vec![atom("ets"), atom(sort.atom()), int(lines as i64)])
+pub fn request(sort: EtsSort, lines: usize, base: i64) -> Term {
+    tuple(vec![
+        atom("ets"),
+        atom(sort.atom()),
+        int(lines as i64),
+        int(base),
+    ])
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -57,6 +62,10 @@ pub struct EtsFrame {
     pub sort: EtsSort,
     pub window_secs: Option<f64>,
     pub cost_ms: f64,
+    /// The agent's frame worker: its largest heap for this frame, and its
+    /// ceiling, in bytes.
+    pub agent_heap_bytes: u64,
+    pub agent_heap_limit_bytes: u64,
     pub rows: Vec<EtsRow>,
 }
 
@@ -119,19 +128,21 @@ impl Shaper for EtsShaper {
         if window.is_none() && self.baseline_first {
             return None;
         }
-        let (node, clock, count, cost_ms) = reply_header(&r.info);
+        let h = reply_header(&r.info);
         let rows = reply_rows(&r.info, decode_row);
         Some(Box::new(EtsFrame {
-            node,
-            clock: clock.map(|c| c.to_string()),
-            tables: count,
+            node: h.node,
+            clock: h.clock.map(|c| c.to_string()),
+            tables: h.count,
             total_bytes: eterm::map_get(&r.info, "total_bytes")
                 .and_then(eterm::as_i64)
                 .unwrap_or(0)
                 .max(0) as u64,
             sort: self.sort,
             window_secs: window,
-            cost_ms,
+            cost_ms: h.cost_ms,
+            agent_heap_bytes: h.heap_bytes,
+            agent_heap_limit_bytes: h.heap_limit_bytes,
             rows,
         }))
     }
@@ -225,7 +236,11 @@ impl Renderable for EtsFrame {
         serde_json::to_string(self).unwrap_or_default()
     }
     fn note(&self) -> String {
-        format!("this sample cost the node {:.1} ms", self.cost_ms)
+        render::cost_note(
+            self.cost_ms,
+            self.agent_heap_bytes,
+            self.agent_heap_limit_bytes,
+        )
     }
 }
 

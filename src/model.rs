@@ -94,6 +94,10 @@ pub struct Header {
     pub window_secs: Option<f64>,
     /// Target time spent on this frame's sample, in milliseconds.
     pub cost_ms: f64,
+    /// The agent's frame worker: its largest heap for this sample, and the
+    /// ceiling it ran under, in bytes.
+    pub agent_heap_bytes: u64,
+    pub agent_heap_limit_bytes: u64,
     /// Present when the node runs on this host.
     pub os: Option<OsHeader>,
     /// Utilisation of each scheduler over the window (empty on a first frame).
@@ -273,6 +277,8 @@ impl Model {
                 prev.map(|(_, d)| d.as_secs_f64())
             },
             cost_ms: cur.cost_us as f64 / 1000.0,
+            agent_heap_bytes: cur.heap_bytes,
+            agent_heap_limit_bytes: cur.heap_limit_bytes,
             os: os_header(cur, prev.map(|(p, _)| p)),
         };
         Model { header, rows }
@@ -313,6 +319,8 @@ mod tests {
             sched,
             schedulers: 0,
             cost_us: 1500,
+            heap_bytes: 0,
+            heap_limit_bytes: 0,
             key,
             delta,
             rows,

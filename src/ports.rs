@@ -47,8 +47,13 @@ impl PortSort {
 }
 
 /// The agent request for one frame.
-pub fn request(sort: PortSort, lines: usize) -> Term {
-    tuple(vec![atom("ports"), atom(sort.atom()), int(lines as i64)])
+pub fn request(sort: PortSort, lines: usize, base: i64) -> Term {
+    tuple(vec![
+        atom("ports"),
+        atom(sort.atom()),
+        int(lines as i64),
+        int(base),
+    ])
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -75,6 +80,10 @@ pub struct PortFrame {
     /// The window the counters cover; `None` on a first frame (totals).
     pub window_secs: Option<f64>,
     pub cost_ms: f64,
+    /// The agent's frame worker: its largest heap for this frame, and its
+    /// ceiling, in bytes.
+    pub agent_heap_bytes: u64,
+    pub agent_heap_limit_bytes: u64,
     pub rows: Vec<PortRow>,
 }
 
@@ -152,15 +161,17 @@ impl Shaper for PortShaper {
         if window.is_none() && self.baseline_first {
             return None;
         }
-        let (node, clock, count, cost_ms) = reply_header(&r.info);
+        let h = reply_header(&r.info);
         let rows = reply_rows(&r.info, decode_row);
         Some(Box::new(PortFrame {
-            node,
-            clock: clock.map(|c| c.to_string()),
-            ports: count,
+            node: h.node,
+            clock: h.clock.map(|c| c.to_string()),
+            ports: h.count,
             sort: self.sort,
             window_secs: window,
-            cost_ms,
+            cost_ms: h.cost_ms,
+            agent_heap_bytes: h.heap_bytes,
+            agent_heap_limit_bytes: h.heap_limit_bytes,
             rows,
         }))
     }
@@ -242,7 +253,11 @@ impl Renderable for PortFrame {
         serde_json::to_string(self).unwrap_or_default()
     }
     fn note(&self) -> String {
-        format!("this sample cost the node {:.1} ms", self.cost_ms)
+        render::cost_note(
+            self.cost_ms,
+            self.agent_heap_bytes,
+            self.agent_heap_limit_bytes,
+        )
     }
 }
 

@@ -49,6 +49,7 @@ impl Feed for ProcFeed {
         let (rx, tx) = self.collector.traffic();
         Some(serde_json::json!({
             "node_cost_us": r.as_ref().map(|s| s.cost_us).ok(),
+            "heap_bytes": r.as_ref().map(|s| s.heap_bytes).ok(),
             "rows": r.as_ref().map(|s| s.rows.len()).ok(),
             "rx_bytes": rx,
             "tx_bytes": tx,
@@ -81,7 +82,12 @@ impl ProcShaper {
 impl Shaper for ProcShaper {
     type Sample = Sample;
     fn shape(&mut self, s: Sample) -> Option<Box<dyn Renderable>> {
-        let prev = self.prev.take();
+        let mut prev = self.prev.take();
+        // A reductions frame the agent computed without the previous frame's
+        // state holds totals: it starts a new window, like a first frame.
+        if s.key == SortKey::Reductions && !self.accumulate && !s.delta {
+            prev = None;
+        }
         let window = prev.as_ref().map(|p| {
             (
                 p,
@@ -113,6 +119,10 @@ impl Renderable for Model {
         render::json(self)
     }
     fn note(&self) -> String {
-        format!("this sample cost the node {:.1} ms", self.header.cost_ms)
+        render::cost_note(
+            self.header.cost_ms,
+            self.header.agent_heap_bytes,
+            self.header.agent_heap_limit_bytes,
+        )
     }
 }

@@ -26,6 +26,19 @@ const COLUMNS: [&str; 6] = [
 /// Spaces between columns.
 const GAP: usize = 2;
 
+/// The status line's word on what a frame cost the node: time, and the
+/// frame worker's heap against its ceiling.
+pub fn cost_note(cost_ms: f64, heap_bytes: u64, limit_bytes: u64) -> String {
+    let mut note = format!("this sample cost the node {cost_ms:.1} ms");
+    if heap_bytes > 0 {
+        note.push_str(&format!(", {} of heap", human_bytes(heap_bytes)));
+        if limit_bytes > 0 {
+            note.push_str(&format!(" (ceiling {})", human_bytes(limit_bytes)));
+        }
+    }
+    note
+}
+
 /// Bytes in binary units, short enough for a column: `512`, `1.5K`, `44.6M`.
 pub fn human_bytes(b: u64) -> String {
     const UNITS: [&str; 5] = ["K", "M", "G", "T", "P"];
@@ -390,6 +403,8 @@ mod tests {
                 accumulate: false,
                 window_secs: None,
                 cost_ms: 1.0,
+                agent_heap_bytes: 0,
+                agent_heap_limit_bytes: 0,
                 os: None,
                 schedulers: vec![],
                 show_schedulers: false,
