@@ -106,6 +106,14 @@ fn write_stats(path: &std::path::Path, start: Instant, extra: Option<serde_json:
     }
 }
 
+/// The status line while the node has not answered for `quiet`.
+fn stale_status(quiet: Duration) -> String {
+    format!(
+        "STALE: the node has not answered for {:.0} s; the frame above is old (still waiting)",
+        quiet.as_secs_f64()
+    )
+}
+
 /// Runs a view until it is done, quit, or fails for good.
 pub fn run<F, S>(feed: F, mut shaper: S, display: Display) -> Result<()>
 where
@@ -153,8 +161,29 @@ impl Output {
         let mut last: Option<Box<dyn Renderable>> = None;
         let mut failures = 0u32;
         let mut status = String::new();
+        // A node that stops answering is said to be so on the screen well
+        // before the request times out: after two intervals, or 3 s.
+        let stale_after = (self.display.interval * 2).max(Duration::from_secs(3));
+        let mut last_data = Instant::now();
         loop {
-            let Ok(ev) = rx.recv() else { return Ok(()) };
+            let ev = match rx.recv_timeout(Duration::from_millis(250)) {
+                Ok(ev) => ev,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    let quiet = last_data.elapsed();
+                    if let (Some(s), Some(f)) = (screen.as_deref_mut(), &last)
+                        && quiet >= stale_after
+                        && failures == 0
+                    {
+                        status = stale_status(quiet);
+                        s.paint(&self.screen_text(f.as_ref(), &status))?;
+                    }
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
+            };
+            if matches!(ev, Event::Data(_)) {
+                last_data = Instant::now();
+            }
             match ev {
                 Event::Quit => return Ok(()),
                 Event::Resize => {

@@ -213,7 +213,10 @@ fn canonical_with_echo(fd: &OwnedFd) -> bool {
 
 /// Runs etop on a pseudo-terminal until its table is on screen, ends it with
 /// `end`, and returns everything it wrote plus its exit status.
-fn on_a_terminal(node: &Node, end: impl FnOnce(&mut std::fs::File, u32)) -> (String, i32) {
+fn on_a_terminal(
+    node: &Node,
+    end: impl FnOnce(&mut std::fs::File, u32, &dyn Fn() -> String),
+) -> (String, i32) {
     let pty = open_pty();
     assert!(canonical_with_echo(&pty.slave), "a fresh pty is canonical");
     let stdio = |fd: &OwnedFd| Stdio::from(fd.try_clone().expect("dup the pty slave"));
@@ -258,7 +261,7 @@ fn on_a_terminal(node: &Node, end: impl FnOnce(&mut std::fs::File, u32)) -> (Str
         std::thread::sleep(Duration::from_millis(100));
     }
     let mut writer = std::fs::File::from(pty.master.try_clone().expect("dup master"));
-    end(&mut writer, child.id());
+    end(&mut writer, child.id(), &text);
     let deadline = Instant::now() + Duration::from_secs(5);
     let status = loop {
         if let Some(s) = child.try_wait().expect("wait for etop") {
@@ -297,7 +300,7 @@ fn assert_restored(screen: &str, code: i32) {
 #[test]
 fn q_quits_and_restores_the_terminal() {
     let node = Node::start(NodeOpts::default());
-    let (screen, code) = on_a_terminal(&node, |w, _| {
+    let (screen, code) = on_a_terminal(&node, |w, _, _| {
         w.write_all(b"q").expect("type q");
     });
     assert_restored(&screen, code);
@@ -308,9 +311,46 @@ fn q_quits_and_restores_the_terminal() {
 #[test]
 fn sigterm_restores_the_terminal() {
     let node = Node::start(NodeOpts::default());
-    let (screen, code) = on_a_terminal(&node, |_, pid| {
+    let (screen, code) = on_a_terminal(&node, |_, pid, _| {
         // SAFETY: kill with a valid pid of our own child and a real signal.
         unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    });
+    assert_restored(&screen, code);
+}
+
+/// A node that stops answering is marked stale on the screen within
+/// max(2 intervals, 3 s), long before the request times out; when it
+/// answers again the mark goes away.
+#[test]
+fn a_node_that_stops_answering_is_marked_stale() {
+    let node = Node::start(NodeOpts::default());
+    let beam = node.os_pid() as i32;
+    let (screen, code) = on_a_terminal(&node, |w, _, text| {
+        // SAFETY: signals to the node this test started, by its pid.
+        unsafe { libc::kill(beam, libc::SIGSTOP) };
+        let stopped = Instant::now();
+        let deadline = stopped + Duration::from_secs(8);
+        while !text().contains("STALE") {
+            if Instant::now() > deadline {
+                unsafe { libc::kill(beam, libc::SIGCONT) };
+                panic!("no stale mark 8 s after the node stopped:\n{}", text());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let marked_after = stopped.elapsed();
+        unsafe { libc::kill(beam, libc::SIGCONT) };
+        assert!(
+            marked_after >= Duration::from_secs(2),
+            "marked stale after {marked_after:?}, before 3 s of silence"
+        );
+        // The next frame clears the mark.
+        let len = text().len();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !text()[len..].contains("q quits") {
+            assert!(Instant::now() < deadline, "no fresh frame:\n{}", text());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        w.write_all(b"q").expect("type q");
     });
     assert_restored(&screen, code);
 }
