@@ -719,6 +719,11 @@ impl Running {
         self.child.id()
     }
 
+    /// True while etop has not exited.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// The next line of stdout, or `None` if none came within `timeout` (or
     /// stdout was closed).
     pub fn next_line(&mut self, timeout: Duration) -> Option<String> {
