@@ -2,12 +2,13 @@
 #   make test    format, lint, unit and integration tests (against real erl nodes)
 #   make demo    start a demo node that looks loaded and attach etop to it
 #   make bench   etop's cost on the target against OTP's etop collector
+#   make soak    every view watching real nodes for a long time (about 15 min)
 #   make man     regenerate man/etop.1 from the command-line definition
 
 CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build release test deps demo bench man clean
+.PHONY: all build release test deps demo bench soak man clean
 
 all: build
 
@@ -38,6 +39,9 @@ demo: deps release
 
 bench: deps release
 	bench/run
+
+soak: deps release
+	bench/soak
 
 man:
 	ETOP_UPDATE_MAN=1 $(CARGO) test --test cli man_page_is_up_to_date

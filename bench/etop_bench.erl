@@ -15,6 +15,9 @@
 %%       same directory), nothing sorted, nothing sent back but a number.
 %%   sigcheck Target
 %%       Which process_info items make the inspected process answer itself.
+%%   watch Target Secs
+%%       For `make soak`: every second, the target's erlang:memory(total),
+%%       process and atom counts, and whether scheduler_wall_time is on.
 %%   profile Target Item
 %%       The steps of etop's agent (src/remote.rs, AGENT_SRC), evaluated on
 %%       the target by erl_eval as the agent is, each one timed.
@@ -51,6 +54,8 @@ run("floor", Node, [Count, Intv, Item]) ->
           list_to_atom(Item), 1);
 run("profile", Node, [Item]) ->
     profile(Node, list_to_atom(Item));
+run("watch", Node, [Secs]) ->
+    watch(Node, os:system_time(millisecond) + 1000 * list_to_integer(Secs));
 run("sigcheck", Node, []) ->
     json(rpc:call(Node, ?MODULE, sigcheck, [])).
 
@@ -72,6 +77,23 @@ value(V) -> io_lib:format("~w", [V]).
 json(Pairs) ->
     Body = lists:join(",", [io_lib:format("\"~s\":~s", [K, value(V)]) || {K, V} <- Pairs]),
     io:format("{~s}~n", [Body]).
+
+%% --- make soak ------------------------------------------------------------
+
+watch(Node, Until) ->
+    case os:system_time(millisecond) >= Until of
+        true -> ok;
+        false ->
+            [Mem, Procs, Atoms] =
+                [rpc:call(Node, erlang, F, A, 5000)
+                 || {F, A} <- [{memory, [total]}, {system_info, [process_count]},
+                               {system_info, [atom_count]}]],
+            Swt = rpc:call(Node, erlang, statistics, [scheduler_wall_time], 5000),
+            json([{t, now_us()}, {mem, Mem}, {procs, Procs}, {atoms, Atoms},
+                  {swt_on, is_list(Swt)}]),
+            receive after 1000 -> ok end,
+            watch(Node, Until)
+    end.
 
 %% --- the anchor -----------------------------------------------------------
 
