@@ -38,7 +38,7 @@ pub fn main() -> i32 {
         Ok(()) => exit::OK,
         Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::OK,
         Err(e) => {
-            eprintln!("etop: {e}");
+            term::say(&e);
             e.exit_code()
         }
     }
@@ -132,9 +132,9 @@ fn display(cli: &Cli, frames: Option<u64>) -> Display {
 fn attach(cli: &Cli, node: Option<&str>) -> Result<(Collector, Option<u32>)> {
     let resolved = nodes::resolve(node, &cli.conn.proc_root)?;
     if cli.conn.cookie.is_some() {
-        eprintln!(
-            "etop: warning: --cookie is visible to other users in the process list; \
-             prefer --cookie-file or ERLANG_COOKIE"
+        term::say(
+            "warning: --cookie is visible to other users in the process list; \
+             prefer --cookie-file or ERLANG_COOKIE",
         );
     }
     let env_cookie = std::env::var("ERLANG_COOKIE").ok();
@@ -146,10 +146,10 @@ fn attach(cli: &Cli, node: Option<&str>) -> Result<(Collector, Option<u32>)> {
         resolved.local.as_ref(),
     )?;
     if cli.view.verbose {
-        eprintln!(
-            "etop: attaching to {} with the cookie from {origin}",
+        term::say(format!(
+            "attaching to {} with the cookie from {origin}",
             resolved.target
-        );
+        ));
     }
     let opts = ConnectOpts {
         mode: resolved.mode,
@@ -166,11 +166,11 @@ fn attach(cli: &Cli, node: Option<&str>) -> Result<(Collector, Option<u32>)> {
     };
     let collector = Collector::connect(opts)?;
     if cli.view.verbose {
-        eprintln!(
-            "etop: attached to {} as hidden node {}",
+        term::say(format!(
+            "attached to {} as hidden node {}",
             collector.peer(),
             collector.ours()
-        );
+        ));
     }
     Ok((collector, resolved.local.map(|n| n.os_pid)))
 }

@@ -174,9 +174,9 @@ pub fn cookie(
                 loose_permissions,
             } => {
                 if *loose_permissions {
-                    eprintln!(
-                        "etop: warning: the cookie file ({source}) is readable by other users"
-                    );
+                    crate::term::say(format!(
+                        "warning: the cookie file ({source}) is readable by other users"
+                    ));
                 }
                 return Ok((cookie.clone(), CookieOrigin::Target(source.to_string())));
             }
@@ -250,10 +250,7 @@ pub fn show(format: Format, proc_root: &Path) -> String {
     name_from_epmd(&mut nodes, &epmd);
     let l = lines(&nodes, &epmd);
     match format {
-        Format::Json => l
-            .iter()
-            .map(|n| serde_json::to_string(n).unwrap_or_default() + "\n")
-            .collect(),
+        Format::Json => l.iter().map(|n| crate::escape::json(n) + "\n").collect(),
         Format::Csv => {
             let mut s = String::from("node,os_pid,user,dist_port,otp,cookie\n");
             for n in &l {

@@ -239,7 +239,7 @@ impl Renderable for PortFrame {
             .collect()
     }
     fn json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
+        crate::escape::json(self)
     }
     fn note(&self) -> String {
         format!("this sample cost the node {:.1} ms", self.cost_ms)

@@ -165,11 +165,10 @@ pub fn read_cookie_file(path: &Path) -> Result<Option<Cookie>> {
     match std::fs::read_to_string(path) {
         Ok(s) => {
             if readable_by_others(path) {
-                eprintln!(
-                    "etop: warning: the cookie file '{}' is readable by other users; \
-                     chmod 400 it",
+                crate::term::say(format!(
+                    "warning: the cookie file '{}' is readable by other users; chmod 400 it",
                     path.display()
-                );
+                ));
             }
             Ok(Cookie::new(&s))
         }

@@ -47,7 +47,7 @@ fn inspect(
     users: &HashMap<u32, String>,
 ) -> Option<LocalNode> {
     let dir = proc_root.join(pid.to_string());
-    let stat = crate::osview::parse_stat_line(&fs::read_to_string(dir.join("stat")).ok()?)?;
+    let stat = crate::osview::parse_stat_line(&crate::osview::read_text(&dir.join("stat")).ok()?)?;
     if matches!(stat.state, 'Z' | 'X' | 'x') {
         return None;
     }
