@@ -45,6 +45,12 @@ pub fn main() -> i32 {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    // Every command may read a cookie: ours, or local nodes' while scanning.
+    if let Err(e) = crate::target::protect_secrets() {
+        term::say(format!(
+            "warning: cannot keep the cookie out of core dumps (prctl: {e})"
+        ));
+    }
     match &cli.command {
         Some(Command::Nodes) => {
             term::write_batch(&nodes::show(cli.view.format, &cli.conn.proc_root))?;
@@ -111,6 +117,21 @@ fn msacc(cli: &Cli, node: Option<&str>, duration: f64, per_thread: bool) -> Resu
     Ok(())
 }
 
+/// `ERLANG_COOKIE`, when set. A value that is not UTF-8 cannot be the
+/// node's cookie as typed: an error, not a silent fall-through to the next
+/// source.
+fn env_cookie() -> Result<Option<String>> {
+    match std::env::var("ERLANG_COOKIE") {
+        Ok(v) => Ok(Some(v)),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(Error::Usage(
+            "ERLANG_COOKIE is not valid UTF-8; set it to the node's cookie, \
+             or pass --cookie-file PATH"
+                .into(),
+        )),
+    }
+}
+
 fn home_dir() -> Option<PathBuf> {
     std::env::var_os("HOME")
         .filter(|h| !h.is_empty())
@@ -137,7 +158,11 @@ fn attach(cli: &Cli, node: Option<&str>) -> Result<(Collector, Option<u32>)> {
              prefer --cookie-file or ERLANG_COOKIE",
         );
     }
-    let env_cookie = std::env::var("ERLANG_COOKIE").ok();
+    let env_cookie = if cli.conn.cookie_file.is_none() && cli.conn.cookie.is_none() {
+        env_cookie()?
+    } else {
+        None
+    };
     let (cookie, origin) = nodes::cookie(
         cli.conn.cookie_file.as_deref(),
         cli.conn.cookie.as_deref(),
