@@ -227,6 +227,7 @@ fn procs(cli: &Cli) -> Result<()> {
 }
 
 fn threads(cli: &Cli, node: Option<&str>, pid: Option<u32>, sort: ThreadSort) -> Result<()> {
+    nodes::check_given(node)?;
     let (os_pid, label) = match pid {
         Some(p) => (p, format!("beam pid {p}")),
         None => {
