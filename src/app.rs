@@ -38,13 +38,19 @@ pub fn main() -> i32 {
         Ok(()) => exit::OK,
         Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::OK,
         Err(e) => {
-            eprintln!("etop: {e}");
+            term::say(&e);
             e.exit_code()
         }
     }
 }
 
 fn run(cli: Cli) -> Result<()> {
+    // Every command may read a cookie: ours, or local nodes' while scanning.
+    if let Err(e) = crate::target::protect_secrets() {
+        term::say(format!(
+            "warning: cannot keep the cookie out of core dumps (prctl: {e})"
+        ));
+    }
     match &cli.command {
         Some(Command::Nodes) => {
             term::write_batch(&nodes::show(cli.view.format, &cli.conn.proc_root))?;
@@ -132,6 +138,21 @@ fn msacc(cli: &Cli, node: Option<&str>, duration: f64, per_thread: bool) -> Resu
     Ok(())
 }
 
+/// `ERLANG_COOKIE`, when set. A value that is not UTF-8 cannot be the
+/// node's cookie as typed: an error, not a silent fall-through to the next
+/// source.
+fn env_cookie() -> Result<Option<String>> {
+    match std::env::var("ERLANG_COOKIE") {
+        Ok(v) => Ok(Some(v)),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(Error::Usage(
+            "ERLANG_COOKIE is not valid UTF-8; set it to the node's cookie, \
+             or pass --cookie-file PATH"
+                .into(),
+        )),
+    }
+}
+
 fn home_dir() -> Option<PathBuf> {
     std::env::var_os("HOME")
         .filter(|h| !h.is_empty())
@@ -153,12 +174,16 @@ fn display(cli: &Cli, frames: Option<u64>) -> Display {
 fn attach(cli: &Cli, node: Option<&str>) -> Result<(Collector, Option<u32>)> {
     let resolved = nodes::resolve(node, &cli.conn.proc_root)?;
     if cli.conn.cookie.is_some() {
-        eprintln!(
-            "etop: warning: --cookie is visible to other users in the process list; \
-             prefer --cookie-file or ERLANG_COOKIE"
+        term::say(
+            "warning: --cookie is visible to other users in the process list; \
+             prefer --cookie-file or ERLANG_COOKIE",
         );
     }
-    let env_cookie = std::env::var("ERLANG_COOKIE").ok();
+    let env_cookie = if cli.conn.cookie_file.is_none() && cli.conn.cookie.is_none() {
+        env_cookie()?
+    } else {
+        None
+    };
     let (cookie, origin) = nodes::cookie(
         cli.conn.cookie_file.as_deref(),
         cli.conn.cookie.as_deref(),
@@ -167,10 +192,10 @@ fn attach(cli: &Cli, node: Option<&str>) -> Result<(Collector, Option<u32>)> {
         resolved.local.as_ref(),
     )?;
     if cli.view.verbose {
-        eprintln!(
-            "etop: attaching to {} with the cookie from {origin}",
+        term::say(format!(
+            "attaching to {} with the cookie from {origin}",
             resolved.target
-        );
+        ));
     }
     let opts = ConnectOpts {
         mode: resolved.mode,
@@ -187,11 +212,11 @@ fn attach(cli: &Cli, node: Option<&str>) -> Result<(Collector, Option<u32>)> {
     };
     let collector = Collector::connect(opts, cli.conn.agent_max_heap.unwrap_or(0))?;
     if cli.view.verbose {
-        eprintln!(
-            "etop: attached to {} as hidden node {}",
+        term::say(format!(
+            "attached to {} as hidden node {}",
             collector.peer(),
             collector.ours()
-        );
+        ));
     }
     Ok((collector, resolved.local.map(|n| n.os_pid)))
 }
@@ -223,6 +248,7 @@ fn procs(cli: &Cli) -> Result<()> {
 }
 
 fn threads(cli: &Cli, node: Option<&str>, pid: Option<u32>, sort: ThreadSort) -> Result<()> {
+    nodes::check_given(node)?;
     let (os_pid, label) = match pid {
         Some(p) => (p, format!("beam pid {p}")),
         None => {

@@ -257,9 +257,9 @@ pub struct ConnArgs {
     #[arg(global = true, long, value_name = "PORT")]
     pub port: Option<u16>,
 
-    /// Our own node name's first part (default etop_<user>; a number is
-    /// appended when another etop holds it).
-    #[arg(global = true, long, value_name = "NAME")]
+    /// Our own node name's first part: letters, digits, '_' and '-' (default
+    /// etop_<user>; a number is appended when another etop holds it).
+    #[arg(global = true, long, value_name = "NAME", value_parser = parse_our_name)]
     pub name: Option<String>,
 
     /// Where to look for local nodes: the proc filesystem of this host, or
@@ -313,6 +313,33 @@ fn parse_size(s: &str) -> Result<u64, String> {
         return Err(format!("'{s}' is out of range (1 MB to 1 TB)"));
     }
     Ok(bytes as u64)
+}
+
+/// The longest `--name` taken: room is left for `_N`, '@' and the host in
+/// the 255 characters a node name may have.
+const OUR_NAME_MAX: usize = 200;
+
+/// `--name`: what erl accepts before the '@' of a node name, no more.
+fn parse_our_name(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err("the name is empty".into());
+    }
+    if s.contains('@') {
+        return Err("give only the part before '@': etop adds this host's name".into());
+    }
+    if let Some(c) = s
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
+    {
+        return Err(format!(
+            "'{}' cannot appear in a node name; use letters, digits, '_' and '-'",
+            crate::escape::terminal_safe(c.encode_utf8(&mut [0; 4]))
+        ));
+    }
+    if s.len() > OUR_NAME_MAX {
+        return Err(format!("longer than {OUR_NAME_MAX} characters"));
+    }
+    Ok(s.to_string())
 }
 
 impl Cli {
@@ -408,6 +435,30 @@ mod tests {
         assert!(parse_size("lots").is_err());
         let c = parse(&["--agent-max-heap", "256", "n"]).unwrap();
         assert_eq!(c.conn.agent_max_heap, Some(256 << 20));
+    }
+
+    #[test]
+    fn our_name_is_what_erl_accepts_before_the_at() {
+        for ok in ["etop_ops", "a-b", "1x", "X_2"] {
+            assert_eq!(
+                parse(&["--name", ok, "n"]).unwrap().conn.name.as_deref(),
+                Some(ok)
+            );
+        }
+        for (bad, why) in [
+            ("", "the name is empty"),
+            ("me@host", "give only the part before '@'"),
+            ("../x", "'.' cannot appear in a node name"),
+            ("a/b", "'/' cannot appear in a node name"),
+            ("a b", "' ' cannot appear"),
+            ("caf\u{e9}", "'\u{e9}' cannot appear"),
+            ("x\x1b[2J", "'\\e' cannot appear"),
+        ] {
+            let e = parse(&["--name", bad, "n"]).unwrap_err().to_string();
+            assert!(e.contains(why), "{bad:?}: {e}");
+        }
+        assert!(parse(&["--name", &"a".repeat(201), "n"]).is_err());
+        assert!(parse(&["--name", &"a".repeat(200), "n"]).is_ok());
     }
 
     #[test]

@@ -233,7 +233,7 @@ impl Renderable for EtsFrame {
             .collect()
     }
     fn json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
+        crate::escape::json(self)
     }
     fn note(&self) -> String {
         render::cost_note(

@@ -13,6 +13,7 @@ pub mod collect;
 pub mod discover;
 pub mod dist;
 pub mod error;
+pub mod escape;
 pub mod eterm;
 pub mod ets;
 pub mod model;

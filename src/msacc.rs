@@ -7,6 +7,7 @@
 
 use crate::collect::Collector;
 use crate::error::Result;
+use crate::escape::terminal_safe;
 use crate::eterm::{self, Term, atom};
 use crate::render::{self, Format};
 use std::collections::{BTreeMap, BTreeSet};
@@ -161,7 +162,8 @@ fn pct_cells(states: &[String], pct: &BTreeMap<String, f64>) -> Vec<String> {
 pub fn text(r: &Report, threads: bool) -> String {
     let mut out = format!(
         "{}  microstate accounting over {:.1} s (percent of real time)\n\n",
-        r.node, r.duration_secs
+        terminal_safe(&r.node),
+        r.duration_secs
     );
     let mut titles: Vec<&str> = vec!["Thread type", "Threads"];
     titles.extend(r.states.iter().map(String::as_str));
@@ -255,7 +257,10 @@ pub fn run(
     {
         if progress {
             let left = duration.saturating_sub(start.elapsed()).as_secs_f64();
-            eprint!("\retop: measuring microstate accounting on {node}: {left:>4.0} s left ");
+            eprint!(
+                "\retop: measuring microstate accounting on {}: {left:>4.0} s left ",
+                terminal_safe(&node)
+            );
         }
         std::thread::sleep(
             Duration::from_millis(100).min(duration.saturating_sub(start.elapsed())),
@@ -283,7 +288,7 @@ pub fn show(r: &Report, format: Format, threads: bool) -> String {
     match format {
         Format::Text => text(r, threads),
         Format::Csv => csv(r),
-        Format::Json => serde_json::to_string(r).unwrap_or_default() + "\n",
+        Format::Json => crate::escape::json(r) + "\n",
     }
 }
 

@@ -88,9 +88,23 @@ fn short_part(name: &str) -> &str {
     name.split('@').next().unwrap_or(name)
 }
 
+/// An empty NODE (`etop ''`, an unset variable in a script) is a mistake to
+/// name as such, not a node name to parse or a node to search for.
+pub fn check_given(given: Option<&str>) -> Result<()> {
+    match given {
+        Some(g) if g.trim().is_empty() => Err(Error::Usage(
+            "NODE is empty; give name@host, a bare name or the OS pid of a node on \
+             this host, or leave NODE out for the only node on this host"
+                .into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Resolves NODE: `name@host`, a bare `name` of a local node, an OS pid, or
 /// nothing (the only distributed node on this host).
 pub fn resolve(given: Option<&str>, proc_root: &Path) -> Result<Resolved> {
+    check_given(given)?;
     let nodes = local_nodes(proc_root);
     let pick = |n: &LocalNode| -> Result<Resolved> {
         if n.tls() {
@@ -174,9 +188,9 @@ pub fn cookie(
                 loose_permissions,
             } => {
                 if *loose_permissions {
-                    eprintln!(
-                        "etop: warning: the cookie file ({source}) is readable by other users"
-                    );
+                    crate::term::say(format!(
+                        "warning: the cookie file ({source}) is readable by other users"
+                    ));
                 }
                 return Ok((cookie.clone(), CookieOrigin::Target(source.to_string())));
             }
@@ -250,10 +264,7 @@ pub fn show(format: Format, proc_root: &Path) -> String {
     name_from_epmd(&mut nodes, &epmd);
     let l = lines(&nodes, &epmd);
     match format {
-        Format::Json => l
-            .iter()
-            .map(|n| serde_json::to_string(n).unwrap_or_default() + "\n")
-            .collect(),
+        Format::Json => l.iter().map(|n| crate::escape::json(n) + "\n").collect(),
         Format::Csv => {
             let mut s = String::from("node,os_pid,user,dist_port,otp,cookie\n");
             for n in &l {

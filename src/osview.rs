@@ -162,11 +162,21 @@ fn bad_data(what: &Path) -> io::Error {
     )
 }
 
+/// A /proc file as text. Thread and process names in `stat` and `comm` are
+/// whatever bytes the process set (its owner can write any thread's `comm`):
+/// bytes that are not UTF-8 show as U+FFFD rather than failing the read.
+#[cfg(target_os = "linux")]
+pub(crate) fn read_text(path: &Path) -> io::Result<String> {
+    let raw = std::fs::read(path)?;
+    Ok(String::from_utf8(raw)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+}
+
 /// RSS, thread count and CPU time of process `pid`.
 #[cfg(target_os = "linux")]
 pub fn proc_stat(proc_root: &Path, pid: u32) -> io::Result<ProcStat> {
     let path = proc_root.join(pid.to_string()).join("stat");
-    let text = std::fs::read_to_string(&path)?;
+    let text = read_text(&path)?;
     let s = parse_stat_line(&text).ok_or_else(|| bad_data(&path))?;
     Ok(ProcStat {
         rss_bytes: s.rss_pages.saturating_mul(page_size()),
@@ -229,7 +239,7 @@ pub fn threads(_proc_root: &Path, _pid: u32) -> io::Result<Vec<ThreadStat>> {
 #[cfg(target_os = "linux")]
 fn thread(dir: &Path, tid: u32) -> io::Result<ThreadStat> {
     let stat_path = dir.join("stat");
-    let stat = std::fs::read_to_string(&stat_path)?;
+    let stat = read_text(&stat_path)?;
     let s = parse_stat_line(&stat).ok_or_else(|| bad_data(&stat_path))?;
     let (voluntary_ctxt, nonvoluntary_ctxt) = match std::fs::read_to_string(dir.join("status")) {
         Ok(status) => parse_ctxt_switches(&status),
@@ -238,7 +248,7 @@ fn thread(dir: &Path, tid: u32) -> io::Result<ThreadStat> {
     };
     // The comm file and the stat field hold the same name; prefer the file,
     // which needs no unbracketing, and fall back to stat if it is missing.
-    let name = std::fs::read_to_string(dir.join("comm"))
+    let name = read_text(&dir.join("comm"))
         .ok()
         .map(|c| c.trim_end_matches('\n').to_string())
         .unwrap_or(s.comm);

@@ -1,6 +1,12 @@
 //! Pure rendering: a `Model` becomes text (a header and a table that fits the
 //! terminal), CSV rows, or one JSON object per frame.
+//!
+//! Every text cell, header line and CSV field passes through
+//! [`terminal_safe`] here, before widths are measured; JSON goes through
+//! [`escape::json`]. The views build their cells from raw values and leave
+//! the escaping to these helpers.
 
+use crate::escape::{self, terminal_safe};
 use crate::model::{Header, Model, Row};
 use crate::remote::SortKey;
 use tabled::builder::Builder;
@@ -62,10 +68,12 @@ fn char_len(s: &str) -> usize {
     s.chars().count()
 }
 
-/// Cuts `s` to `width` characters, marking the cut with `…`.
+/// `s` made terminal-safe, then cut to `width` characters, marking the cut
+/// with `…`.
 pub fn truncate(s: &str, width: usize) -> String {
-    if char_len(s) <= width {
-        return s.to_string();
+    let s = terminal_safe(s);
+    if char_len(&s) <= width {
+        return s.into_owned();
     }
     if width == 0 {
         return String::new();
@@ -177,12 +185,12 @@ fn scheduler_line(h: &Header) -> String {
 
 fn cells(r: &Row) -> [String; 6] {
     [
-        r.pid.clone(),
-        r.name.clone(),
+        terminal_safe(&r.pid).into_owned(),
+        terminal_safe(&r.name).into_owned(),
         r.reds.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
         human_bytes(r.memory_bytes),
         r.msgq.to_string(),
-        r.current_function.clone(),
+        terminal_safe(&r.current_function).into_owned(),
     ]
 }
 
@@ -249,6 +257,7 @@ pub fn table(rows: &[Row], width: usize) -> String {
 }
 
 fn csv_field(s: &str) -> String {
+    let s = terminal_safe(s);
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
@@ -268,12 +277,12 @@ pub fn csv_line<S: AsRef<str>>(fields: &[S]) -> String {
 }
 
 /// A plain table: titles, rows, the given columns right-aligned, two spaces
-/// between columns, no trailing blanks.
+/// between columns, no trailing blanks. Cells are made terminal-safe.
 pub fn simple_table(titles: &[&str], rows: &[Vec<String>], right: &[usize]) -> String {
     let mut b = Builder::new();
-    b.push_record(titles.iter().map(|t| t.to_string()));
+    b.push_record(titles.iter().map(|t| terminal_safe(t).into_owned()));
     for r in rows {
-        b.push_record(r.clone());
+        b.push_record(r.iter().map(|c| terminal_safe(c).into_owned()));
     }
     let mut t = b.build();
     t.with(Style::empty()).with(Padding::new(0, GAP, 0, 0));
@@ -314,7 +323,7 @@ pub fn csv(model: &Model) -> String {
 
 /// One JSON object, one line.
 pub fn json(model: &Model) -> String {
-    serde_json::to_string(model).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    escape::json(model)
 }
 
 #[cfg(test)]
@@ -387,6 +396,81 @@ mod tests {
         let lines: Vec<&str> = t.lines().collect();
         let dash = lines[1].find(" - ").map(|i| i + 1).unwrap();
         assert_eq!(lines[2].chars().nth(dash), Some('5'), "right-aligned:\n{t}");
+    }
+
+    /// A control character other than the newlines between lines.
+    fn raw_control(c: char) -> bool {
+        c != '\n' && crate::escape::is_unsafe(c)
+    }
+
+    fn header() -> Header {
+        Header {
+            node: "n@h".into(),
+            clock: Some("2026-01-01 00:00:00".into()),
+            cpu_pct: None,
+            procs: 1,
+            runq: 0,
+            memory: MemoryView::default(),
+            sort: SortKey::Msgq,
+            accumulate: false,
+            window_secs: None,
+            cost_ms: 1.0,
+            agent_heap_bytes: 0,
+            agent_heap_limit_bytes: 0,
+            os: None,
+            schedulers: vec![],
+            show_schedulers: false,
+        }
+    }
+
+    #[test]
+    fn names_from_the_node_are_escaped_in_text_and_csv_and_exact_in_json() {
+        let title = "\x1b]0;pwned\x07";
+        let mut h = header();
+        h.node = "evil\x1b[2J@h".into();
+        let m = Model {
+            header: h,
+            rows: vec![
+                row("<0.5.0>", title, "m:f/0"),
+                row("<0.6.0>", "a\nb", "\u{9b}x:\u{202e}y/1"),
+            ],
+        };
+        let text = text(&m, 100, 10);
+        assert!(!text.contains(raw_control), "{text:?}");
+        assert!(text.contains("\\e]0;pwned\\a"), "{text}");
+        assert!(text.starts_with("evil\\e[2J@h"), "{text}");
+        assert!(text.contains("\\u{9b}x:\\u{202e}y/1"), "{text}");
+        // One line per row: the newline in a name does not split it.
+        let rows: Vec<&str> = text.lines().skip_while(|l| !l.starts_with("Pid")).collect();
+        assert_eq!(rows.len(), 3, "{text}");
+        assert!(rows[2].contains("a\\nb"), "{text}");
+        // The escaped width counts: columns still line up.
+        let col = |l: &str| l.find("12345").unwrap();
+        assert_eq!(col(rows[1]), col(rows[2]), "{text}");
+
+        let csv = csv(&m);
+        assert_eq!(csv.lines().count(), 2, "{csv:?}");
+        assert!(!csv.contains(raw_control), "{csv:?}");
+        assert_eq!(
+            csv.lines().next(),
+            Some("2026-01-01 00:00:00,evil\\e[2J@h,<0.5.0>,\\e]0;pwned\\a,,,12345,2000000,7,m:f/0")
+        );
+
+        let j: serde_json::Value = serde_json::from_str(&json(&m)).unwrap();
+        assert_eq!(j["rows"][0]["name"], title);
+        assert_eq!(j["rows"][1]["name"], "a\nb");
+        assert_eq!(j["header"]["node"], "evil\x1b[2J@h");
+    }
+
+    #[test]
+    fn simple_tables_escape_every_cell() {
+        let t = simple_table(
+            &["Name", "N"],
+            &[vec!["x\x1b[2Jy".into(), "1".into()]],
+            &[1],
+        );
+        assert!(t.contains("x\\e[2Jy"), "{t}");
+        assert!(!t.contains('\x1b'), "{t:?}");
     }
 
     #[test]

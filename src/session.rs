@@ -237,7 +237,7 @@ impl Output {
                                 other => other,
                             });
                         }
-                        eprintln!("etop: {e}; retrying ({failures}/{})", BATCH_RETRIES - 1);
+                        term::say(format!("{e}; retrying ({failures}/{})", BATCH_RETRIES - 1));
                     }
                 }
             }

@@ -37,6 +37,22 @@ impl fmt::Display for Cookie {
     }
 }
 
+/// Keeps cookies out of core dumps and out of reach of other processes of
+/// our user: marks etop non-dumpable (`PR_SET_DUMPABLE` 0), so no core file
+/// is written, only root may ptrace it or read its memory, and its /proc
+/// files belong to root. Called before any cookie is read and never undone:
+/// a cookie stays in memory until exit (reconnects need it).
+#[cfg(target_os = "linux")]
+pub fn protect_secrets() -> std::io::Result<()> {
+    use rustix::process::{DumpableBehavior, set_dumpable_behavior};
+    set_dumpable_behavior(DumpableBehavior::NotDumpable).map_err(std::io::Error::from)
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn protect_secrets() -> std::io::Result<()> {
+    Ok(())
+}
+
 use crate::error::{Error, Result};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -159,17 +175,84 @@ pub fn readable_by_others(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o044 != 0)
 }
 
+/// The most a cookie file may hold. erl's cookies are at most 255
+/// characters; the rest is room for whitespace and comments-by-mistake, and a
+/// file larger than this is not a cookie file.
+pub const COOKIE_FILE_MAX_BYTES: u64 = 4096;
+
+/// Why a path that is not a regular file cannot be a cookie file.
+fn not_regular(t: std::fs::FileType) -> std::io::Error {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a named pipe (FIFO)"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "something else"
+    };
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        format!("it is {kind}, not a regular file"),
+    )
+}
+
+/// Reads a cookie file as erl would accept it: a regular file (a symbolic
+/// link to one is fine, as erl follows it too; secrets mounted by container
+/// orchestrators are links) of at most [`COOKIE_FILE_MAX_BYTES`], UTF-8 text.
+/// Returns the text and the file's mode.
+///
+/// Never blocks and never reads without bound: a FIFO, a device or a
+/// directory is refused before it is opened, and once more on the opened
+/// descriptor (the path may have been swapped in between), which is opened
+/// with `O_NONBLOCK` so that even a FIFO swapped in cannot stall the open.
+pub fn read_cookie_text(path: &Path) -> std::io::Result<(String, u32)> {
+    use std::io::Read;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(not_regular(meta.file_type()));
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(not_regular(meta.file_type()));
+    }
+    let mut raw = Vec::new();
+    file.take(COOKIE_FILE_MAX_BYTES + 1).read_to_end(&mut raw)?;
+    if raw.len() as u64 > COOKIE_FILE_MAX_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "it is larger than {COOKIE_FILE_MAX_BYTES} bytes: not a cookie file \
+                 (a cookie is at most 255 characters)"
+            ),
+        ));
+    }
+    let text = String::from_utf8(raw).map_err(|_| {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, "it is not UTF-8 text")
+    })?;
+    Ok((text, meta.permissions().mode()))
+}
+
 /// Reads a cookie file, trimming whitespace; `Ok(None)` if it is absent.
 /// Warns (once, on stderr) when the file is readable by group or others.
 pub fn read_cookie_file(path: &Path) -> Result<Option<Cookie>> {
-    match std::fs::read_to_string(path) {
-        Ok(s) => {
-            if readable_by_others(path) {
-                eprintln!(
-                    "etop: warning: the cookie file '{}' is readable by other users; \
-                     chmod 400 it",
+    match read_cookie_text(path) {
+        Ok((s, mode)) => {
+            if mode & 0o044 != 0 {
+                crate::term::say(format!(
+                    "warning: the cookie file '{}' is readable by other users; chmod 400 it",
                     path.display()
-                );
+                ));
             }
             Ok(Cookie::new(&s))
         }
@@ -319,6 +402,7 @@ pub fn epmd_port_of(node: &NodeName, timeout: Duration) -> Result<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn parses_short_long_and_bare_names() {
@@ -352,6 +436,85 @@ mod tests {
         assert_eq!(c.expose(), "SECRET");
         assert!(!format!("{c:?} {c}").contains("SECRET"));
         assert!(Cookie::new(" \n").is_none());
+    }
+
+    /// Runs `f` on a thread and fails if it has not returned within 10 s:
+    /// what these tests guard against is a read that blocks forever.
+    fn bounded<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(f()));
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("the cookie read blocked")
+    }
+
+    fn refused(path: &Path) -> String {
+        let p = path.to_path_buf();
+        let e = bounded(move || read_cookie_text(&p)).expect_err("must be refused");
+        e.to_string()
+    }
+
+    #[test]
+    fn cookie_files_must_be_small_regular_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let st = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("run mkfifo");
+        assert!(st.success());
+        assert_eq!(
+            refused(&fifo),
+            "it is a named pipe (FIFO), not a regular file"
+        );
+        assert_eq!(
+            refused(Path::new("/dev/zero")),
+            "it is a character device, not a regular file"
+        );
+        assert_eq!(refused(dir.path()), "it is a directory, not a regular file");
+        // A link to a FIFO is refused like the FIFO.
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&fifo, &link).unwrap();
+        assert!(refused(&link).contains("FIFO"));
+
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'A'; COOKIE_FILE_MAX_BYTES as usize + 1]).unwrap();
+        assert!(refused(&big).contains("larger than 4096 bytes"));
+        let binary = dir.path().join("binary");
+        std::fs::write(&binary, b"\xff\xfe").unwrap();
+        assert_eq!(refused(&binary), "it is not UTF-8 text");
+
+        // At the limit, and through a link (as container secrets are), fine.
+        let full = dir.path().join("full");
+        std::fs::write(&full, vec![b'A'; COOKIE_FILE_MAX_BYTES as usize]).unwrap();
+        assert_eq!(read_cookie_text(&full).unwrap().0.len(), 4096);
+        let real = dir.path().join("real");
+        std::fs::write(&real, "SECRET\n").unwrap();
+        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o400)).unwrap();
+        let link = dir.path().join("cookie-link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        assert_eq!(
+            read_cookie_text(&link).unwrap(),
+            ("SECRET\n".into(), 0o100400)
+        );
+
+        // And the error an operator sees names the file.
+        let e = own_cookie(Some(&fifo), None, None, None).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "cannot read the cookie file '{}': it is a named pipe (FIFO), not a regular file",
+                fifo.display()
+            )
+        );
+        assert_eq!(e.exit_code(), crate::error::exit::USAGE);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn protect_secrets_makes_the_process_non_dumpable() {
+        use rustix::process::{DumpableBehavior, dumpable_behavior};
+        protect_secrets().unwrap();
+        assert_eq!(dumpable_behavior().unwrap(), DumpableBehavior::NotDumpable);
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use crate::escape::{terminal_safe, terminal_safe_lines};
 use crossterm::{cursor, event, execute, queue, terminal};
 
 /// What the main loop reacts to.
@@ -76,7 +77,9 @@ impl Screen {
             if i > 0 {
                 out.write_all(b"\r\n")?;
             }
-            out.write_all(line.as_bytes())?;
+            // The renderers escaped what they were given; this is the last
+            // line of defence for anything that reached the frame otherwise.
+            out.write_all(terminal_safe(line).as_bytes())?;
             queue!(out, terminal::Clear(terminal::ClearType::UntilNewLine))?;
         }
         queue!(out, terminal::Clear(terminal::ClearType::FromCursorDown))?;
@@ -154,10 +157,18 @@ pub fn start_events<T: Send + 'static>(
 
 /// Writes a batch frame and flushes it, so each frame reaches a pipe at once.
 /// A closed pipe (`| head`) is reported as `BrokenPipe` for a quiet exit 0.
+/// Nothing but the newlines between lines leaves as a control character.
 pub fn write_batch(text: &str) -> io::Result<()> {
     let mut out = io::stdout().lock();
-    out.write_all(text.as_bytes())?;
+    out.write_all(terminal_safe_lines(text).as_bytes())?;
     out.flush()
+}
+
+/// Prints `etop: <msg>` as one line on standard error, escaped like
+/// everything else etop shows: errors and warnings may quote names and paths
+/// that come from a node, from EPMD or from /proc.
+pub fn say(msg: impl std::fmt::Display) {
+    eprintln!("etop: {}", terminal_safe(&msg.to_string()));
 }
 
 /// Is standard output a terminal?

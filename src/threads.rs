@@ -221,7 +221,7 @@ impl Renderable for ThreadFrame {
             .collect()
     }
     fn json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
+        crate::escape::json(self)
     }
 }
 

@@ -527,6 +527,50 @@ fn unreadable_cookie_file() {
     }
 }
 
+/// What the scan says of the home cookie file of the only node, bounded in
+/// time: a scan that blocks on a FIFO fails the test instead of hanging it.
+fn home_cookie_reason(f: Fake) -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(f.only().cookie));
+    match rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the scan blocked on the cookie file")
+    {
+        CookieLookup::Unreadable {
+            source: CookieSource::HomeCookieFile { .. },
+            reason,
+        } => reason,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_fifo_or_a_huge_file_as_the_targets_cookie_is_refused_at_once() {
+    let f = Fake::new();
+    f.add(&beam(950, &["-sname", "n"]));
+    let home = f.proc_root().join("950/root/home/rabbit");
+    fs::create_dir_all(&home).unwrap();
+    let st = std::process::Command::new("mkfifo")
+        .arg(home.join(".erlang.cookie"))
+        .status()
+        .expect("run mkfifo");
+    assert!(st.success());
+    assert_eq!(
+        home_cookie_reason(f),
+        "it is a named pipe (FIFO), not a regular file"
+    );
+
+    let f = Fake::new();
+    f.add(&beam(951, &["-sname", "n"]));
+    f.target_file(
+        951,
+        "/home/rabbit/.erlang.cookie",
+        &"A".repeat(100_000),
+        0o400,
+    );
+    assert!(home_cookie_reason(f).contains("larger than 4096 bytes"));
+}
+
 #[test]
 fn permission_denied_says_who_to_run_as() {
     let args = ErlArgs::from_argv(&[], None);

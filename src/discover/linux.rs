@@ -4,7 +4,7 @@ use super::*;
 use std::collections::HashSet;
 use std::fs;
 use std::io;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 
 /// What the host knows about its own name.
 struct HostNames {
@@ -47,7 +47,7 @@ fn inspect(
     users: &HashMap<u32, String>,
 ) -> Option<LocalNode> {
     let dir = proc_root.join(pid.to_string());
-    let stat = crate::osview::parse_stat_line(&fs::read_to_string(dir.join("stat")).ok()?)?;
+    let stat = crate::osview::parse_stat_line(&crate::osview::read_text(&dir.join("stat")).ok()?)?;
     if matches!(stat.state, 'Z' | 'X' | 'x') {
         return None;
     }
@@ -275,16 +275,11 @@ pub(super) struct CookieFile {
     pub mode: u32,
 }
 
+/// A target's cookie file, with the checks and bounds of our own: a FIFO or
+/// a device the node's user left there cannot stall or balloon the scan.
 fn read_cookie_file(path: &Path) -> io::Result<CookieFile> {
-    let meta = fs::metadata(path)?;
-    if !meta.is_file() {
-        return Err(io::Error::other("not a regular file"));
-    }
-    let text = fs::read_to_string(path)?;
-    Ok(CookieFile {
-        text,
-        mode: meta.permissions().mode(),
-    })
+    let (text, mode) = crate::target::read_cookie_text(path)?;
+    Ok(CookieFile { text, mode })
 }
 
 /// What cookie resolution looks at, besides the files themselves.

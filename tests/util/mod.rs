@@ -607,6 +607,21 @@ impl Etop {
         self
     }
 
+    /// An environment variable whose value need not be UTF-8.
+    pub fn env_os(mut self, key: &str, value: &std::ffi::OsStr) -> Self {
+        self.cmd.env(key, value);
+        self.envs
+            .push((key.to_string(), value.to_string_lossy().into_owned()));
+        self
+    }
+
+    /// Runs etop as another user (uid and gid alike); needs root.
+    pub fn uid(mut self, id: u32) -> Self {
+        use std::os::unix::process::CommandExt;
+        self.cmd.uid(id).gid(id);
+        self
+    }
+
     /// The usual way to pass a node's cookie in these tests.
     pub fn cookie_env(self, cookie: &str) -> Self {
         self.env("ERLANG_COOKIE", cookie)
