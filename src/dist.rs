@@ -5,6 +5,11 @@
 //! so a call that times out never leaves the stream half-read: its late reply
 //! simply arrives later and is dropped because nobody waits for its reference.
 
+pub mod epmd;
+pub mod etf;
+pub mod frame;
+pub mod handshake;
+
 use crate::error::{Error, Result};
 use crate::eterm::{self, Atom, Pid, Reference, Term, atom, tuple};
 use crate::target::{Cookie, CookieOrigin, NameMode, NodeName};
