@@ -26,7 +26,7 @@ const PASS_THROUGH: u8 = 112;
 
 /// Bytes are read (and memory committed) as they arrive, this many at most
 /// at a time, never up front for what the length merely claims.
-const READ_CHUNK_BYTES: usize = 64 << 10;
+const READ_CHUNK_BYTES: usize = 16 << 10;
 
 /// One unit of the stream.
 #[derive(Debug)]
@@ -64,14 +64,14 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<Incoming, Fra
     }
     let len = len as usize;
     let mut body = Vec::new();
+    let mut chunk = [0u8; READ_CHUNK_BYTES];
     while body.len() < len {
-        let start = body.len();
-        body.resize(start + (len - start).min(READ_CHUNK_BYTES), 0);
-        let n = r.read(&mut body[start..]).await?;
+        let want = (len - body.len()).min(READ_CHUNK_BYTES);
+        let n = r.read(&mut chunk[..want]).await?;
         if n == 0 {
             return Err(FramingError::Closed);
         }
-        body.truncate(start + n);
+        body.extend_from_slice(&chunk[..n]);
     }
     Ok(Incoming::Frame(body))
 }
