@@ -389,12 +389,15 @@ impl Connection {
             connect_timeout: opts.timeout,
             setup_deadline,
         };
-        // Tick at a quarter of the target's net_ticktime, as its own peers do.
-        let ticktime = conn
-            .setup_rpc("net_kernel", "get_net_ticktime", vec![])
-            .ok()
-            .and_then(|t| eterm::as_i64(&t))
-            .unwrap_or(60);
+        // Tick at a quarter of the target's net_ticktime, as its own peers
+        // do; 60 s (OTP's default) when the node says something else, such
+        // as a change of ticktime in progress. A node that does not answer
+        // at all ends the setup here.
+        let ticktime = match conn.setup_rpc("net_kernel", "get_net_ticktime", vec![]) {
+            Ok(t) => eterm::as_i64(&t).unwrap_or(60),
+            Err(e @ (Error::Timeout { .. } | Error::ConnectionLost { .. })) => return Err(e),
+            Err(_) => 60,
+        };
         let every = Duration::from_secs_f64((ticktime.max(4) as f64) / 4.0);
         conn.stop_ticks = Some(spawn_ticker(conn.sender.clone(), every));
         Ok(conn)

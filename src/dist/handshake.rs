@@ -82,8 +82,15 @@ pub enum HandshakeError {
     BadAck,
     #[error("it sent {0}")]
     Protocol(String),
-    #[error("{0}")]
+    #[error("{}", io_words(.0))]
     Io(#[from] io::Error),
+}
+
+fn io_words(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::InvalidData => format!("it sent {e}"),
+        _ => e.to_string(),
+    }
 }
 
 /// The MD5 digest both sides prove the cookie with.
@@ -204,12 +211,24 @@ fn with_length(m: Vec<u8>) -> Vec<u8> {
     out
 }
 
-/// Reads one handshake message: a 16-bit length and that many bytes.
+/// Reads one handshake message: a 16-bit length and that many bytes. The
+/// end of the stream inside a message is not a hang-up between messages:
+/// it says so (`InvalidData`).
 pub async fn read_message<S: AsyncRead + Unpin>(s: &mut S) -> io::Result<Vec<u8>> {
     let mut len = [0u8; 2];
     s.read_exact(&mut len).await?;
-    let mut m = vec![0u8; usize::from(u16::from_be_bytes(len))];
-    s.read_exact(&mut m).await?;
+    let len = usize::from(u16::from_be_bytes(len));
+    let mut m = vec![0u8; len];
+    s.read_exact(&mut m).await.map_err(|e| {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("a handshake message announced as {len} bytes, then closed the connection"),
+            )
+        } else {
+            e
+        }
+    })?;
     Ok(m)
 }
 
@@ -416,7 +435,7 @@ mod tests {
         type Check = fn(&HandshakeError) -> bool;
         let cases: [(usize, Check); 4] = [
             (0, |e| matches!(e, HandshakeError::ClosedBeforeStatus)),
-            (3, |e| matches!(e, HandshakeError::ClosedBeforeStatus)),
+            (1, |e| matches!(e, HandshakeError::ClosedBeforeStatus)),
             (after_status, |e| {
                 matches!(e, HandshakeError::ClosedAfterStatus)
             }),
@@ -428,6 +447,11 @@ mod tests {
             let e = handshake_against(&full[..cut], "SECRET").unwrap_err();
             assert!(want(&e), "cut at {cut}: {e}");
         }
+        let e = handshake_against(&full[..after_status + 4], "SECRET").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "it sent a handshake message announced as 33 bytes, then closed the connection"
+        );
         let mut s = Scripted::new(full[..after_challenge].to_vec());
         let ours = Ours {
             name: "a@b",
