@@ -267,7 +267,8 @@ pub struct ConnArgs {
     #[arg(global = true, long, value_name = "PATH", default_value = "/proc")]
     pub proc_root: PathBuf,
 
-    /// Seconds to wait for EPMD, the connection and the handshake.
+    /// Seconds to wait for EPMD, the connection and the handshake, and for
+    /// the whole setup after it.
     #[arg(global = true, long, value_name = "SECS", default_value = "5", value_parser = parse_interval)]
     pub connect_timeout: f64,
 }
