@@ -514,7 +514,7 @@ impl Connection {
             return Err(Error::Remote {
                 node: self.peer.clone(),
                 what,
-                detail: reason.to_string(),
+                detail: etf::brief(reason, 300),
             });
         }
         Ok(reply)

@@ -583,6 +583,39 @@ pub fn decode_term(bytes: &[u8]) -> Result<Term> {
     Ok(t)
 }
 
+/// A term as text for an error line: at most `max_bytes` of it, printing
+/// stopped there (a term of 64 MB would otherwise become a line as long),
+/// and control characters escaped.
+pub fn brief(t: &Term, max_bytes: usize) -> String {
+    struct Capped {
+        out: String,
+        max: usize,
+    }
+    impl std::fmt::Write for Capped {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            for c in s.chars() {
+                if self.out.len() >= self.max {
+                    return Err(std::fmt::Error);
+                }
+                if c.is_control() {
+                    self.out.extend(c.escape_default());
+                } else {
+                    self.out.push(c);
+                }
+            }
+            Ok(())
+        }
+    }
+    let mut w = Capped {
+        out: String::new(),
+        max: max_bytes,
+    };
+    if std::fmt::write(&mut w, format_args!("{t}")).is_err() {
+        w.out.push_str("...");
+    }
+    w.out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -750,6 +783,14 @@ mod tests {
     fn latin1_atoms_are_decoded_as_latin1() {
         let t = decode_term(&[131, 115, 2, b'a', 0xE9]).unwrap();
         assert_eq!(t, atom("aé"));
+    }
+
+    #[test]
+    fn brief_cuts_and_escapes() {
+        let t = tuple(vec![atom("badrpc"), list((0..100_000).map(int).collect())]);
+        let b = brief(&t, 40);
+        assert!(b.len() <= 43 && b.ends_with("..."), "{b}");
+        assert_eq!(brief(&atom("a\u{1b}[2Jb"), 100), "'a\\u{1b}[2Jb'");
     }
 
     #[test]
