@@ -463,7 +463,7 @@ impl<'a> Decoder<'a> {
             // Latin-1: every byte is the code point of the same value.
             _ => raw.iter().map(|&b| char::from(b)).collect(),
         };
-        if name.chars().count() > 255 {
+        if len > 255 && name.chars().count() > 255 {
             return Err(EtfError::Invalid("an atom longer than 255 characters"));
         }
         Ok(Atom { name })
