@@ -275,7 +275,8 @@ pub struct ConnArgs {
     #[arg(global = true, long, value_name = "MB", value_parser = parse_size)]
     pub agent_max_heap: Option<u64>,
 
-    /// Seconds to wait for EPMD, the connection and the handshake.
+    /// Seconds to wait for EPMD, the connection and the handshake, and for
+    /// the whole setup after it.
     #[arg(global = true, long, value_name = "SECS", default_value = "5", value_parser = parse_interval)]
     pub connect_timeout: f64,
 }

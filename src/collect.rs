@@ -310,6 +310,14 @@ impl Collector {
             .unwrap_or((0, 0))
     }
 
+    /// Messages the current connection dropped (see `dist::Dropped`).
+    pub fn dropped(&self) -> crate::dist::Dropped {
+        self.live
+            .as_ref()
+            .map(|(c, _)| c.dropped())
+            .unwrap_or_default()
+    }
+
     /// One sample. A lost connection is dropped so that the next call
     /// reconnects (a restarted node gets a fresh agent and a new epoch).
     pub fn sample(
@@ -443,6 +451,7 @@ impl crate::session::Feed for RequestFeed {
             "heap_bytes": r.as_ref().ok().and_then(|r| eterm::map_get(&r.info, "heap_bytes")).and_then(eterm::as_i64),
             "rx_bytes": rx,
             "tx_bytes": tx,
+            "dropped": self.collector.dropped(),
             "ok": r.is_ok(),
         }))
     }

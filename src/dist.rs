@@ -1,17 +1,28 @@
 //! The distribution connection: the handshake as a hidden node, ticks at the
 //! target's pace, and a small request/reply layer with a timeout on every call.
 //!
-//! A reader thread owns the receiving half and forwards messages to a channel,
-//! so a call that times out never leaves the stream half-read: its late reply
-//! simply arrives later and is dropped because nobody waits for its reference.
+//! A reader thread owns the receiving half. It reads frames within fixed
+//! bounds (`frame`, `etf`) and hands the main thread only what it waits for:
+//! the reply to the one request in flight, and exits of linked processes.
+//! Everything else (late replies, stray messages, frames it cannot decode)
+//! is dropped there and counted, so nothing a peer sends can pile up.
+//! A call that times out never leaves the stream half-read: its late reply
+//! arrives later and is dropped because nobody waits for its reference.
+
+pub mod epmd;
+pub mod etf;
+pub mod frame;
+pub mod handshake;
 
 use crate::error::{Error, Result};
 use crate::eterm::{self, Atom, Pid, Reference, Term, atom, tuple};
 use crate::target::{Cookie, CookieOrigin, NameMode, NodeName};
-use erl_dist::handshake::{ClientSideHandshake, HandshakeError, HandshakeStatus};
-use erl_dist::message::{Message, Receiver, RecvError, Sender, channel};
-use erl_dist::node::{Creation, LocalNode};
+use erl_dist::DistributionFlags;
+use erl_dist::message::{Message, Sender, channel};
+use frame::{DistMessage, FrameError, Incoming};
+use futures::FutureExt;
 use futures::io::{AsyncRead, AsyncWrite};
+use handshake::{HandshakeError, Outcome};
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,6 +34,18 @@ use std::time::{Duration, Instant};
 /// connected to the target (another etop session).
 const NAME_ATTEMPTS: u32 = 9;
 
+/// Replies and exit notices waiting for the main thread. The reader passes
+/// on only the reply to the request in flight, so this is never full unless
+/// a peer forges our references or floods exit signals; then it drops.
+const INBOX_CAPACITY: usize = 16;
+
+/// How many exited helper processes we remember. etop links one.
+const DEAD_PIDS_KEPT: usize = 16;
+
+/// The reader decodes within `etf::MAX_DEPTH`; this stack leaves a wide
+/// margin over what that depth needs even in a debug build.
+const READER_STACK_BYTES: usize = 4 << 20;
+
 /// Bytes that crossed the connection, both ways.
 #[derive(Debug, Default)]
 pub struct Traffic {
@@ -30,12 +53,21 @@ pub struct Traffic {
     pub sent: AtomicU64,
 }
 
-/// The TCP stream, counting bytes. `Clone` because erl_dist splits a stream
-/// into a sender and a receiver sharing the socket.
+/// The TCP stream, counting bytes. `Clone` because the sender and the reader
+/// thread share the socket.
 #[derive(Clone)]
 struct Wire {
     inner: smol::net::TcpStream,
     traffic: Arc<Traffic>,
+}
+
+impl Wire {
+    /// True when the node has closed its side and nothing is left to read;
+    /// never waits.
+    fn peer_closed(&mut self) -> bool {
+        let mut b = [0u8; 1];
+        matches!(self.inner.peek(&mut b).now_or_never(), Some(Ok(0)))
+    }
 }
 
 impl AsyncRead for Wire {
@@ -84,7 +116,8 @@ pub struct ConnectOpts {
     pub our_name: String,
     /// Present ourselves as a long-name (`-name`) node or a short-name one.
     pub mode: NameMode,
-    /// Timeout for each step: EPMD, TCP connect, handshake.
+    /// Timeout for each step: EPMD, TCP connect, handshake; and for the whole
+    /// setup after the handshake (`setup_rpc`).
     pub timeout: Duration,
 }
 
@@ -116,9 +149,70 @@ fn login_name() -> Option<String> {
     })
 }
 
+/// Messages a connection dropped instead of handing them on, by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Dropped {
+    /// Well-formed messages nobody waited for: late replies, messages from
+    /// other processes, registered-name sends.
+    pub stray: u64,
+    /// Frames that do not decode.
+    pub malformed: u64,
+    /// Frames nested too deep or too big once decoded.
+    pub too_big: u64,
+}
+
+impl Dropped {
+    pub fn total(&self) -> u64 {
+        self.stray + self.malformed + self.too_big
+    }
+}
+
+#[derive(Debug, Default)]
+struct DropCounters {
+    stray: AtomicU64,
+    malformed: AtomicU64,
+    too_big: AtomicU64,
+}
+
+/// What the reader thread and the main thread share.
+#[derive(Default)]
+struct Shared {
+    /// The reference of the request in flight; only its reply is passed on.
+    awaiting: Mutex<Option<Term>>,
+    closed: AtomicBool,
+    close_reason: Mutex<Option<String>>,
+    dropped: DropCounters,
+}
+
+impl Shared {
+    fn count(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn close_reason(&self) -> String {
+        self.close_reason
+            .lock()
+            .ok()
+            .and_then(|r| r.clone())
+            .unwrap_or_else(|| "connection closed".to_string())
+    }
+
+    fn is_awaited(&self, r: &Term) -> bool {
+        self.awaiting
+            .lock()
+            .is_ok_and(|a| a.as_ref().is_some_and(|a| a == r))
+    }
+
+    fn set_awaiting(&self, r: Option<Term>) {
+        if let Ok(mut a) = self.awaiting.lock() {
+            *a = r;
+        }
+    }
+}
+
 enum Inbound {
-    Msg(Box<Message>),
-    Closed(String),
+    Reply { reference: Term, reply: Term },
+    Exit(Pid),
 }
 
 /// A live connection to one node.
@@ -131,13 +225,17 @@ pub struct Connection {
     creation: u32,
     sender: Arc<Mutex<Sender<Wire>>>,
     inbox: mpsc::Receiver<Inbound>,
+    shared: Arc<Shared>,
     next_ref: u32,
     traffic: Arc<Traffic>,
     socket: smol::net::TcpStream,
     stop_ticks: Option<mpsc::Sender<()>>,
     lost: Option<String>,
     dead_pids: Vec<Pid>,
-    closed: Arc<AtomicBool>,
+    /// `--connect-timeout`, and when the setup after the handshake must be
+    /// done by.
+    connect_timeout: Duration,
+    setup_deadline: Instant,
 }
 
 async fn timed<T>(
@@ -168,12 +266,6 @@ fn our_host(mode: NameMode, local_ip: std::net::IpAddr) -> String {
     }
 }
 
-/// One try at the handshake under one name.
-enum Attempt {
-    Done(Box<(Wire, erl_dist::node::PeerNode, LocalNode)>),
-    NameTaken,
-}
-
 impl Connection {
     pub fn connect(opts: &ConnectOpts) -> Result<Connection> {
         let node = opts.target.to_string();
@@ -183,7 +275,7 @@ impl Connection {
         };
         let addr = crate::target::resolve(&opts.target.host, port)?;
         let traffic = Arc::new(Traffic::default());
-        let creation = Creation::new(rand_creation());
+        let creation = rand_creation();
         let mut first_name = None;
         for attempt in 0..NAME_ATTEMPTS {
             let base = if attempt == 0 {
@@ -214,29 +306,45 @@ impl Connection {
             let local_ip = stream.local_addr()?.ip();
             let name = format!("{base}@{}", our_host(opts.mode, local_ip));
             first_name.get_or_insert_with(|| name.clone());
-            let wire = Wire {
+            if let Err(e) = name.parse::<erl_dist::node::NodeName>() {
+                return Err(Error::Usage(format!("our node name '{name}': {e}")));
+            }
+            let mut wire = Wire {
                 inner: stream.clone(),
                 traffic: traffic.clone(),
             };
-            let node_name: erl_dist::node::NodeName = name
-                .parse()
-                .map_err(|e| Error::Usage(format!("our node name '{name}': {e}")))?;
-            let local = LocalNode::new(node_name, creation);
-            let result = smol::block_on(timed(
+            let ours = handshake::Ours {
+                name: &name,
+                creation,
+                cookie: opts.cookie.expose(),
+                challenge: random_u32(),
+            };
+            let outcome = smol::block_on(timed(
                 opts.timeout,
-                handshake(wire, local, opts, attempt == 0),
+                async {
+                    Ok(handshake::client_handshake(&mut wire, &ours, Wire::peer_closed).await)
+                },
                 || Error::Timeout {
                     node: node.clone(),
                     what: "the distribution handshake".into(),
                     secs: opts.timeout.as_secs_f64(),
                 },
             ))?;
-            match result {
-                Attempt::NameTaken => continue,
-                Attempt::Done(done) => {
-                    let (wire, peer, local) = *done;
-                    return Self::start(wire, stream, peer, local, traffic);
+            match outcome {
+                Ok(Outcome::Connected(peer)) => {
+                    return Self::start(wire, stream, peer, name, creation, traffic, opts);
                 }
+                Ok(Outcome::NameTaken) => continue,
+                // A node settling a clash between two handshakes under the
+                // same name (two etops started at once) may close one right
+                // after its status: during our first handshake, try the
+                // next name. The second time, the words below are meant.
+                Err(
+                    HandshakeError::ClosedAfterStatus
+                    | HandshakeError::ClosedAfterChallenge
+                    | HandshakeError::ClosedAfterReply,
+                ) if attempt == 0 => continue,
+                Err(e) => return Err(handshake_error(&node, &name, opts, e)),
             }
         }
         Err(Error::NamesTaken {
@@ -249,42 +357,47 @@ impl Connection {
     fn start(
         wire: Wire,
         socket: smol::net::TcpStream,
-        peer: erl_dist::node::PeerNode,
-        local: LocalNode,
+        peer: handshake::Challenge,
+        ours: String,
+        creation: u32,
         traffic: Arc<Traffic>,
+        opts: &ConnectOpts,
     ) -> Result<Connection> {
-        let (tx, rx) = channel(wire, local.flags & peer.flags);
-        let (in_tx, inbox) = mpsc::channel();
-        let closed = Arc::new(AtomicBool::new(false));
-        spawn_reader(rx, in_tx, closed.clone());
-        let ours = local.name.to_string();
-        let self_pid = Pid::new(ours.clone(), 1, 0, local.creation.get());
+        let setup_deadline = Instant::now() + opts.timeout;
+        let flags = DistributionFlags::from_bits_truncate(handshake::our_flags() & peer.flags);
+        // erl_dist encodes what we send; its receiving half is not used:
+        // the reader below reads within our own bounds.
+        let (tx, _) = channel(wire.clone(), flags);
+        let (in_tx, inbox) = mpsc::sync_channel(INBOX_CAPACITY);
+        let shared = Arc::new(Shared::default());
+        spawn_reader(wire, in_tx, shared.clone())?;
+        let self_pid = Pid::new(ours.clone(), 1, 0, creation);
         let mut conn = Connection {
-            peer: peer.name.to_string(),
+            peer: peer.name,
             ours,
             self_pid,
-            creation: local.creation.get(),
+            creation,
             sender: Arc::new(Mutex::new(tx)),
             inbox,
+            shared,
             next_ref: 1,
             traffic,
             socket,
             stop_ticks: None,
             lost: None,
             dead_pids: Vec::new(),
-            closed,
+            connect_timeout: opts.timeout,
+            setup_deadline,
         };
-        // Tick at a quarter of the target's net_ticktime, as its own peers do.
-        let ticktime = conn
-            .rpc(
-                "net_kernel",
-                "get_net_ticktime",
-                vec![],
-                Duration::from_secs(10),
-            )
-            .ok()
-            .and_then(|t| eterm::as_i64(&t))
-            .unwrap_or(60);
+        // Tick at a quarter of the target's net_ticktime, as its own peers
+        // do; 60 s (OTP's default) when the node says something else, such
+        // as a change of ticktime in progress. A node that does not answer
+        // at all ends the setup here.
+        let ticktime = match conn.setup_rpc("net_kernel", "get_net_ticktime", vec![]) {
+            Ok(t) => eterm::as_i64(&t).unwrap_or(60),
+            Err(e @ (Error::Timeout { .. } | Error::ConnectionLost { .. })) => return Err(e),
+            Err(_) => 60,
+        };
         let every = Duration::from_secs_f64((ticktime.max(4) as f64) / 4.0);
         conn.stop_ticks = Some(spawn_ticker(conn.sender.clone(), every));
         Ok(conn)
@@ -300,6 +413,16 @@ impl Connection {
             self.traffic.received.load(Ordering::Relaxed),
             self.traffic.sent.load(Ordering::Relaxed),
         )
+    }
+
+    /// Messages dropped on this connection so far.
+    pub fn dropped(&self) -> Dropped {
+        let d = &self.shared.dropped;
+        Dropped {
+            stray: d.stray.load(Ordering::Relaxed),
+            malformed: d.malformed.load(Ordering::Relaxed),
+            too_big: d.too_big.load(Ordering::Relaxed),
+        }
     }
 
     fn make_ref(&mut self) -> Reference {
@@ -338,6 +461,26 @@ impl Connection {
     /// Calls `M:F(A...)` on the target through its `rex` server, the way
     /// `rpc:call/4` does, with a timeout. `{badrpc, _}` becomes an error.
     pub fn rpc(&mut self, m: &str, f: &str, args: Vec<Term>, timeout: Duration) -> Result<Term> {
+        self.rpc_within(m, f, args, timeout, false)
+    }
+
+    /// `rpc` for the setup after the handshake: all setup calls together
+    /// must be done within `--connect-timeout` of the handshake.
+    pub fn setup_rpc(&mut self, m: &str, f: &str, args: Vec<Term>) -> Result<Term> {
+        let left = self
+            .setup_deadline
+            .saturating_duration_since(Instant::now());
+        self.rpc_within(m, f, args, left, true)
+    }
+
+    fn rpc_within(
+        &mut self,
+        m: &str,
+        f: &str,
+        args: Vec<Term>,
+        timeout: Duration,
+        setup: bool,
+    ) -> Result<Term> {
         debug_assert!(
             crate::remote::ALLOWED_RPC.contains(&(m, f, args.len())),
             "{m}:{f}/{} is not in remote::ALLOWED_RPC",
@@ -355,20 +498,23 @@ impl Connection {
                 atom("user"),
             ]),
         ]);
-        self.send(Message::reg_send(
-            self.self_pid.clone(),
-            Atom::from("rex"),
-            call,
-        ))?;
+        let msg = Message::reg_send(self.self_pid.clone(), Atom::from("rex"), call);
         let what = format!("{m}:{f}");
-        let reply = self.await_reply(&r, timeout, &what)?;
+        let reply = self.call(msg, r, timeout, &what).map_err(|e| match e {
+            Error::Timeout { node, .. } if setup => Error::Timeout {
+                node,
+                what: format!("etop's setup ({what})"),
+                secs: self.connect_timeout.as_secs_f64(),
+            },
+            other => other,
+        })?;
         if let Some([tag, reason]) = eterm::as_tuple(&reply)
             && eterm::is_atom(tag, "badrpc")
         {
             return Err(Error::Remote {
                 node: self.peer.clone(),
                 what,
-                detail: reason.to_string(),
+                detail: etf::brief(reason, 300),
             });
         }
         Ok(reply)
@@ -377,6 +523,7 @@ impl Connection {
     /// Sends `{Ref, Self, Request}` to a process of ours on the target and
     /// waits for its `{Ref, Reply}`.
     pub fn request(&mut self, to: &Pid, req: Term, timeout: Duration, what: &str) -> Result<Term> {
+        self.drain();
         if self.dead_pids.contains(to) {
             return Err(Error::ConnectionLost {
                 node: self.peer.clone(),
@@ -385,25 +532,38 @@ impl Connection {
         }
         let r = self.make_ref();
         let msg = tuple(vec![r.clone().into(), self.self_pid.clone().into(), req]);
-        self.send(Message::send(to.clone(), msg))?;
-        self.await_reply(&r, timeout, what)
+        self.call(Message::send(to.clone(), msg), r, timeout, what)
     }
 
-    fn await_reply(&mut self, r: &Reference, timeout: Duration, what: &str) -> Result<Term> {
+    /// Sends `msg` and waits for the reply tagged `r`. The reader passes on
+    /// only that reply, from the moment before the request leaves.
+    fn call(&mut self, msg: Message, r: Reference, timeout: Duration, what: &str) -> Result<Term> {
+        let want: Term = r.into();
+        self.shared.set_awaiting(Some(want.clone()));
+        let res = self
+            .send(msg)
+            .and_then(|()| self.await_reply(&want, timeout, what));
+        self.shared.set_awaiting(None);
+        res
+    }
+
+    fn await_reply(&mut self, want: &Term, timeout: Duration, what: &str) -> Result<Term> {
         let deadline = Instant::now() + timeout;
-        let want: Term = r.clone().into();
         loop {
             if let Some(reason) = &self.lost {
                 return Err(self.lost_error(reason));
             }
             let left = deadline.saturating_duration_since(Instant::now());
             match self.inbox.recv_timeout(left) {
-                Ok(Inbound::Msg(msg)) => {
-                    if let Some(reply) = self.take_reply(*msg, &want) {
+                Ok(Inbound::Reply { reference, reply }) => {
+                    if &reference == want {
                         return Ok(reply);
                     }
+                    // The reply to an earlier request, passed on just before
+                    // that request timed out.
+                    Shared::count(&self.shared.dropped.stray);
                 }
-                Ok(Inbound::Closed(reason)) => self.lost = Some(reason),
+                Ok(Inbound::Exit(pid)) => self.note_exit(pid),
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     return Err(Error::Timeout {
                         node: self.peer.clone(),
@@ -412,45 +572,35 @@ impl Connection {
                     });
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    self.lost = Some("connection closed".into())
+                    self.lost = Some(self.shared.close_reason())
                 }
             }
         }
     }
 
-    /// Returns the reply if `msg` is `{Ref, Reply}` for `want`; remembers
-    /// exits of our linked processes; drops everything else (late replies,
-    /// link signals, stray messages) without fuss.
-    fn take_reply(&mut self, msg: Message, want: &Term) -> Option<Term> {
-        match msg {
-            Message::Send(s) => reply_for(s.message, want),
-            Message::SendSender(s) => reply_for(s.message, want),
-            Message::Exit(e) => {
-                self.dead_pids.push(e.from_pid);
-                None
+    /// Takes in what arrived between calls: exits, and stale replies.
+    fn drain(&mut self) {
+        while let Ok(i) = self.inbox.try_recv() {
+            match i {
+                Inbound::Exit(pid) => self.note_exit(pid),
+                Inbound::Reply { .. } => Shared::count(&self.shared.dropped.stray),
             }
-            Message::PayloadExit(e) => {
-                self.dead_pids.push(e.from_pid);
-                None
+        }
+    }
+
+    fn note_exit(&mut self, pid: Pid) {
+        if !self.dead_pids.contains(&pid) {
+            if self.dead_pids.len() == DEAD_PIDS_KEPT {
+                self.dead_pids.remove(0);
             }
-            _ => None,
+            self.dead_pids.push(pid);
         }
     }
 
     /// True once the reader has seen the socket close.
     pub fn is_closed(&self) -> bool {
-        self.lost.is_some() || self.closed.load(Ordering::Relaxed)
+        self.lost.is_some() || self.shared.closed.load(Ordering::Relaxed)
     }
-}
-
-fn reply_for(message: Term, want: &Term) -> Option<Term> {
-    if let Term::Tuple(mut t) = message
-        && t.elements.len() == 2
-        && &t.elements[0] == want
-    {
-        return t.elements.pop();
-    }
-    None
 }
 
 impl Drop for Connection {
@@ -462,78 +612,27 @@ impl Drop for Connection {
     }
 }
 
-async fn handshake(
-    wire: Wire,
-    local: LocalNode,
-    opts: &ConnectOpts,
-    retry_eof: bool,
-) -> std::result::Result<Attempt, Error> {
-    let node = opts.target.to_string();
-    let ours = local.name.to_string();
-    let mut hs = ClientSideHandshake::new(wire, local.clone(), opts.cookie.expose());
-    let status = match hs
-        .execute_send_name(erl_dist::LOWEST_DISTRIBUTION_PROTOCOL_VERSION)
-        .await
-    {
-        Ok(s) => s,
-        Err(e) => return Err(handshake_error(&node, &ours, opts, e, false)),
-    };
-    if matches!(status, HandshakeStatus::Nok) {
-        return Ok(Attempt::NameTaken);
-    }
-    if matches!(status, HandshakeStatus::Alive) {
-        // A node with our name is connected already (another etop): keep it,
-        // try the next name.
-        let _ = hs.execute_rest(false).await;
-        return Ok(Attempt::NameTaken);
-    }
-    let (wire, peer) = match hs.execute_rest(true).await {
-        Ok(x) => x,
-        Err(HandshakeError::Io(ref io))
-            if io.kind() == io::ErrorKind::UnexpectedEof && retry_eof =>
-        {
-            return Ok(Attempt::NameTaken);
-        }
-        Err(e) => return Err(handshake_error(&node, &ours, opts, e, true)),
-    };
-    Ok(Attempt::Done(Box::new((wire, peer, local))))
-}
-
-fn handshake_error(
-    node: &str,
-    ours: &str,
-    opts: &ConnectOpts,
-    e: HandshakeError,
-    after_status: bool,
-) -> Error {
+fn handshake_error(node: &str, ours: &str, opts: &ConnectOpts, e: HandshakeError) -> Error {
     match e {
         HandshakeError::NotAllowed => Error::NotAllowed {
             node: node.to_string(),
             ours: ours.to_string(),
         },
-        // The target closes the socket instead of sending its challenge ack
+        // A node closes the socket instead of sending its challenge ack
         // when our digest (our cookie) is wrong.
-        HandshakeError::Io(ref io) if after_status && io.kind() == io::ErrorKind::UnexpectedEof => {
-            Error::CookieRejected {
-                node: node.to_string(),
-                source_desc: opts.cookie_origin.to_string(),
-            }
-        }
-        HandshakeError::CookieMismatch => Error::CookieRejected {
+        HandshakeError::ClosedAfterReply => Error::CookieRejected {
             node: node.to_string(),
             source_desc: opts.cookie_origin.to_string(),
         },
-        HandshakeError::Io(ref io) if io.kind() == io::ErrorKind::UnexpectedEof => {
-            Error::Handshake {
-                node: node.to_string(),
-                err: format!(
-                    "it closed the connection before accepting our name '{ours}' \
-                     (a {} name); is it a {} node?",
-                    mode_word(opts.mode),
-                    mode_word(opts.mode)
-                ),
-            }
-        }
+        HandshakeError::ClosedBeforeStatus => Error::Handshake {
+            node: node.to_string(),
+            err: format!(
+                "it closed the connection before accepting our name '{ours}' \
+                 (a {} name); is it a {} node?",
+                mode_word(opts.mode),
+                mode_word(opts.mode)
+            ),
+        },
         other => Error::Handshake {
             node: node.to_string(),
             err: other.to_string(),
@@ -548,34 +647,67 @@ fn mode_word(m: NameMode) -> &'static str {
     }
 }
 
-fn spawn_reader(mut rx: Receiver<Wire>, out: mpsc::Sender<Inbound>, closed: Arc<AtomicBool>) {
+/// Reads frames until the connection ends. Replies nobody waits for and
+/// frames that do not decode are counted and dropped here; a frame that
+/// breaks the framing ends the connection with its reason.
+fn spawn_reader(
+    mut wire: Wire,
+    out: mpsc::SyncSender<Inbound>,
+    shared: Arc<Shared>,
+) -> io::Result<()> {
     std::thread::Builder::new()
         .name("etop-dist-reader".into())
+        .stack_size(READER_STACK_BYTES)
         .spawn(move || {
-            loop {
-                match smol::block_on(rx.recv()) {
-                    Ok(Message::Tick) => {}
-                    Ok(msg) => {
-                        if out.send(Inbound::Msg(Box::new(msg))).is_err() {
-                            break;
+            let drops = &shared.dropped;
+            let reason = loop {
+                let frame = match smol::block_on(frame::read_frame(&mut wire)) {
+                    Ok(Incoming::Tick) => continue,
+                    Ok(Incoming::Frame(f)) => f,
+                    Err(e) => break e.to_string(),
+                };
+                let inbound = match frame::decode_frame(&frame) {
+                    Ok(DistMessage::Send {
+                        message: Term::Tuple(mut t),
+                        ..
+                    }) if t.elements.len() == 2 && shared.is_awaited(&t.elements[0]) => {
+                        let reply = t.elements.pop();
+                        let reference = t.elements.pop();
+                        match (reference, reply) {
+                            (Some(reference), Some(reply)) => Inbound::Reply { reference, reply },
+                            _ => continue,
                         }
                     }
-                    // A message we cannot decode was read whole: the stream
-                    // is still in step, so skip it.
-                    Err(RecvError::Decode(_)) | Err(RecvError::UnsupportedOp { .. }) => {}
-                    Err(e) => {
-                        closed.store(true, Ordering::Relaxed);
-                        let reason = match e {
-                            RecvError::Closed => "the node closed the connection".to_string(),
-                            other => other.to_string(),
-                        };
-                        let _ = out.send(Inbound::Closed(reason));
-                        break;
+                    Ok(DistMessage::Send { .. } | DistMessage::RegSend { .. }) => {
+                        Shared::count(&drops.stray);
+                        continue;
                     }
+                    Ok(DistMessage::Exit { from, .. }) => Inbound::Exit(from),
+                    Ok(DistMessage::Signal { .. }) => continue,
+                    Err(e) if e.is_fatal() => break e.to_string(),
+                    Err(FrameError::TooBig(_)) => {
+                        Shared::count(&drops.too_big);
+                        continue;
+                    }
+                    Err(_) => {
+                        Shared::count(&drops.malformed);
+                        continue;
+                    }
+                };
+                match out.try_send(inbound) {
+                    Ok(()) => {}
+                    Err(mpsc::TrySendError::Full(_)) => Shared::count(&drops.stray),
+                    // The connection was dropped: nobody listens any more.
+                    Err(mpsc::TrySendError::Disconnected(_)) => break String::new(),
                 }
+            };
+            if let Ok(mut r) = shared.close_reason.lock() {
+                *r = Some(reason);
             }
+            shared.closed.store(true, Ordering::Relaxed);
+            // Dropping `out` wakes a main thread waiting for a reply.
         })
-        .ok();
+        .map(|_| ())
 }
 
 fn spawn_ticker(sender: Arc<Mutex<Sender<Wire>>>, every: Duration) -> mpsc::Sender<()> {
@@ -603,4 +735,19 @@ fn rand_creation() -> u32 {
     let mixed =
         (t ^ (std::process::id() as u64).rotate_left(32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     ((mixed >> 32) as u32).max(1)
+}
+
+/// A random challenge: it is what proves the node knows the cookie, so it
+/// comes from the kernel's generator.
+fn random_u32() -> u32 {
+    use std::io::Read;
+    let mut b = [0u8; 4];
+    match std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b)) {
+        Ok(()) => u32::from_ne_bytes(b),
+        Err(_) => {
+            use std::hash::BuildHasher;
+            std::collections::hash_map::RandomState::new().hash_one(std::time::SystemTime::now())
+                as u32
+        }
+    }
 }

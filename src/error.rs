@@ -47,6 +47,16 @@ pub enum Error {
         err: String,
     },
 
+    #[error(
+        "EPMD on {host}:{port} sent a reply etop cannot use ({err}); is something else \
+         listening on EPMD's port? (use --port to connect to a node's distribution port directly)"
+    )]
+    EpmdBadReply {
+        host: String,
+        port: u16,
+        err: String,
+    },
+
     #[error("no node named '{name}' on {host}; EPMD there knows {}", known_list(.known))]
     UnknownNode {
         name: String,
@@ -137,6 +147,7 @@ impl Error {
             Error::Usage(_) | Error::BadNodeName { .. } | Error::NoCookie => exit::USAGE,
             Error::CookieFile { .. } => exit::USAGE,
             Error::EpmdUnreachable { .. }
+            | Error::EpmdBadReply { .. }
             | Error::UnknownNode { .. }
             | Error::Resolve { .. }
             | Error::Connect { .. }

@@ -53,6 +53,7 @@ impl Feed for ProcFeed {
             "rows": r.as_ref().map(|s| s.rows.len()).ok(),
             "rx_bytes": rx,
             "tx_bytes": tx,
+            "dropped": self.collector.dropped(),
             "ok": r.is_ok(),
         }))
     }

@@ -137,8 +137,6 @@ pub struct Agent {
     pub pid: Pid,
 }
 
-const SETUP_TIMEOUT: Duration = Duration::from_secs(15);
-
 fn expect_ok_tuple(t: &Term, what: &str, node: &str) -> Result<Vec<Term>> {
     match eterm::as_tuple(t) {
         Some([tag, rest @ ..]) if eterm::is_atom(tag, "ok") || eterm::is_atom(tag, "value") => {
@@ -159,15 +157,11 @@ impl Agent {
     /// (0: the agent's default, scaled with the node).
     pub fn start(conn: &mut Connection, heap_limit_bytes: u64) -> Result<Agent> {
         let node = conn.peer.clone();
-        let scanned = conn.rpc(
-            "erl_scan",
-            "string",
-            vec![charlist(AGENT_SRC)],
-            SETUP_TIMEOUT,
-        )?;
+        // These calls share the setup's time budget (--connect-timeout).
+        let scanned = conn.setup_rpc("erl_scan", "string", vec![charlist(AGENT_SRC)])?;
         let tokens = expect_ok_tuple(&scanned, "erl_scan:string/1", &node)?;
         let tokens = tokens.into_iter().next().unwrap_or_else(|| list(vec![]));
-        let parsed = conn.rpc("erl_parse", "parse_exprs", vec![tokens], SETUP_TIMEOUT)?;
+        let parsed = conn.setup_rpc("erl_parse", "parse_exprs", vec![tokens])?;
         let exprs = expect_ok_tuple(&parsed, "erl_parse:parse_exprs/1", &node)?;
         let exprs = exprs.into_iter().next().unwrap_or_else(|| list(vec![]));
         // Bindings as an orddict: every OTP release's erl_eval accepts it.
@@ -178,7 +172,7 @@ impl Agent {
             ]),
             tuple(vec![atom("Owner"), conn.self_pid().clone().into()]),
         ]);
-        let value = conn.rpc("erl_eval", "exprs", vec![exprs, bindings], SETUP_TIMEOUT)?;
+        let value = conn.setup_rpc("erl_eval", "exprs", vec![exprs, bindings])?;
         let v = expect_ok_tuple(&value, "erl_eval:exprs/2", &node)?;
         match v.first() {
             Some(Term::Pid(pid)) => Ok(Agent { pid: pid.clone() }),

@@ -333,57 +333,62 @@ pub fn resolve(host: &str, port: u16) -> Result<SocketAddr> {
     }
 }
 
-async fn with_timeout<T>(
-    d: Duration,
-    fut: impl std::future::Future<Output = std::io::Result<T>>,
-) -> std::io::Result<T> {
-    smol::future::or(fut, async {
-        smol::Timer::after(d).await;
-        Err(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            "timed out",
-        ))
-    })
-    .await
+fn epmd_error(host: &str, port: u16, e: crate::dist::epmd::EpmdError) -> Error {
+    use crate::dist::epmd::EpmdError;
+    match e {
+        EpmdError::Io(e) => Error::EpmdUnreachable {
+            host: host.to_string(),
+            port,
+            err: e.to_string(),
+        },
+        other => Error::EpmdBadReply {
+            host: host.to_string(),
+            port,
+            err: other.to_string(),
+        },
+    }
 }
 
-fn epmd_error(host: &str, port: u16, e: impl fmt::Display) -> Error {
-    Error::EpmdUnreachable {
-        host: host.to_string(),
-        port,
-        err: e.to_string(),
-    }
+/// Connects to EPMD on `host` and runs one request, all within `timeout`.
+fn epmd_query<T>(
+    host: &str,
+    timeout: Duration,
+    query: impl AsyncFnOnce(
+        &mut smol::net::TcpStream,
+    ) -> std::result::Result<T, crate::dist::epmd::EpmdError>,
+) -> Result<T> {
+    use crate::dist::epmd::EpmdError;
+    let port = epmd_port();
+    let addr = resolve(host, port)?;
+    smol::block_on(smol::future::or(
+        async {
+            let mut s = smol::net::TcpStream::connect(addr).await?;
+            query(&mut s).await
+        },
+        async {
+            smol::Timer::after(timeout).await;
+            Err(EpmdError::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "timed out",
+            )))
+        },
+    ))
+    .map_err(|e| epmd_error(host, port, e))
 }
 
 /// The names EPMD on `host` knows, with their distribution ports.
 pub fn epmd_names(host: &str, timeout: Duration) -> Result<Vec<(String, u16)>> {
-    let port = epmd_port();
-    let addr = resolve(host, port)?;
-    smol::block_on(with_timeout(timeout, async {
-        let s = smol::net::TcpStream::connect(addr).await?;
-        erl_dist::epmd::EpmdClient::new(s)
-            .get_names()
-            .await
-            .map_err(|e| std::io::Error::other(e.to_string()))
-    }))
-    .map_err(|e| epmd_error(host, port, e))
+    epmd_query(host, timeout, async |s| crate::dist::epmd::names(s).await)
 }
 
 /// The distribution port of `node`, from EPMD (PORT_PLEASE2). An unknown name
 /// lists the names EPMD does know.
 pub fn epmd_port_of(node: &NodeName, timeout: Duration) -> Result<u16> {
-    let port = epmd_port();
-    let addr = resolve(&node.host, port)?;
-    let entry = smol::block_on(with_timeout(timeout, async {
-        let s = smol::net::TcpStream::connect(addr).await?;
-        erl_dist::epmd::EpmdClient::new(s)
-            .get_node(&node.name)
-            .await
-            .map_err(|e| std::io::Error::other(e.to_string()))
-    }))
-    .map_err(|e| epmd_error(&node.host, port, e))?;
+    let entry = epmd_query(&node.host, timeout, async |s| {
+        crate::dist::epmd::port_please(s, &node.name).await
+    })?;
     match entry {
-        Some(e) => Ok(e.port),
+        Some(port) => Ok(port),
         None => {
             let mut known: Vec<String> = epmd_names(&node.host, timeout)?
                 .into_iter()

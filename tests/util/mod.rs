@@ -627,6 +627,19 @@ impl Etop {
         self.env("ERLANG_COOKIE", cookie)
     }
 
+    /// Starts etop with fork(2) rather than std's posix_spawn (vfork), so
+    /// that `Running::wait_measured` reports etop's own peak memory: a
+    /// vforked child's `ru_maxrss` starts at its parent's peak (here, the
+    /// test binary's).
+    pub fn own_memory(mut self) -> Self {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: the hook does nothing; its mere presence makes std fork.
+        unsafe {
+            self.cmd.pre_exec(|| Ok(()));
+        }
+        self
+    }
+
     /// The temp HOME etop runs with.
     pub fn home(&self) -> &Path {
         self.home.path()
@@ -797,8 +810,46 @@ impl Running {
         self.collect()
     }
 
+    /// Like `wait`, and also returns etop's peak resident memory in KB, as
+    /// the kernel recorded it for the process (`wait4`, `ru_maxrss`): the
+    /// true peak, however briefly it was held and however soon etop exited.
+    /// Start etop with `Etop::own_memory`, or this is at least the test
+    /// binary's own peak.
+    pub fn wait_measured(mut self, timeout: Duration) -> (Output, u64) {
+        use std::os::unix::process::ExitStatusExt;
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits pid_t");
+        let deadline = self.started + timeout;
+        loop {
+            let mut status: libc::c_int = 0;
+            // SAFETY: rusage is plain data; all zeroes is a valid value.
+            let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+            // SAFETY: wait4 on our own child, which nothing else reaps (its
+            // `Child` is only waited for through here); both pointers are
+            // to live locals.
+            let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+            if r == pid {
+                let out = self.collect_with(std::process::ExitStatus::from_raw(status));
+                return (out, u64::try_from(usage.ru_maxrss).unwrap_or(0));
+            }
+            assert!(
+                r == 0,
+                "wait4({pid}) failed: {}",
+                std::io::Error::last_os_error()
+            );
+            if Instant::now() >= deadline {
+                let out = self.stop();
+                panic!("etop did not exit within {timeout:?}; killed it\n{out}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     fn collect(&mut self) -> Output {
         let status = self.child.wait().expect("wait for etop");
+        self.collect_with(status)
+    }
+
+    fn collect_with(&mut self, status: std::process::ExitStatus) -> Output {
         let elapsed = self.started.elapsed();
         if let Some(h) = self.out_reader.take() {
             let _ = h.join();
