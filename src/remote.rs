@@ -9,7 +9,7 @@
 //! and, during `etop msacc`, `microstate_accounting`, whose previous value a
 //! guard process restores if the connection drops before we do.
 
-use crate::dist::Connection;
+use crate::dist::{Connection, etf};
 use crate::error::{Error, Result};
 use crate::eterm::{self, Pid, Term, atom, charlist, int, list, tuple};
 use std::time::Duration;
@@ -145,7 +145,7 @@ fn expect_ok_tuple(t: &Term, what: &str, node: &str) -> Result<Vec<Term>> {
         _ => Err(Error::Remote {
             node: node.to_string(),
             what: what.to_string(),
-            detail: t.to_string(),
+            detail: etf::brief(t, 300),
         }),
     }
 }
@@ -179,7 +179,7 @@ impl Agent {
             _ => Err(Error::Remote {
                 node,
                 what: "the agent".into(),
-                detail: value.to_string(),
+                detail: etf::brief(&value, 300),
             }),
         }
     }
@@ -213,7 +213,7 @@ impl Agent {
             _ => Err(Error::Remote {
                 node: conn.peer.clone(),
                 what: what.to_string(),
-                detail: reply.to_string(),
+                detail: etf::brief(&reply, 300),
             }),
         }
     }
