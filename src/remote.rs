@@ -207,7 +207,7 @@ impl Agent {
                 _ => Err(Error::Remote {
                     node: conn.peer.clone(),
                     what: what.to_string(),
-                    detail: reason.to_string(),
+                    detail: etf::brief(reason, 300),
                 }),
             },
             _ => Err(Error::Remote {
