@@ -6,7 +6,7 @@
 use std::process::Command;
 
 fn top_source() -> String {
-    let src = etop::remote::AGENT_SRC;
+    let src = etop::agent::AGENT_SRC;
     let start = src.find("  Top = fun").expect("the agent defines Top");
     let end = src[start..]
         .find("  Items = [")

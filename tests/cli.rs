@@ -129,7 +129,7 @@ fn msgq_sort_puts_the_flooded_worker_first() {
     let records = parse_csv(&out.stdout);
     assert_eq!(
         records[0].join(","),
-        etop::render::CSV_HEADER,
+        "time,node,pid,name,registered_name,initial_call,reds,memory_bytes,msgq,current_function",
         "first line is not the CSV header\n{out}"
     );
     let col = |name: &str| {
@@ -196,7 +196,7 @@ fn reductions_sort_puts_the_busy_loop_first() {
                  _ -> false \
                end]",
     );
-    let busy: Vec<String> = etop::eterm::list_elems(&busy)
+    let busy: Vec<String> = etop::dist::term::list_elems(&busy)
         .unwrap_or_else(|| panic!("not a list: {busy}"))
         .iter()
         .map(local_pid)

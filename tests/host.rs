@@ -252,7 +252,7 @@ fn a_node_named_at_runtime_is_found_by_its_epmd_port() {
     let (listed, out) = nodes_json(&fake);
     let line = &listed[&u64::from(node.os_pid())];
     assert_eq!(line["node"], node.full.as_str(), "{out}");
-    let epmd_port = etop::target::epmd_names("localhost", Duration::from_secs(2))
+    let epmd_port = etop::node::epmd::names("localhost", Duration::from_secs(2))
         .expect("EPMD answers")
         .into_iter()
         .find(|(n, _)| *n == node.name)

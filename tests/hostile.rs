@@ -11,7 +11,7 @@
 
 mod util;
 
-use etop::eterm::{Pid, Term};
+use etop::dist::term::{Pid, Term};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -74,9 +74,9 @@ fn frame(parts: &[&[u8]]) -> Vec<u8> {
 
 /// SEND to `to`, with a raw payload (the payload may be anything).
 fn send_to(to: &Pid, payload: &[u8]) -> Vec<u8> {
-    let ctrl = etop::eterm::tuple(vec![
-        etop::eterm::int(2),
-        etop::eterm::atom(""),
+    let ctrl = etop::dist::term::tuple(vec![
+        etop::dist::term::int(2),
+        etop::dist::term::atom(""),
         to.clone().into(),
     ]);
     frame(&[&encode(&ctrl), payload])
@@ -501,7 +501,7 @@ fn proxy(node_port: u16, at_frame: usize, inject: fn(&Caller) -> Vec<Vec<u8>>) -
 }
 
 fn node_port(node: &Node) -> u16 {
-    etop::target::epmd_names("localhost", Duration::from_secs(2))
+    etop::node::epmd::names("localhost", Duration::from_secs(2))
         .expect("EPMD")
         .into_iter()
         .find(|(n, _)| *n == node.name)

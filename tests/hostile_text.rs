@@ -17,7 +17,7 @@ use util::{Node, NodeOpts, etop, parse_csv};
 
 /// What a terminal would act on, other than the newlines between lines.
 fn raw_control(c: char) -> bool {
-    c != '\n' && etop::escape::is_unsafe(c)
+    c != '\n' && etop::text::is_unsafe(c)
 }
 
 fn assert_nothing_raw(out: &util::Output) {

@@ -111,7 +111,7 @@ fn accumulate_shows_totals_from_one_sample() {
 #[test]
 fn port_connects_directly_without_epmd() {
     let node = Node::start(NodeOpts::default());
-    let names = etop::target::epmd_names("localhost", Duration::from_secs(3)).expect("EPMD");
+    let names = etop::node::epmd::names("localhost", Duration::from_secs(3)).expect("EPMD");
     let port = names
         .iter()
         .find(|(n, _)| *n == node.name)

@@ -9,8 +9,9 @@
 
 use etop::dist::etf::{self, DECODE_BUDGET_BYTES};
 use etop::dist::frame::{self, FrameError};
-use etop::dist::{epmd, handshake};
-use etop::eterm::{Atom, Pid, Reference, Term, atom, int, list, tuple};
+use etop::dist::handshake;
+use etop::dist::term::{Atom, Pid, Reference, Term, atom, int, list, tuple};
+use etop::node::epmd;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Mutex;
@@ -113,7 +114,7 @@ fn reference(node: &str, n: u32) -> Term {
 }
 
 fn map(pairs: Vec<(&str, Term)>) -> Term {
-    etop::eterm::Map::from(
+    etop::dist::term::Map::from(
         pairs
             .into_iter()
             .map(|(k, v)| (atom(k), v))
@@ -567,9 +568,9 @@ fn malformed_epmd_replies_never_panic_and_stay_bounded() {
             let a = epmd::parse_names_reply(&input).is_ok();
             let b = epmd::parse_port2_resp(&input).is_ok();
             let mut s = handshake::Scripted::new(input.clone());
-            let c = smol::block_on(epmd::names(&mut s)).is_ok();
+            let c = smol::block_on(epmd::query_names(&mut s)).is_ok();
             let mut s = handshake::Scripted::new(input.clone());
-            let d = smol::block_on(epmd::port_please(&mut s, "demo")).is_ok();
+            let d = smol::block_on(epmd::query_port(&mut s, "demo")).is_ok();
             [a, b, c, d]
         });
         let Some(r) = r else {

@@ -8,9 +8,9 @@
 
 #![allow(dead_code)] // each test uses a different part of the harness
 
+use etop::dist::term::{self, Term};
 use etop::dist::{ConnectOpts, Connection};
-use etop::eterm::{self, Term};
-use etop::target::{Cookie, CookieOrigin, NodeName};
+use etop::node::{Cookie, CookieOrigin, NodeName};
 use std::fmt;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -89,7 +89,7 @@ pub fn random_hex() -> String {
 
 /// The host part of `-sname` nodes on this machine, as etop computes it.
 pub fn short_host() -> String {
-    etop::target::short_hostname()
+    etop::host::short_hostname()
 }
 
 /// What the demo node runs (see demo/etop_demo.erl). The defaults are a quiet
@@ -326,7 +326,7 @@ impl Node {
             return;
         }
         let registered = || {
-            etop::target::epmd_names("localhost", Duration::from_secs(1))
+            etop::node::epmd::names("localhost", Duration::from_secs(1))
                 .map(|names| names.iter().any(|(n, _)| *n == self.name))
                 .unwrap_or(false)
         };
@@ -436,29 +436,29 @@ impl Node {
             format!("{src}.")
         };
         let scanned = conn
-            .rpc("erl_scan", "string", vec![eterm::charlist(&src)], timeout)
+            .rpc("erl_scan", "string", vec![term::charlist(&src)], timeout)
             .unwrap_or_else(|e| fail("erl_scan:string/1", e.to_string()));
-        let tokens = match eterm::as_tuple(&scanned) {
-            Some([ok, tokens, _]) if eterm::is_atom(ok, "ok") => tokens.clone(),
+        let tokens = match term::as_tuple(&scanned) {
+            Some([ok, tokens, _]) if term::is_atom(ok, "ok") => tokens.clone(),
             _ => fail("erl_scan:string/1", scanned.to_string()),
         };
         let parsed = conn
             .rpc("erl_parse", "parse_exprs", vec![tokens], timeout)
             .unwrap_or_else(|e| fail("erl_parse:parse_exprs/1", e.to_string()));
-        let exprs = match eterm::as_tuple(&parsed) {
-            Some([ok, exprs]) if eterm::is_atom(ok, "ok") => exprs.clone(),
+        let exprs = match term::as_tuple(&parsed) {
+            Some([ok, exprs]) if term::is_atom(ok, "ok") => exprs.clone(),
             _ => fail("erl_parse:parse_exprs/1", parsed.to_string()),
         };
         let value = conn
             .rpc(
                 "erl_eval",
                 "exprs",
-                vec![exprs, eterm::list(vec![])],
+                vec![exprs, term::list(vec![])],
                 timeout,
             )
             .unwrap_or_else(|e| fail("erl_eval:exprs/2", e.to_string()));
-        match eterm::as_tuple(&value) {
-            Some([tag, v, _bindings]) if eterm::is_atom(tag, "value") => v.clone(),
+        match term::as_tuple(&value) {
+            Some([tag, v, _bindings]) if term::is_atom(tag, "value") => v.clone(),
             _ => fail("erl_eval:exprs/2", value.to_string()),
         }
     }
@@ -470,7 +470,7 @@ impl Node {
 
     pub fn eval_i64(&self, src: &str) -> i64 {
         let t = self.eval_term(src);
-        eterm::as_i64(&t).unwrap_or_else(|| panic!("`{src}` gave {t}, not an integer"))
+        term::as_i64(&t).unwrap_or_else(|| panic!("`{src}` gave {t}, not an integer"))
     }
 
     /// Drops the harness's connection, so that the node sees no hidden node
