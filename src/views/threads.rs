@@ -127,25 +127,36 @@ impl Shaper for ThreadShaper {
         sort_rows(&mut rows, self.sort);
         let total = rows.len();
         rows.truncate(self.lines);
-        let grid = Grid::new(&COLUMNS, &rows);
-        let win = match window {
-            Some(w) => format!("CPU over {w:.1} s"),
-            None => "CPU from the next frame".to_string(),
-        };
-        let json = serde_json::json!({
-            "label": self.label,
-            "threads": total,
-            "window_secs": window,
-            "sort": self.sort,
-            "rows": grid.json_rows(),
-        });
-        Some(Frame {
-            header: vec![format!("{}  {total} threads  {win}", self.label)],
-            grids: vec![grid],
-            csv_prefix: Vec::new(),
-            json,
-            note: String::new(),
-        })
+        Some(frame(&self.label, total, window, self.sort, &rows))
+    }
+}
+
+/// The frame: `rows` (sorted and cut) of `total` threads over `window`.
+pub fn frame(
+    label: &str,
+    total: usize,
+    window: Option<f64>,
+    sort: ThreadSort,
+    rows: &[ThreadRow],
+) -> Frame {
+    let grid = Grid::new(&COLUMNS, rows);
+    let win = match window {
+        Some(w) => format!("CPU over {w:.1} s"),
+        None => "CPU from the next frame".to_string(),
+    };
+    let json = serde_json::json!({
+        "label": label,
+        "threads": total,
+        "window_secs": window,
+        "sort": sort,
+        "rows": grid.json_rows(),
+    });
+    Frame {
+        header: vec![format!("{label}  {total} threads  {win}")],
+        grids: vec![grid],
+        csv_prefix: Vec::new(),
+        json,
+        note: String::new(),
     }
 }
 

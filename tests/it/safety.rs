@@ -2,14 +2,13 @@
 //! memory watched all along. A monitor that harms its node does it slowly (a
 //! heap that grows a little each frame), so only many frames show it.
 
-mod util;
-
+use crate::util::*;
 use serde_json::Value;
 use std::time::{Duration, Instant};
-use util::{Node, NodeOpts, Output, etop};
 
 /// Frames per view, at 0.1 s.
 const FRAMES: usize = 200;
+
 /// How far above its baseline the node's memory may go while watched.
 const MAX_GROWTH_BYTES: i64 = 64 << 20;
 
@@ -50,7 +49,7 @@ fn views() -> Vec<(&'static str, Vec<&'static str>)> {
     ]
 }
 
-fn session(node: &Node, name: &str, view: &[&str], frames: usize) -> util::Running {
+fn session(node: &Node, name: &str, view: &[&str], frames: usize) -> crate::util::Running {
     let mut args: Vec<String> = view.iter().map(|s| s.to_string()).collect();
     args.extend(
         [
@@ -113,7 +112,7 @@ fn every_view_runs_hundreds_of_frames_and_leaves_the_node_as_it_was() {
         .map(|(name, view)| session(&node, name, view, 2))
         .collect::<Vec<_>>()
         .into_iter()
-        .map(|r| r.wait(util::ETOP_TIMEOUT))
+        .map(|r| r.wait(crate::util::ETOP_TIMEOUT))
         .collect();
     for out in &first {
         assert_eq!(out.code, Some(0), "{out}");
@@ -129,7 +128,7 @@ fn every_view_runs_hundreds_of_frames_and_leaves_the_node_as_it_was() {
     let first_atoms = baseline.atoms - before_first.atoms;
     let base_mem = node.eval_i64("erlang:memory(total)");
 
-    let mut running: Vec<util::Running> = views()
+    let mut running: Vec<crate::util::Running> = views()
         .iter()
         .map(|(name, view)| session(&node, name, view, FRAMES))
         .collect();
@@ -197,7 +196,7 @@ fn a_frame_over_the_heap_ceiling_is_stopped_and_the_node_is_untouched() {
         .cookie_env(&node.cookie)
         .run();
     assert_eq!(out.code, Some(6), "{out}");
-    let line = util::single_error_line(&out);
+    let line = crate::util::single_error_line(&out);
     assert!(
         line.contains("needs more than 1 MB of heap") && line.contains("--agent-max-heap"),
         "{out}"
@@ -229,7 +228,7 @@ fn a_second_etop_sees_the_first_ones_agent_by_name() {
     let mut first = etop(["-b", "-i", "0.2", "-n", "100", &node.full])
         .cookie_env(&node.cookie)
         .spawn();
-    first.wait_for_line(util::ETOP_TIMEOUT, |l| l.contains("Pid"));
+    first.wait_for_line(crate::util::ETOP_TIMEOUT, |l| l.contains("Pid"));
     let out = etop([
         "--once", "-i", "0.2", "-s", "memory", "-l", "1000", "--format", "csv", &node.full,
     ])
@@ -242,4 +241,113 @@ fn a_second_etop_sees_the_first_ones_agent_by_name() {
     );
     first.stop();
     node.disconnect();
+}
+
+#[test]
+fn target_state_is_restored() {
+    let node = Node::start(NodeOpts::default());
+    const SWT: &str = "erlang:statistics(scheduler_wall_time)";
+    // The harness's own connection stays open throughout, so its processes
+    // are counted before and after alike.
+    let before = node.eval_i64("length(erlang:processes())");
+    assert_eq!(node.eval(SWT), "'undefined'", "the flag is on before etop");
+
+    // A polite exit: etop stops its agent.
+    etop(["--once", "-i", QUICK, &node.full])
+        .cookie_env(&node.cookie)
+        .run()
+        .success();
+    assert_restored(&node, before, "after etop --once");
+
+    // While etop runs, its agent holds the flag: this is what the checks
+    // above would catch if it were left behind.
+    let mut run = etop(["-i", "1", "--batch", &node.full])
+        .cookie_env(&node.cookie)
+        .spawn();
+    run.wait_for_line(Duration::from_secs(20), |l| l.starts_with("Pid "));
+    assert_ne!(
+        node.eval(SWT),
+        "'undefined'",
+        "scheduler_wall_time is off while etop runs"
+    );
+    let during = node.eval_i64("length(erlang:processes())");
+    assert!(
+        during > before,
+        "no agent process while etop runs ({during} <= {before})"
+    );
+
+    // A hard exit: SIGKILL gives etop no chance to clean up; the agent's link
+    // to the connection must.
+    let out = run.stop();
+    assert_eq!(out.code, None, "etop was not killed by the signal\n{out}");
+    assert_restored(&node, before, "after etop was killed");
+
+    // SIGTERM (a service manager, `timeout`) is a normal way to end a batch
+    // run: exit 0, agent gone.
+    let mut run = etop(["-i", "1", "--batch", &node.full])
+        .cookie_env(&node.cookie)
+        .spawn();
+    run.wait_for_line(Duration::from_secs(20), |l| l.starts_with("Pid "));
+    assert_ne!(node.eval(SWT), "'undefined'", "etop's agent did not start");
+    let asked = Instant::now();
+    run.signal(libc::SIGTERM);
+    let out = run.wait(crate::util::ETOP_TIMEOUT);
+    assert_eq!(out.code, Some(0), "SIGTERM is a clean stop\n{out}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "etop took {:.1} s to stop after SIGTERM\n{out}",
+        asked.elapsed().as_secs_f64()
+    );
+    assert_restored(&node, before, "after etop got SIGTERM");
+}
+
+#[test]
+fn ports_ets_and_msacc_leave_the_node_as_it_was() {
+    let node = Node::start(NodeOpts {
+        udp_per_sec: 200,
+        ets_rows_per_sec: 200,
+        ..quiet()
+    });
+    wait_until(
+        Duration::from_secs(10),
+        "the demo's UDP and ETS run",
+        || {
+            node.eval("{erlang:whereis(metrics_exporter), ets:info(demo_cache, size)}")
+                .matches("undefined")
+                .count()
+                == 0
+        },
+    );
+    // The harness's connection stays open, so its processes count alike
+    // before and after.
+    let before = node.eval_i64("length(erlang:processes())");
+
+    // While a view runs, its agent is there: what the checks below would see
+    // if it were left behind.
+    let mut run = etop(["ports", "-i", QUICK, "--batch", &node.full])
+        .cookie_env(&node.cookie)
+        .spawn();
+    run.wait_for_line(Duration::from_secs(20), |l| l.starts_with("Port "));
+    let during = node.eval_i64("length(erlang:processes())");
+    assert!(
+        during > before,
+        "no agent while etop runs ({during} <= {before})"
+    );
+    run.signal(libc::SIGTERM);
+    let out = run.wait(crate::util::ETOP_TIMEOUT);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_restored(&node, before, "after etop ports got SIGTERM");
+
+    for args in [
+        vec!["ports", "--once", "-i", QUICK],
+        vec!["ets", "--once", "-i", QUICK],
+        // The guard process goes too.
+        vec!["msacc", "--duration", QUICK],
+    ] {
+        let out = etop(args.iter().chain(&[node.full.as_str()]))
+            .cookie_env(&node.cookie)
+            .run()
+            .success();
+        assert_restored(&node, before, &out.cmdline);
+    }
 }

@@ -9,15 +9,13 @@
 //! a fake node that performs the node side of the handshake with the
 //! cookie; fake EPMDs on a port of their own (`ERL_EPMD_PORT`).
 
-mod util;
-
+use crate::util::*;
 use etop::dist::term::{Pid, Term};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use util::{Node, NodeOpts, etop};
 
 /// What etop may hold at its peak, whatever it is sent.
 const RSS_LIMIT_KB: u64 = 64 * 1024;
@@ -34,7 +32,7 @@ fn quiet() -> NodeOpts {
     }
 }
 
-fn assert_small(rss_kb: u64, out: &util::Output) {
+fn assert_small(rss_kb: u64, out: &crate::util::Output) {
     assert!(
         rss_kb < RSS_LIMIT_KB,
         "etop peaked at {rss_kb} KB, over {RSS_LIMIT_KB} KB\n{out}"
@@ -206,10 +204,14 @@ fn drain(mut s: TcpStream) {
 }
 
 fn fake_target() -> String {
-    format!("fake_{}@{}", &util::random_hex()[..8], util::short_host())
+    format!(
+        "fake_{}@{}",
+        &crate::util::random_hex()[..8],
+        crate::util::short_host()
+    )
 }
 
-fn run_against_fake(port: u16, cookie: &str, extra: &[&str]) -> (util::Output, u64) {
+fn run_against_fake(port: u16, cookie: &str, extra: &[&str]) -> (crate::util::Output, u64) {
     let port = port.to_string();
     let mut args = vec!["--once", "--port", &port];
     args.extend(extra);
@@ -232,7 +234,7 @@ fn a_peer_that_closes_after_its_status_is_not_a_cookie_rejection() {
     });
     let (out, rss) = run_against_fake(port, "C", &[]);
     assert_eq!(out.code, Some(3), "{out}");
-    let line = util::single_error_line(&out);
+    let line = crate::util::single_error_line(&out);
     assert!(
         line.contains(
             "closed the connection after accepting our name, before sending its challenge"
@@ -267,7 +269,7 @@ fn a_peer_that_closes_before_we_answer_its_challenge_is_not_a_cookie_rejection()
     });
     let (out, rss) = run_against_fake(port, "C", &[]);
     assert_eq!(out.code, Some(3), "{out}");
-    let line = util::single_error_line(&out);
+    let line = crate::util::single_error_line(&out);
     assert!(
         line.contains("closed the connection after sending its challenge, before etop answered it"),
         "{out}"
@@ -284,7 +286,7 @@ fn garbage_in_the_handshake_is_one_clear_line() {
     });
     let (out, rss) = run_against_fake(port, "C", &[]);
     assert_eq!(out.code, Some(3), "{out}");
-    let line = util::single_error_line(&out);
+    let line = crate::util::single_error_line(&out);
     assert!(line.contains("where its status belongs"), "{out}");
     assert!(!out.stderr.contains('\x1b'), "raw escape on stderr\n{out}");
     assert_small(rss, &out);
@@ -297,7 +299,7 @@ fn garbage_in_the_handshake_is_one_clear_line() {
     });
     let (out, rss) = run_against_fake(port, "C", &[]);
     assert_eq!(out.code, Some(3), "{out}");
-    let line = util::single_error_line(&out);
+    let line = crate::util::single_error_line(&out);
     assert!(line.contains("handshake message announced as"), "{out}");
     assert_small(rss, &out);
 }
@@ -314,7 +316,7 @@ fn a_peer_that_accepts_our_digest_but_cannot_prove_its_own_is_refused() {
     });
     let (out, rss) = run_against_fake(port, "C", &[]);
     assert_eq!(out.code, Some(3), "{out}");
-    let line = util::single_error_line(&out);
+    let line = crate::util::single_error_line(&out);
     assert!(
         line.contains("its answer to our challenge is wrong"),
         "{out}"
@@ -334,7 +336,7 @@ fn an_impossible_frame_length_ends_the_connection_with_one_line() {
     });
     let (out, rss) = run_against_fake(port, cookie, &[]);
     assert_eq!(out.code, Some(5), "{out}");
-    let line = util::single_error_line(&out);
+    let line = crate::util::single_error_line(&out);
     assert!(
         line.contains("the node sent a 4294967295-byte message; etop accepts at most 16 MB"),
         "{out}"
@@ -362,7 +364,7 @@ fn crafted_messages_are_dropped_and_a_silent_node_times_out_in_setup() {
     let started = Instant::now();
     let (out, rss) = run_against_fake(port, cookie, &["--connect-timeout", "2"]);
     assert_eq!(out.code, Some(3), "{out}");
-    let line = util::single_error_line(&out);
+    let line = crate::util::single_error_line(&out);
     assert!(
         line.contains("did not answer etop's setup (net_kernel:get_net_ticktime) within 2 s"),
         "{out}"
@@ -388,7 +390,7 @@ fn a_real_node_sending_etop_deep_and_stray_messages_changes_nothing() {
     let node = Node::start(quiet());
     let dir = tempfile::tempdir().expect("temp dir");
     let stats = dir.path().join("stats.jsonl");
-    let name = format!("etop_hostile_{}", &util::random_hex()[..8]);
+    let name = format!("etop_hostile_{}", &crate::util::random_hex()[..8]);
     let mut run = etop([
         "-b",
         "--format",
@@ -407,7 +409,7 @@ fn a_real_node_sending_etop_deep_and_stray_messages_changes_nothing() {
     .own_memory()
     .spawn();
     run.wait_for_line(QUICK, |l| l.starts_with('{'));
-    let etop_node = format!("{name}@{}", util::short_host());
+    let etop_node = format!("{name}@{}", crate::util::short_host());
     let sent = node.eval(&format!(
         // Nothing deep may stay bound: the harness reads the bindings back
         // through the same limits.
@@ -419,7 +421,7 @@ fn a_real_node_sending_etop_deep_and_stray_messages_changes_nothing() {
         etop_pid_expr(&etop_node)
     ));
     assert_eq!(sent, "'sent'");
-    let (out, rss) = run.wait_measured(util::ETOP_TIMEOUT);
+    let (out, rss) = run.wait_measured(crate::util::ETOP_TIMEOUT);
     assert_eq!(out.code, Some(0), "{out}");
     assert_eq!(out.stdout_lines().len(), 25, "every frame came\n{out}");
     assert!(out.stderr.is_empty(), "{out}");
@@ -532,7 +534,7 @@ fn crafted_frames_in_a_live_session_are_dropped_and_counted() {
     .cookie_env(&node.cookie)
     .own_memory()
     .spawn()
-    .wait_measured(util::ETOP_TIMEOUT);
+    .wait_measured(crate::util::ETOP_TIMEOUT);
     assert_eq!(out.code, Some(0), "{out}");
     assert_eq!(out.stdout_lines().len(), 25, "{out}");
     assert!(out.stderr.is_empty(), "{out}");
@@ -563,7 +565,7 @@ fn an_impossible_length_in_a_live_session_ends_that_connection_and_etop_attaches
     .cookie_env(&node.cookie)
     .own_memory()
     .spawn()
-    .wait_measured(util::ETOP_TIMEOUT);
+    .wait_measured(crate::util::ETOP_TIMEOUT);
     assert_eq!(out.code, Some(0), "{out}");
     assert_eq!(out.stdout_lines().len(), 20, "{out}");
     // The connection that read the impossible length was closed; etop
@@ -590,7 +592,7 @@ fn fake_epmd(answer: fn(u8, &mut TcpStream)) -> u16 {
     })
 }
 
-fn run_with_epmd(epmd_port: u16, extra: &[&str]) -> (util::Output, u64) {
+fn run_with_epmd(epmd_port: u16, extra: &[&str]) -> (crate::util::Output, u64) {
     let mut args = vec!["--once"];
     args.extend(extra);
     let target = fake_target();
@@ -619,9 +621,9 @@ fn an_epmd_that_streams_names_forever_is_cut_off() {
     });
     let (out, rss) = run_with_epmd(port, &[]);
     assert_eq!(out.code, Some(3), "{out}");
-    let line = util::single_error_line(&out);
+    let line = crate::util::single_error_line(&out);
     assert!(
-        line.contains(&format!("EPMD on {}:{port}", util::short_host())),
+        line.contains(&format!("EPMD on {}:{port}", crate::util::short_host())),
         "{out}"
     );
     assert!(line.contains("goes on past 256 KB"), "{out}");
@@ -636,7 +638,7 @@ fn an_epmd_that_sends_garbage_is_one_clear_line() {
     });
     let (out, rss) = run_with_epmd(port, &[]);
     assert_eq!(out.code, Some(3), "{out}");
-    let line = util::single_error_line(&out);
+    let line = crate::util::single_error_line(&out);
     assert!(line.contains("sent a reply etop cannot use"), "{out}");
     assert!(line.contains("not 119"), "{out}");
     assert_small(rss, &out);
@@ -647,7 +649,7 @@ fn an_epmd_that_never_answers_times_out() {
     let port = fake_epmd(|_, _| std::thread::sleep(Duration::from_secs(10)));
     let (out, rss) = run_with_epmd(port, &["--connect-timeout", "1"]);
     assert_eq!(out.code, Some(3), "{out}");
-    let line = util::single_error_line(&out);
+    let line = crate::util::single_error_line(&out);
     assert!(
         line.contains("cannot reach EPMD") && line.contains("timed out"),
         "{out}"

@@ -6,11 +6,10 @@
 //! Every node is killed when its `Node` is dropped, and halts itself after
 //! `NodeOpts::seconds` anyway in case the test process dies first.
 
-#![allow(dead_code)] // each test uses a different part of the harness
-
 use etop::dist::term::{self, Term};
 use etop::dist::{ConnectOpts, Connection};
 use etop::node::{Cookie, CookieOrigin, NodeName};
+use serde_json::Value;
 use std::fmt;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -391,6 +390,14 @@ impl Node {
             "--- node {} log ---\n{text}--- end of node log ---",
             self.full
         )
+    }
+
+    /// How to connect to this node under our own name `name`.
+    pub fn connect_opts_for(&self, name: &str) -> ConnectOpts {
+        ConnectOpts {
+            our_name: name.to_string(),
+            ..self.connect_opts()
+        }
     }
 
     fn connect_opts(&self) -> ConnectOpts {
@@ -866,11 +873,6 @@ impl Running {
             cmdline: self.cmdline.clone(),
             code: status.code(),
             stdout: self.seen.iter().map(|(_, l)| l.as_str()).collect(),
-            line_times: self
-                .seen
-                .iter()
-                .map(|(t, _)| t.saturating_duration_since(self.started))
-                .collect(),
             stderr,
             elapsed,
         }
@@ -893,8 +895,6 @@ pub struct Output {
     /// `None` when etop was killed by a signal.
     pub code: Option<i32>,
     pub stdout: String,
-    /// When each stdout line arrived, since etop started.
-    pub line_times: Vec<Duration>,
     pub stderr: String,
     pub elapsed: Duration,
 }
@@ -1064,3 +1064,152 @@ pub fn single_error_line(out: &Output) -> &str {
     assert!(out.stdout.is_empty(), "expected nothing on stdout\n{out}");
     lines[0]
 }
+
+// --- checks the tests share ---------------------------------------------
+
+/// `etop nodes --format json` through a fake /proc, by OS pid.
+pub fn nodes_json(fake: &FakeProc) -> (std::collections::HashMap<u64, Value>, Output) {
+    let out = etop(["nodes", "--format", "json", "--proc-root", &fake.arg()])
+        .run()
+        .success();
+    let by_pid = json_lines(&out)
+        .into_iter()
+        .map(|v| {
+            let pid = v["os_pid"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("no os_pid in {v}\n{out}"));
+            (pid, v)
+        })
+        .collect();
+    (by_pid, out)
+}
+
+/// `etop -v --once` through a fake /proc with no cookie given in any way
+/// (the harness's etop has an empty HOME and no ERLANG_COOKIE): it must
+/// attach to `node` with the cookie from `source` on the target.
+pub fn attaches_with_targets_cookie(
+    fake: &FakeProc,
+    node_arg: Option<&str>,
+    node: &Node,
+    source: &str,
+) {
+    let mut args = vec!["-v", "--once", "-i", QUICK];
+    let proc_root = fake.arg();
+    args.extend(["--proc-root", &proc_root]);
+    args.extend(node_arg);
+    let out = etop(&args).run().success();
+    let said = format!(
+        "etop: attaching to {} with the cookie from the target's {source}\n",
+        node.full
+    );
+    assert!(
+        out.stderr.contains(&said),
+        "-v does not say '{}'\n{out}",
+        said.trim_end()
+    );
+    assert!(
+        out.stdout.starts_with(&format!("{}  ", node.full)),
+        "the header does not name {}\n{out}",
+        node.full
+    );
+    assert!(!parse_table(&out).is_empty(), "{out}");
+    assert!(
+        !out.stderr.contains(&node.cookie) && !out.stdout.contains(&node.cookie),
+        "the cookie was printed\n{out}"
+    );
+}
+
+/// A short sampling window for runs that only need a frame, not its numbers.
+pub const QUICK: &str = "0.2";
+
+/// A quiet node: few processes, so nodes start fast on a loaded host.
+pub fn quiet() -> NodeOpts {
+    NodeOpts {
+        idle: 10,
+        ..Default::default()
+    }
+}
+
+pub fn json_lines(out: &Output) -> Vec<Value> {
+    out.stdout_lines()
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): '{l}'\n{out}")))
+        .collect()
+}
+
+pub fn the_json(out: &Output) -> Value {
+    let mut v = json_lines(out);
+    assert_eq!(v.len(), 1, "expected one JSON line\n{out}");
+    v.remove(0)
+}
+
+pub fn num(v: &Value, what: &str, out: &Output) -> f64 {
+    v.as_f64()
+        .unwrap_or_else(|| panic!("{what} is {v}, not a number\n{out}"))
+}
+
+/// Bytes as etop prints them (`1.8M`, `759K`, `40`).
+pub fn human_bytes(s: &str) -> f64 {
+    let (digits, mult) = match s.chars().last() {
+        Some('K') => (&s[..s.len() - 1], 1024.0),
+        Some('M') => (&s[..s.len() - 1], 1024.0 * 1024.0),
+        Some('G') => (&s[..s.len() - 1], 1024.0 * 1024.0 * 1024.0),
+        _ => (s, 1.0),
+    };
+    digits
+        .parse::<f64>()
+        .unwrap_or_else(|_| panic!("'{s}' is not a byte count"))
+        * mult
+}
+
+/// Polls `cond` every 50 ms; fails with `what` after `timeout`.
+pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(Instant::now() < deadline, "{what} within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().expect("temp paths are UTF-8")
+}
+
+/// Whether microstate accounting is on, without touching the flag: the
+/// counters move only while it is on.
+pub fn msacc_on(node: &Node) -> bool {
+    let v = node.eval(
+        "R = fun() -> lists:sum([lists:sum(maps:values(C)) \
+                || #{counters := C} <- erlang:statistics(microstate_accounting)]) end, \
+         A = R(), timer:sleep(50), A =/= R()",
+    );
+    match v.as_str() {
+        "'true'" => true,
+        "'false'" => false,
+        other => panic!("msacc_on: {other}"),
+    }
+}
+
+/// Polls until the node has `procs_before` processes and neither flag etop
+/// touches is on.
+pub fn assert_restored(node: &Node, procs_before: i64, after_what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let procs = node.eval_i64("length(erlang:processes())");
+        let swt = node.eval("erlang:statistics(scheduler_wall_time)");
+        let msacc = msacc_on(node);
+        if procs == procs_before && swt == "'undefined'" && !msacc {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{after_what}: the node has {procs} processes (was {procs_before}), \
+             scheduler_wall_time is {swt}, microstate accounting on: {msacc}\n{}",
+            node.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Long enough for a loaded machine, short against "hangs forever".
+pub const AT_ONCE: Duration = Duration::from_secs(20);

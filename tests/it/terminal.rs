@@ -1,179 +1,12 @@
-//! The process view's options and the terminal, against real nodes:
-//! --schedulers, --accumulate, --port without EPMD, the OS line of a local
-//! node, and repaint mode on a pseudo-terminal (alternate screen entered, and
-//! everything restored after `q` or SIGTERM).
+//! On a terminal: repaint in place, keys, signals, a stale mark, and the
+//! terminal restored on every way out; a closed pipe ends etop quietly.
 
-mod util;
-
-use serde_json::Value;
+use crate::util::*;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use util::{Node, NodeOpts, etop};
-
-fn the_json(out: &util::Output) -> Value {
-    let lines = out.stdout_lines();
-    assert_eq!(lines.len(), 1, "expected one JSON line\n{out}");
-    serde_json::from_str(lines[0]).unwrap_or_else(|e| panic!("not JSON ({e})\n{out}"))
-}
-
-#[test]
-fn schedulers_line_shows_each_scheduler() {
-    let node = Node::start(NodeOpts {
-        busy: 1,
-        ..Default::default()
-    });
-    let out = etop(["--once", "-i", "0.5", "--schedulers", &node.full])
-        .cookie_env(&node.cookie)
-        .run()
-        .success();
-    let line = out
-        .stdout_lines()
-        .into_iter()
-        .find(|l| l.starts_with("Sched:"))
-        .unwrap_or_else(|| panic!("no 'Sched:' line with --schedulers\n{out}"))
-        .to_string();
-    assert!(line.contains("1 ") && line.contains('%'), "'{line}'\n{out}");
-    // Without the flag the line is not there.
-    let plain = etop(["--once", "-i", "0.3", &node.full])
-        .cookie_env(&node.cookie)
-        .run()
-        .success();
-    assert!(
-        !plain.stdout_lines().iter().any(|l| l.starts_with("Sched:")),
-        "{plain}"
-    );
-    // JSON always carries them; the busy loop keeps one normal scheduler busy.
-    let j = the_json(
-        &etop(["--once", "-i", "0.5", "--format", "json", &node.full])
-            .cookie_env(&node.cookie)
-            .run()
-            .success(),
-    );
-    let scheds = j["header"]["schedulers"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no schedulers in {j}"));
-    let normal: Vec<f64> = scheds
-        .iter()
-        .filter(|s| s["kind"] == "normal")
-        .filter_map(|s| s["pct"].as_f64())
-        .collect();
-    assert!(!normal.is_empty(), "{j}");
-    assert!(
-        normal.iter().any(|p| *p > 40.0),
-        "no busy normal scheduler: {j}"
-    );
-}
-
-#[test]
-fn accumulate_shows_totals_from_one_sample() {
-    let node = Node::start(NodeOpts {
-        busy: 1,
-        ..Default::default()
-    });
-    let started = Instant::now();
-    // A 5 s window would show if --accumulate still sampled twice.
-    let out = etop(["--once", "-a", "-i", "5", "--format", "json", &node.full])
-        .cookie_env(&node.cookie)
-        .run()
-        .success();
-    assert!(
-        started.elapsed() < Duration::from_secs(4),
-        "--once --accumulate waited for a window\n{out}"
-    );
-    let j = the_json(&out);
-    assert_eq!(j["header"]["accumulate"], true, "{j}");
-    assert!(j["header"]["window_secs"].is_null(), "{j}");
-    // The busy loop's total only grows: a later windowed frame shows less
-    // than the total seen now plus what it could do in the window.
-    let total = j["rows"][0]["reds"].as_u64().unwrap_or(0);
-    let text = etop(["--once", "-a", &node.full])
-        .cookie_env(&node.cookie)
-        .run()
-        .success();
-    assert!(
-        text.stdout.contains("reductions: totals"),
-        "the header must say the numbers are totals\n{text}"
-    );
-    let later = etop(["--once", "-a", "--format", "json", &node.full])
-        .cookie_env(&node.cookie)
-        .run()
-        .success();
-    let later_total = the_json(&later)["rows"][0]["reds"].as_u64().unwrap_or(0);
-    assert!(
-        total > 0 && later_total > total,
-        "totals {total} then {later_total}: not growing\n{later}"
-    );
-}
-
-#[test]
-fn port_connects_directly_without_epmd() {
-    let node = Node::start(NodeOpts::default());
-    let names = etop::node::epmd::names("localhost", Duration::from_secs(3)).expect("EPMD");
-    let port = names
-        .iter()
-        .find(|(n, _)| *n == node.name)
-        .map(|(_, p)| *p)
-        .unwrap_or_else(|| panic!("{} not in EPMD: {names:?}", node.name));
-    // EPMD "moved" to a closed port: only --port can reach the node now.
-    let dead = util::free_port().to_string();
-    let out = etop([
-        "--once",
-        "-i",
-        QUICK,
-        "--port",
-        &port.to_string(),
-        &node.full,
-    ])
-    .cookie_env(&node.cookie)
-    .env("ERL_EPMD_PORT", &dead)
-    .run()
-    .success();
-    assert!(out.stdout.contains("Pid"), "{out}");
-    let without = etop(["--once", "-i", QUICK, &node.full])
-        .cookie_env(&node.cookie)
-        .env("ERL_EPMD_PORT", &dead)
-        .run();
-    assert_eq!(without.code, Some(3), "{without}");
-}
-
-const QUICK: &str = "0.3";
-
-#[test]
-fn a_local_node_gets_the_os_line() {
-    let node = Node::start(NodeOpts::default());
-    let out = etop(["--once", "-i", QUICK, &node.full])
-        .cookie_env(&node.cookie)
-        .run()
-        .success();
-    let os = out
-        .stdout_lines()
-        .into_iter()
-        .find(|l| l.starts_with("OS:"))
-        .unwrap_or_else(|| panic!("no OS line for a node on this host\n{out}"))
-        .to_string();
-    assert!(
-        os.contains("rss") && os.contains("VM total") && os.contains("threads"),
-        "'{os}'"
-    );
-    let j = the_json(
-        &etop(["--once", "-i", QUICK, "--format", "json", &node.full])
-            .cookie_env(&node.cookie)
-            .run()
-            .success(),
-    );
-    let rss = j["header"]["os"]["rss_bytes"].as_u64().unwrap_or(0);
-    let vm_total = j["header"]["memory"]["total"].as_u64().unwrap_or(u64::MAX);
-    assert!(rss > 0, "{j}");
-    // The OS always sees at least what the VM says it allocated.
-    assert!(rss >= vm_total / 2, "rss {rss} vs VM total {vm_total}: {j}");
-    assert!(
-        j["header"]["os"]["os_threads"].as_u64().unwrap_or(0) >= 2,
-        "{j}"
-    );
-}
 
 /// A pseudo-terminal: the master side for the test, the slave as the
 /// child's stdin, stdout and stderr.
@@ -353,4 +186,27 @@ fn a_node_that_stops_answering_is_marked_stale() {
         w.write_all(b"q").expect("type q");
     });
     assert_restored(&screen, code);
+}
+
+#[test]
+fn a_closed_pipe_ends_etop_quietly() {
+    let node = Node::start(NodeOpts::default());
+    // etop -i 0.2 NODE | head -3
+    let mut run = etop(["-i", QUICK, &node.full])
+        .cookie_env(&node.cookie)
+        .spawn_head(3);
+    for _ in 0..3 {
+        if run.next_line(Duration::from_secs(20)).is_none() {
+            panic!("etop printed fewer than 3 lines\n{}", run.stop());
+        }
+    }
+    let closed = Instant::now();
+    let out = run.wait(crate::util::ETOP_TIMEOUT);
+    assert!(
+        closed.elapsed() < Duration::from_secs(5),
+        "etop kept running {:.1} s after its stdout closed\n{out}",
+        closed.elapsed().as_secs_f64()
+    );
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(out.stderr, "", "a closed pipe is not an error\n{out}");
 }

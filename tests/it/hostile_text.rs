@@ -4,23 +4,20 @@
 //! nodes`, a thread name for `etop threads`). Text and CSV show them escaped,
 //! nothing raw reaches stdout or stderr, and JSON keeps the exact value.
 
-mod util;
-
-use serde_json::Value;
+use crate::util::*;
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use util::{Node, NodeOpts, etop, parse_csv};
 
 /// What a terminal would act on, other than the newlines between lines.
 fn raw_control(c: char) -> bool {
     c != '\n' && etop::text::is_unsafe(c)
 }
 
-fn assert_nothing_raw(out: &util::Output) {
+fn assert_nothing_raw(out: &crate::util::Output) {
     for (what, text) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
         if let Some(i) = text.find(raw_control) {
             panic!(
@@ -31,26 +28,30 @@ fn assert_nothing_raw(out: &util::Output) {
     }
 }
 
-fn json_lines(out: &util::Output) -> Vec<Value> {
-    out.stdout_lines()
-        .iter()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}\n{out}")))
-        .collect()
-}
-
 /// Registered names as the node has them, and how etop must show them.
 const TITLE: &str = "\x1b]0;pwned\x07";
+
 const TITLE_SHOWN: &str = "\\e]0;pwned\\a";
+
 const CLEAR: &str = "\x1b[2J";
+
 const CLEAR_SHOWN: &str = "\\e[2J";
+
 const SPLIT: &str = "a\nb";
+
 const SPLIT_SHOWN: &str = "a\\nb";
+
 /// A one-byte CSI (C1) and a right-to-left override.
 const C1_BIDI: &str = "\u{9b}31m\u{202e}evil";
+
 const C1_BIDI_SHOWN: &str = "\\u{9b}31m\\u{202e}evil";
+
 const TABLE: &str = "tab\x1b[31m\nred";
+
 const TABLE_SHOWN: &str = "tab\\e[31m\\nred";
+
 const PORT_ARG: &str = "\x1b]0;port\x07";
+
 const PORT_SHOWN: &str = "\\e]0;port\\a";
 
 /// A node holding processes registered under hostile names (each holding a
@@ -78,7 +79,7 @@ fn hostile_node() -> Node {
     node
 }
 
-fn run(node: &Node, args: &[&str]) -> util::Output {
+fn run(node: &Node, args: &[&str]) -> crate::util::Output {
     let mut all = args.to_vec();
     all.extend(["--once", "-i", "0.3", "-l", "10000", &node.full]);
     let out = etop(&all).cookie_env(&node.cookie).run().success();
@@ -106,8 +107,11 @@ fn hostile_names_on_a_node_are_escaped_in_text_and_csv_and_exact_in_json() {
         );
     }
     // Every row has all its cells: no name split a row in two.
-    let rows = util::parse_table(&text);
-    assert!(rows.iter().all(|r| util::is_local_pid(&r["Pid"])), "{text}");
+    let rows = crate::util::parse_table(&text);
+    assert!(
+        rows.iter().all(|r| crate::util::is_local_pid(&r["Pid"])),
+        "{text}"
+    );
 
     let csv = run(&node, &["-s", "memory", "--format", "csv"]);
     let records = parse_csv(&csv.stdout);
@@ -244,7 +248,7 @@ fn etop_nodes_escapes_crafted_node_names() {
     let root = fake.path().to_str().expect("UTF-8 temp path");
     let text = etop(["nodes", "--proc-root", root]).run().success();
     assert_nothing_raw(&text);
-    let rows = util::parse_aligned(&text, "Node");
+    let rows = crate::util::parse_aligned(&text, "Node");
     let names: Vec<&str> = rows.iter().map(|r| r["Node"].as_str()).collect();
     assert_eq!(
         names,
@@ -275,7 +279,7 @@ fn etop_nodes_escapes_crafted_node_names() {
     let err = etop(["--once", "--proc-root", root]).cookie_env("c").run();
     assert_eq!(err.code, Some(2), "{err}");
     assert_nothing_raw(&err);
-    let line = util::single_error_line(&err);
+    let line = crate::util::single_error_line(&err);
     assert!(
         line.contains("\\e]0;pwned\\a@fakehost (pid 4000001)"),
         "{err}"

@@ -1,7 +1,8 @@
-//! The agent's top-N selection, run by `erl_eval` on a real VM exactly as the
-//! agent runs it, against a plain full sort on random inputs: ties, fewer
-//! distinct values than N, all values equal, tuple values as process_info
-//! returns them.
+//! The agent's Erlang source, on a local VM: it scans and parses (a syntax
+//! error fails here with its line, not on a production node), and its top-N
+//! selection, run by `erl_eval` exactly as the agent runs it, agrees with a
+//! plain full sort on random inputs: ties, fewer distinct values than N, all
+//! values equal, tuple values as process_info returns them.
 
 use std::process::Command;
 
@@ -59,30 +60,45 @@ fn top_n_matches_a_full_sort() {
     );
 }
 
-/// `bench/run --smoke`: the benchmark at 10k processes, one refresh per cell,
-/// so the script cannot rot between full runs. It fails when any cell could
-/// not be measured; the numbers themselves are not judged here (the machine
-/// is shared and the test suite runs in parallel).
-#[test]
-fn benchmark_smoke_run_measures_every_cell() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new("python3")
-        .arg(root.join("bench/run"))
-        .args(["--smoke", "--etop", env!("CARGO_BIN_EXE_etop")])
-        .current_dir(root)
-        .output()
-        .expect("python3 runs bench/run");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "bench/run --smoke failed ({:?}):\n{stdout}\n{stderr}",
-        out.status
+/// Scans and parses Erlang expressions on a local VM as the node does
+/// (erl_scan:string/1, erl_parse:parse_exprs/1): `ok`, or the first error
+/// with its line.
+fn parse_on_local_erl(src: &str) -> String {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("src.erl.txt");
+    std::fs::write(&path, src).expect("write the source");
+    let check = format!(
+        r#"
+        {{ok, Bin}} = file:read_file("{path}"),
+        R = case erl_scan:string(binary_to_list(Bin)) of
+          {{ok, Toks, _}} ->
+            case erl_parse:parse_exprs(Toks) of
+              {{ok, _}} -> "ok";
+              {{error, {{Line, M, E}}}} -> io_lib:format("line ~p: ~s", [Line, M:format_error(E)])
+            end;
+          {{error, {{Line, M, E}}, _}} -> io_lib:format("line ~p: ~s", [Line, M:format_error(E)])
+        end,
+        io:format("~s~n", [R]),
+        halt().
+        "#,
+        path = path.display()
     );
-    for tool in ["etop", "anchor", "floor"] {
-        assert!(
-            stdout.contains(tool),
-            "the smoke table has no '{tool}' rows:\n{stdout}"
-        );
-    }
+    let out = Command::new(crate::util::erl())
+        .args(["-noshell", "-eval", &check])
+        .output()
+        .expect("run erl");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn the_agent_source_scans_and_parses() {
+    assert_eq!(
+        parse_on_local_erl(etop::agent::AGENT_SRC),
+        "ok",
+        "src/agent/agent.erl does not parse"
+    );
+    // The check itself can fail, and says where.
+    let broken = etop::agent::AGENT_SRC.replacen("Loop(#{})", "Loop(#{)", 1);
+    let said = parse_on_local_erl(&broken);
+    assert!(said.starts_with("line "), "{said}");
 }

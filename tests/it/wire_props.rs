@@ -13,23 +13,34 @@ use etop::dist::handshake;
 use etop::dist::term::{Atom, Pid, Reference, Term, atom, int, list, tuple};
 use etop::node::epmd;
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Counts live heap bytes and their peak.
+/// Counts the heap bytes each thread holds, and their peak. Per thread: the
+/// other tests of this binary allocate at the same time, and only what the
+/// measured code allocates on its own thread counts.
 struct Counting;
 
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    static LIVE: Cell<isize> = const { Cell::new(0) };
+    static PEAK: Cell<isize> = const { Cell::new(0) };
+}
 
 fn grew(by: usize) {
-    let now = LIVE.fetch_add(by, Ordering::Relaxed) + by;
-    PEAK.fetch_max(now, Ordering::Relaxed);
+    // `try_with`: no counting while a thread's locals are being torn down.
+    let _ = LIVE.try_with(|live| {
+        let now = live.get() + by as isize;
+        live.set(now);
+        let _ = PEAK.try_with(|p| p.set(p.get().max(now)));
+    });
+}
+
+fn shrank(by: usize) {
+    let _ = LIVE.try_with(|live| live.set(live.get() - by as isize));
 }
 
 // SAFETY: every call is passed unchanged to the system allocator; the
-// counters are only bookkeeping.
+// counters are only bookkeeping, in thread-locals that never allocate.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         // SAFETY: same contract as ours.
@@ -50,13 +61,13 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
         // SAFETY: same contract as ours.
         unsafe { System.dealloc(p, l) };
-        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
+        shrank(l.size());
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
         // SAFETY: same contract as ours.
         let q = unsafe { System.realloc(p, l, new) };
         if !q.is_null() {
-            LIVE.fetch_sub(l.size(), Ordering::Relaxed);
+            shrank(l.size());
             grew(new);
         }
         q
@@ -66,17 +77,14 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOC: Counting = Counting;
 
-/// The tests of this file measure the one heap: one at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
-
 /// Runs `f`, returning whether it panicked and the most heap it held at
-/// once beyond what was live before.
+/// once beyond what was live before, on this thread.
 fn measured<T>(f: impl FnOnce() -> T) -> (Option<T>, usize) {
-    let base = LIVE.load(Ordering::Relaxed);
-    PEAK.store(base, Ordering::Relaxed);
+    let base = LIVE.with(Cell::get);
+    PEAK.with(|p| p.set(base));
     let r = catch_unwind(AssertUnwindSafe(f)).ok();
-    let peak = PEAK.load(Ordering::Relaxed).saturating_sub(base);
-    (r, peak)
+    let peak = PEAK.with(Cell::get) - base;
+    (r, peak.max(0) as usize)
 }
 
 /// xorshift64*: small, seeded, ours.
@@ -244,6 +252,7 @@ fn frame_of(msg: erl_dist::message::Message) -> Vec<u8> {
 
 /// Tags whose next bytes are a count or length.
 const COUNTED: &[u8] = &[104, 105, 107, 108, 109, 110, 111, 116, 77, 90, 114];
+
 /// Tags to insert: the refused ones, and the bytes around them.
 const ODD_TAGS: &[u8] = &[82, 80, 68, 69, 121, 77, 131, 0, 255, 112, 113, 117];
 
@@ -341,7 +350,6 @@ const FRAMES: usize = 12_000;
 
 #[test]
 fn mutated_frames_never_panic_and_stay_bounded() {
-    let _one = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let seeds: Vec<Vec<u8>> = seed_messages().into_iter().map(frame_of).collect();
     let bodies: Vec<Vec<u8>> = seeds.iter().map(|f| f[4..].to_vec()).collect();
     // The seeds themselves decode, as the real connection needs.
@@ -416,7 +424,6 @@ fn mutated_frames_never_panic_and_stay_bounded() {
 
 #[test]
 fn the_decode_budget_bounds_memory_for_a_frame_under_the_maximum() {
-    let _one = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     // 4,000 tuples of 1,000 empty lists: 4 MB on the wire, 230 MB if
     // decoded. Each tuple passes the count check; the budget must stop the
     // whole.
@@ -448,7 +455,6 @@ const HANDSHAKES: usize = 3_000;
 
 #[test]
 fn malformed_handshakes_never_panic() {
-    let _one = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let cookie = "COOKIE";
     let honest = handshake::honest_node_bytes(cookie, 0xDEAD_BEEF);
     assert!(matches!(
@@ -530,7 +536,6 @@ const EPMD_REPLIES: usize = 3_000;
 
 #[test]
 fn malformed_epmd_replies_never_panic_and_stay_bounded() {
-    let _one = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let mut names = vec![0, 0, 0x11, 0x11];
     for (n, p) in [
         ("demo", 4370),
