@@ -3,7 +3,7 @@
 
 use crate::agent::SortKey;
 use crate::agent::collector::{Collector, View};
-use crate::cli::{Cli, Command, ConnArgs, FrameArgs, OutputArgs, TopArgs};
+use crate::cli::{Cli, Command, ConnArgs, FrameArgs, OutputArgs, Session, TopArgs};
 use crate::dist::ConnectOpts;
 use crate::dist::term::Term;
 use crate::error::{Error, Result, exit};
@@ -16,7 +16,7 @@ use crate::views::ets::Ets;
 use crate::views::msacc::{MsaccFeed, MsaccShaper};
 use crate::views::ports::Ports;
 use crate::views::procs::{ProcFeed, ProcShaper};
-use crate::views::reply::{ReplyShaper, RequestFeed};
+use crate::views::reply::{ReplyShaper, ReplyView, RequestFeed};
 use crate::views::threads::{ThreadFeed, ThreadShaper, ThreadSort};
 use crate::views::{Format, ets, nodes, ports};
 use std::path::Path;
@@ -68,43 +68,15 @@ fn run(cli: Cli) -> Result<()> {
             out,
             host,
         }) => threads(node.as_deref(), pid, sort, &frames, &out, &host.proc_root),
-        Some(Command::Ports {
-            node,
-            sort,
-            frames,
-            out,
-            conn,
-        }) => {
-            let (collector, _) = attach(&conn, &out, node.as_deref())?;
-            let n = frames.lines as usize;
-            let feed = request_feed(
-                &frames,
-                collector,
-                View::Ports,
-                Box::new(move |base| ports::request(sort, n, base)),
-                "ports",
-            );
-            let shaper = ReplyShaper::new(Ports { sort }, frames.once);
-            session::run(feed, shaper, display(&frames, &out))
+        Some(Command::Ports { sort, session }) => {
+            let n = session.frames.lines as usize;
+            let request = move |base| ports::request(sort, n, base);
+            reply_view(&session, (View::Ports, Ports { sort }, "ports"), request)
         }
-        Some(Command::Ets {
-            node,
-            sort,
-            frames,
-            out,
-            conn,
-        }) => {
-            let (collector, _) = attach(&conn, &out, node.as_deref())?;
-            let n = frames.lines as usize;
-            let feed = request_feed(
-                &frames,
-                collector,
-                View::Ets,
-                Box::new(move |base| ets::request(sort, n, base)),
-                "ets",
-            );
-            let shaper = ReplyShaper::new(Ets { sort }, frames.once);
-            session::run(feed, shaper, display(&frames, &out))
+        Some(Command::Ets { sort, session }) => {
+            let n = session.frames.lines as usize;
+            let request = move |base| ets::request(sort, n, base);
+            reply_view(&session, (View::Ets, Ets { sort }, "ets"), request)
         }
         Some(Command::Msacc {
             node,
@@ -132,20 +104,26 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn request_feed(
-    frames: &FrameArgs,
-    collector: Collector,
-    view: View,
-    request: Box<dyn Fn(i64) -> Term + Send>,
-    what: &'static str,
-) -> RequestFeed {
-    RequestFeed {
+/// A view whose frame is one agent reply (ports, ETS).
+fn reply_view<V: ReplyView>(
+    s: &Session,
+    (view, shape, what): (View, V, &'static str),
+    request: impl Fn(i64) -> Term + Send + 'static,
+) -> Result<()> {
+    let (frames, out) = (&s.frames, &s.out);
+    let (collector, _) = attach(&s.conn, out, s.node.as_deref())?;
+    let feed = RequestFeed {
         collector,
         view,
-        request,
+        request: Box::new(request),
         timeout: frame_timeout(frames),
         what,
-    }
+    };
+    session::run(
+        feed,
+        ReplyShaper::new(shape, frames.once),
+        display(frames, out),
+    )
 }
 
 /// A slow frame is waited for well past the interval before it counts as
@@ -221,16 +199,17 @@ fn attach(
 }
 
 fn procs(top: &TopArgs) -> Result<()> {
-    let (collector, os_pid) = attach(&top.conn, &top.out, top.node.as_deref())?;
+    let s = &top.session;
+    let (collector, os_pid) = attach(&s.conn, &s.out, s.node.as_deref())?;
     let key: SortKey = top.procs.sort.into();
     let feed = ProcFeed {
         collector,
         key,
-        lines: top.frames.lines as usize,
+        lines: s.frames.lines as usize,
         delta: key == SortKey::Reductions && !top.procs.accumulate,
-        timeout: frame_timeout(&top.frames),
+        timeout: frame_timeout(&s.frames),
         os_pid,
-        proc_root: top.conn.host.proc_root.clone(),
+        proc_root: s.conn.host.proc_root.clone(),
         host: HostWatch::new(),
     };
     // A one-shot run shows real per-interval numbers: its first sample only
@@ -238,10 +217,10 @@ fn procs(top: &TopArgs) -> Result<()> {
     let mut shaper = ProcShaper::new(
         top.procs.accumulate,
         top.procs.names,
-        top.frames.once && !top.procs.accumulate,
+        s.frames.once && !top.procs.accumulate,
     );
     shaper.show_schedulers = top.procs.schedulers;
-    session::run(feed, shaper, display(&top.frames, &top.out))
+    session::run(feed, shaper, display(&s.frames, &s.out))
 }
 
 fn threads(

@@ -101,13 +101,21 @@ pub struct Cli {
 /// The process table, etop's main view.
 #[derive(Debug, Clone, Args)]
 pub struct TopArgs {
+    #[command(flatten)]
+    pub procs: ProcArgs,
+
+    #[command(flatten)]
+    pub session: Session,
+}
+
+/// What every view of a node takes: which node, how frames come, how they
+/// are written, how to connect.
+#[derive(Debug, Clone, Args)]
+pub struct Session {
     /// The node: name@host; a bare name or an OS pid for a node on this host;
     /// nothing for the only node on this host.
     #[arg(value_name = "NODE")]
     pub node: Option<String>,
-
-    #[command(flatten)]
-    pub procs: ProcArgs,
 
     #[command(flatten)]
     pub frames: FrameArgs,
@@ -163,19 +171,11 @@ pub enum Command {
         mut_arg("lines", |a| a.help("How many ports to show. On a terminal, at most what fits"))
     )]
     Ports {
-        /// The node: name@host; a bare name or an OS pid for a node on this
-        /// host; nothing for the only node on this host.
-        #[arg(value_name = "NODE")]
-        node: Option<String>,
         /// What to sort ports by.
         #[arg(short, long, value_enum, default_value = "bytes")]
         sort: PortSort,
         #[command(flatten)]
-        frames: FrameArgs,
-        #[command(flatten)]
-        out: OutputArgs,
-        #[command(flatten)]
-        conn: ConnArgs,
+        session: Session,
     },
     /// Every ETS table: owner, type, size, memory, and growth per interval.
     #[command(
@@ -183,19 +183,11 @@ pub enum Command {
         mut_arg("lines", |a| a.help("How many tables to show. On a terminal, at most what fits"))
     )]
     Ets {
-        /// The node: name@host; a bare name or an OS pid for a node on this
-        /// host; nothing for the only node on this host.
-        #[arg(value_name = "NODE")]
-        node: Option<String>,
         /// What to sort tables by.
         #[arg(short, long, value_enum, default_value = "memory")]
         sort: EtsSort,
         #[command(flatten)]
-        frames: FrameArgs,
-        #[command(flatten)]
-        out: OutputArgs,
-        #[command(flatten)]
-        conn: ConnArgs,
+        session: Session,
     },
     /// Microstate accounting: where the VM's threads spend their time
     /// (emulator, gc, check_io, port, sleep...) over a window. The flag is
@@ -385,7 +377,7 @@ impl Cli {
         let matches = cmd.try_get_matches_from_mut(args)?;
         let cli = Cli::from_arg_matches(&matches)?;
         if cli.command.is_none()
-            && let Some(node) = cli.top.node.as_deref()
+            && let Some(node) = cli.top.session.node.as_deref()
             && cmd.find_subcommand(node).is_some()
         {
             return Err(cmd.error(
@@ -477,13 +469,14 @@ mod tests {
 
     #[test]
     fn defaults() {
-        let c = parse(&["demo@vm"]).unwrap().top;
+        let t = parse(&["demo@vm"]).unwrap().top;
+        let c = &t.session;
         assert_eq!(c.node.as_deref(), Some("demo@vm"));
-        assert_eq!(c.procs.sort, SortArg::Reductions);
+        assert_eq!(t.procs.sort, SortArg::Reductions);
         assert_eq!(c.frames.interval_secs(), 5.0);
         assert_eq!(c.frames.lines, 10);
         assert_eq!(c.out.format, Format::Text);
-        assert!(!c.frames.once && !c.frames.batch && !c.procs.accumulate);
+        assert!(!c.frames.once && !c.frames.batch && !t.procs.accumulate);
     }
 
     #[test]
@@ -507,7 +500,7 @@ mod tests {
 
     #[test]
     fn interval_fractions_and_once_window() {
-        let secs = |a: &[&str]| parse(a).unwrap().top.frames.interval_secs();
+        let secs = |a: &[&str]| parse(a).unwrap().top.session.frames.interval_secs();
         assert_eq!(secs(&["-i", "0.5", "n"]), 0.5);
         assert_eq!(secs(&["--once", "n"]), 1.0);
         assert_eq!(secs(&["-1", "-i", "3", "n"]), 3.0);
@@ -544,7 +537,7 @@ mod tests {
             })
         ));
         let c = parse(&[]).unwrap();
-        assert!(c.command.is_none() && c.top.node.is_none());
+        assert!(c.command.is_none() && c.top.session.node.is_none());
         assert!(parse(&["threads", "--pid", "5", "demo"]).is_err());
         // What a subcommand does not take, it refuses.
         for bad in [
@@ -596,7 +589,7 @@ mod tests {
         assert!(parse_size("12X").is_err());
         assert!(parse_size("lots").is_err());
         let c = parse(&["--agent-max-heap", "256", "n"]).unwrap();
-        assert_eq!(c.top.conn.agent_max_heap, Some(256 << 20));
+        assert_eq!(c.top.session.conn.agent_max_heap, Some(256 << 20));
     }
 
     #[test]
@@ -606,6 +599,7 @@ mod tests {
                 parse(&["--name", ok, "n"])
                     .unwrap()
                     .top
+                    .session
                     .conn
                     .name
                     .as_deref(),
@@ -630,12 +624,13 @@ mod tests {
 
     #[test]
     fn formats_and_flags() {
-        let c = parse(&["--format", "json", "-n", "3", "-b", "-a", "n"])
+        let t = parse(&["--format", "json", "-n", "3", "-b", "-a", "n"])
             .unwrap()
             .top;
+        let c = &t.session;
         assert_eq!(c.out.format, Format::Json);
         assert_eq!(c.frames.iterations, Some(3));
-        assert!(c.frames.batch && c.procs.accumulate);
+        assert!(c.frames.batch && t.procs.accumulate);
         assert!(parse(&["--format", "xml", "n"]).is_err());
     }
 }

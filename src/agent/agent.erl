@@ -27,7 +27,7 @@
 %%   kept here (etop gave up waiting for a reply), the answer carries totals
 %%   and says so (delta => false), never deltas over a window etop did not see.
 %%
-%% Every remote call below must be on remote::AGENT_CALLS (a test checks).
+%% Every remote call below must be on agent::AGENT_CALLS (a test checks).
 % proc_lib starts it, and the '$initial_call' it keeps in the dictionary is
 % replaced by ours, so that OTP's etop, observer_cli and another etop show
 % every process started here as etop:agent/0, etop:frame_worker/0 or

@@ -55,7 +55,7 @@ pub struct ProcRow {
 }
 
 /// `erlang:memory/0`, the parts the header shows.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct Memory {
     pub total: u64,
     pub processes: u64,

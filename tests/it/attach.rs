@@ -190,24 +190,16 @@ fn port_connects_directly_without_epmd() {
     assert_eq!(without.code, Some(3), "{without}");
 }
 
-// ---------------------------------------------------------------------------
-// Bugs in src/, shown by tests that fail until they are fixed.
-
-// README: etop's own node name is "numbered when another etop holds it, so
-// sessions never clash". Sessions whose handshakes overlap (two operators, a
-// script running two views at once) do clash: both offer etop_<user>, and
-// the target settles two pending handshakes under one name by comparing its
-// own name with it. When the target's name sorts after ours, it answers the
-// second "nok", which src/dist.rs takes as fatal (exit 3, "peer already has
-// an ongoing handshake") instead of trying the next name. When it sorts
-// before, it kills the first handshake ("remarked"), and etop reports the
-// closed socket as a wrong cookie (exit 4, "rejected our cookie"); a third
-// session meanwhile is refused before any status ("already_pending"), which
-// etop reports as a short/long names mismatch.
+// etop's own node name is numbered when another etop holds it, so sessions
+// never clash, also when their handshakes overlap (two operators, a script
+// running two views at once). Both offer etop_<user>, and the target settles
+// two pending handshakes under one name by comparing its own name with it:
+// when its name sorts after ours it answers the second "nok", and etop takes
+// the next name; when it sorts before, it drops the first handshake, which
+// etop retries under the next name rather than call it a wrong cookie.
 //
-// Unaided, four sessions started together against one node clash in about
-// half the runs. Holding the target's net_kernel for a moment, as on a node
-// whose net_kernel is busy, makes two of them clash every time.
+// Holding the target's net_kernel for a moment, as on a node whose
+// net_kernel is busy, makes the handshakes overlap every time.
 #[test]
 fn simultaneous_sessions_get_distinct_names() {
     let node = Node::start(quiet());

@@ -117,7 +117,7 @@ fn cookie_of_a_local_node_is_found_on_the_node() {
 }
 
 // ---------------------------------------------------------------------------
-// Issue 3: a production host, no cookie flags.
+// A production host: no cookie flags, the node's own cookie.
 
 #[test]
 fn no_node_argument_attaches_to_the_only_node_with_its_argv_cookie() {

@@ -40,6 +40,14 @@ fn assert_small(rss_kb: u64, out: &crate::util::Output) {
     eprintln!("peak RSS {} KB: {}", rss_kb, out.cmdline);
 }
 
+/// etop exited with `code`, one line on stderr that says `what`, and stayed small.
+fn ends_in_one_line(out: &crate::util::Output, rss_kb: u64, code: i32, what: &str) {
+    assert_eq!(out.code, Some(code), "{out}");
+    let line = crate::util::single_error_line(out);
+    assert!(line.contains(what), "{out}");
+    assert_small(rss_kb, out);
+}
+
 fn stats_lines(path: &std::path::Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
@@ -268,13 +276,12 @@ fn a_peer_that_closes_before_we_answer_its_challenge_is_not_a_cookie_rejection()
         drain(s);
     });
     let (out, rss) = run_against_fake(port, "C", &[]);
-    assert_eq!(out.code, Some(3), "{out}");
-    let line = crate::util::single_error_line(&out);
-    assert!(
-        line.contains("closed the connection after sending its challenge, before etop answered it"),
-        "{out}"
+    ends_in_one_line(
+        &out,
+        rss,
+        3,
+        "closed the connection after sending its challenge, before etop answered it",
     );
-    assert_small(rss, &out);
 }
 
 #[test]
@@ -298,10 +305,7 @@ fn garbage_in_the_handshake_is_one_clear_line() {
         let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n");
     });
     let (out, rss) = run_against_fake(port, "C", &[]);
-    assert_eq!(out.code, Some(3), "{out}");
-    let line = crate::util::single_error_line(&out);
-    assert!(line.contains("handshake message announced as"), "{out}");
-    assert_small(rss, &out);
+    ends_in_one_line(&out, rss, 3, "handshake message announced as");
 }
 
 #[test]
@@ -315,13 +319,7 @@ fn a_peer_that_accepts_our_digest_but_cannot_prove_its_own_is_refused() {
         drain(s);
     });
     let (out, rss) = run_against_fake(port, "C", &[]);
-    assert_eq!(out.code, Some(3), "{out}");
-    let line = crate::util::single_error_line(&out);
-    assert!(
-        line.contains("its answer to our challenge is wrong"),
-        "{out}"
-    );
-    assert_small(rss, &out);
+    ends_in_one_line(&out, rss, 3, "its answer to our challenge is wrong");
 }
 
 // --------------------------------------------------- frames from a fake node

@@ -4,13 +4,10 @@
 //! nodes`, a thread name for `etop threads`). Text and CSV show them escaped,
 //! nothing raw reaches stdout or stderr, and JSON keeps the exact value.
 
+use crate::util::pty::Terminal;
 use crate::util::*;
-use std::io::{Read, Write};
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// What a terminal would act on, other than the newlines between lines.
 fn raw_control(c: char) -> bool {
@@ -329,76 +326,15 @@ fn etop_threads_escapes_a_crafted_thread_name() {
 #[test]
 fn hostile_names_show_escaped_on_a_terminal() {
     let node = hostile_node();
-    let (mut m, mut s) = (0, 0);
-    let ws = libc::winsize {
-        ws_row: 30,
-        ws_col: 120,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: openpty writes two fds into the given ints; name and termios
-    // may be null, the winsize pointer is valid for the call.
-    let rc = unsafe { libc::openpty(&mut m, &mut s, std::ptr::null_mut(), std::ptr::null(), &ws) };
-    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
-    // SAFETY: both fds were just opened and are owned by nobody else.
-    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(m), OwnedFd::from_raw_fd(s)) };
-    let stdio = || Stdio::from(slave.try_clone().expect("dup the pty slave"));
-    let home = tempfile::tempdir().expect("temp HOME");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_etop"))
-        .args(["-i", "0.3", "-s", "memory", &node.full])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", home.path())
-        .env("TERM", "xterm")
-        .env("ERLANG_COOKIE", &node.cookie)
-        .stdin(stdio())
-        .stdout(stdio())
-        .stderr(stdio())
-        .spawn()
-        .expect("spawn etop");
-    drop(slave);
-    let screen = Arc::new(Mutex::new(Vec::<u8>::new()));
-    let mut reader = std::fs::File::from(master.try_clone().expect("dup master"));
-    let sink = screen.clone();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = reader.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            if let Ok(mut s) = sink.lock() {
-                s.extend_from_slice(&buf[..n]);
-            }
-        }
+    let mut t = Terminal::start(&node, &["-i", "0.3", "-s", "memory"], 120, 30);
+    t.wait_for(Duration::from_secs(20), "the escaped names", |s| {
+        [TITLE_SHOWN, CLEAR_SHOWN, SPLIT_SHOWN, C1_BIDI_SHOWN]
+            .iter()
+            .all(|shown| s.contains(shown))
     });
-    let text = || {
-        String::from_utf8_lossy(&screen.lock().map(|s| s.clone()).unwrap_or_default()).into_owned()
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while ![TITLE_SHOWN, CLEAR_SHOWN, SPLIT_SHOWN, C1_BIDI_SHOWN]
-        .iter()
-        .all(|shown| text().contains(shown))
-    {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the escaped names never showed:\n{:?}", text());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::fs::File::from(master.try_clone().expect("dup master"))
-        .write_all(b"q")
-        .expect("type q");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while child.try_wait().expect("wait for etop").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("etop did not quit:\n{:?}", text());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let screen = text();
+    t.type_keys(b"q");
+    t.wait_exit(Duration::from_secs(5));
+    let screen = t.text();
     // etop's own escapes (alternate screen, cursor moves, clears) are
     // there; none of the names' are: no title change (OSC, BEL), no C1, no
     // bidi override.

@@ -187,19 +187,15 @@ fn msacc_puts_the_flag_back_when_interrupted_or_killed() {
     }
 }
 
-// README: "if the connection drops, a guard process on the node puts [the
-// microstate_accounting flag] back". In src/remote.rs (MsaccStart) the agent
-// turns the flag on first and spawns the guard after; the agent is linked to
-// etop's connection and dies with it, so a connection that drops in between
-// leaves the flag on for good. Under load this happens by itself: killing
-// etop as soon as the flag went on left it on in 2 of 40 tries with four CPU
-// hogs running, and in one of three runs of `cargo test` with two.
+// If the connection drops, a guard process on the node puts the
+// microstate_accounting flag back, from the moment the flag is on: the guard
+// turns it on itself, after linking to etop's connection, so no moment
+// exists where the flag is on and nobody would restore it.
 //
-// Here a tracer on the node drops etop's connection the moment the agent
-// asks for the flag. Whether the agent then dies before or after it has
-// spawned the guard is up to the schedulers (about half the time before, on
-// two schedulers), so this is tried up to 12 times: with the bug it fails
-// within a try or two; without it, every try must find the flag off again.
+// Here a tracer on the node drops etop's connection the moment the flag is
+// asked for. Where the agent then is when it dies is up to the schedulers,
+// so this is tried up to 12 times, and every try must find the flag off
+// again.
 #[test]
 fn msacc_flag_is_guarded_from_the_moment_it_is_turned_on() {
     let node = Node::start(NodeOpts {
@@ -262,12 +258,9 @@ fn msacc_flag_is_guarded_from_the_moment_it_is_turned_on() {
     }
 }
 
-// etop msacc's window outlives a dropped connection: src/msacc.rs waits out
-// the duration, then Collector::request (src/collect.rs) reconnects without
-// a word and asks a fresh agent, which knows of no measurement. The operator
-// gets, after the full window, exit 6 and "failed to run msacc collect:
-// {'error','not_started'}", where README promises exit 5 for a lost
-// connection. (The node's guard did put the flag back.)
+// A connection lost during the window ends the measurement with exit 5 and
+// one line: a new connection would know nothing of the window (the node's
+// guard puts the flag back).
 #[test]
 fn msacc_reports_a_connection_lost_during_the_window() {
     let node = Node::start(quiet());

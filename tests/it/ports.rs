@@ -3,9 +3,6 @@
 use crate::util::*;
 use std::time::Duration;
 
-// ---------------------------------------------------------------------------
-// Issue 5: ports, ETS tables, microstate accounting.
-
 #[test]
 fn ports_put_the_flooded_udp_socket_first() {
     let node = Node::start(NodeOpts {

@@ -27,24 +27,7 @@ struct Proc {
 }
 
 fn beam(pid: u32, user_args: &[&str]) -> Proc {
-    let mut argv: Vec<String> = [
-        "/usr/lib/erlang/erts-14.2/bin/beam.smp",
-        "--",
-        "-root",
-        "/usr/lib/erlang",
-        "-bindir",
-        "/usr/lib/erlang/erts-14.2/bin",
-        "-progname",
-        "erl",
-        "--",
-        "-home",
-        "/home/rabbit",
-        "--",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    argv.extend(user_args.iter().map(|s| s.to_string()));
+    let argv = super::tests::erl_argv(user_args);
     Proc {
         pid,
         comm: "beam.smp",

@@ -12,7 +12,8 @@ fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
 }
 
 /// argv as erl builds it: emulator flags, `--`, erl's own flags, `--`, the user's.
-fn erl_argv(user: &[&str]) -> Vec<String> {
+/// A beam.smp argv as erl starts it, with `user` arguments at the end.
+pub(super) fn erl_argv(user: &[&str]) -> Vec<String> {
     let mut a = words(&[
         "/usr/lib/erlang/erts-14.2/bin/beam.smp",
         "-P",

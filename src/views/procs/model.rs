@@ -88,7 +88,7 @@ pub struct Header {
     pub cpu_pct: Option<f64>,
     pub procs: u64,
     pub runq: u64,
-    pub memory: MemoryView,
+    pub memory: Memory,
     pub sort: SortKey,
     pub accumulate: bool,
     /// Length of the window deltas cover, in seconds.
@@ -130,29 +130,6 @@ fn per_scheduler(cur: &Sample, prev: &Sample) -> Vec<SchedUse> {
             pct: cpu_utilisation(std::slice::from_ref(s), &prev.sched, |_| true),
         })
         .collect()
-}
-
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
-pub struct MemoryView {
-    pub total: u64,
-    pub processes: u64,
-    pub atom: u64,
-    pub binary: u64,
-    pub code: u64,
-    pub ets: u64,
-}
-
-impl From<&Memory> for MemoryView {
-    fn from(m: &Memory) -> Self {
-        MemoryView {
-            total: m.total,
-            processes: m.processes,
-            atom: m.atom,
-            binary: m.binary,
-            code: m.code,
-            ets: m.ets,
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -269,7 +246,7 @@ impl Model {
             show_schedulers: false,
             procs: cur.procs,
             runq: cur.runq,
-            memory: (&cur.memory).into(),
+            memory: cur.memory.clone(),
             sort: cur.key,
             accumulate,
             window_secs: if accumulate {

@@ -9,6 +9,8 @@
 use etop::dist::term::{self, Term};
 use etop::dist::{ConnectOpts, Connection};
 use etop::node::{Cookie, CookieOrigin, NodeName};
+pub mod pty;
+
 use serde_json::Value;
 use std::fmt;
 use std::io::{BufRead, BufReader, Read};
@@ -414,7 +416,7 @@ impl Node {
     }
 
     /// Evaluates Erlang expressions on the node through etop's own connection
-    /// layer, the way `remote::Agent::start` does (erl_scan, erl_parse,
+    /// layer, the way `agent::Agent::start` does (erl_scan, erl_parse,
     /// erl_eval through rex), and returns the value.
     pub fn eval_term(&self, src: &str) -> Term {
         let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
