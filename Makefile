@@ -8,7 +8,7 @@
 CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build release test deps demo bench soak man clean
+.PHONY: all build release test deps demo bench bench-smoke soak man clean
 
 all: build
 
@@ -33,6 +33,12 @@ test: deps
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) test
+	$(MAKE) --no-print-directory bench-smoke
+
+# The benchmark at 10k processes, one refresh per cell, so the script cannot
+# rot between full runs; it fails when a cell could not be measured.
+bench-smoke: deps build
+	bench/run --smoke --etop $${CARGO_TARGET_DIR:-target}/debug/etop
 
 demo: deps release
 	demo/run
@@ -44,7 +50,7 @@ soak: deps release
 	bench/soak
 
 man:
-	ETOP_UPDATE_MAN=1 $(CARGO) test --test cli man_page_is_up_to_date
+	ETOP_UPDATE_MAN=1 $(CARGO) test --test it man_page_is_up_to_date
 
 clean:
 	$(CARGO) clean

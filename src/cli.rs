@@ -1,12 +1,12 @@
 //! The command line. Doc comments here are the `--help` text and the man page
 //! (man/etop.1 is generated from this definition).
 
-use crate::ets::EtsSort;
-use crate::model::NameStyle;
-use crate::ports::PortSort;
-use crate::remote::SortKey;
-use crate::render::Format;
-use crate::threads::ThreadSort;
+use crate::agent::SortKey;
+use crate::views::Format;
+use crate::views::ets::EtsSort;
+use crate::views::ports::PortSort;
+use crate::views::procs::model::NameStyle;
+use crate::views::threads::ThreadSort;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -83,21 +83,45 @@ scheduler                  2  0.5%      0.0%     47.0%  4.2%   1.8%  0.5%   46.0
 /// cookie handshake), loads no code there, and computes the top N on the node
 /// with compiled stdlib, so each refresh costs the node little.
 #[derive(Debug, Parser)]
-#[command(name = "etop", version, after_help = EXAMPLES, max_term_width = 100)]
+#[command(
+    name = "etop",
+    version,
+    after_help = EXAMPLES,
+    max_term_width = 100,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
 
+    #[command(flatten)]
+    pub top: TopArgs,
+}
+
+/// The process table, etop's main view.
+#[derive(Debug, Clone, Args)]
+pub struct TopArgs {
+    #[command(flatten)]
+    pub procs: ProcArgs,
+
+    #[command(flatten)]
+    pub session: Session,
+}
+
+/// What every view of a node takes: which node, how frames come, how they
+/// are written, how to connect.
+#[derive(Debug, Clone, Args)]
+pub struct Session {
     /// The node: name@host; a bare name or an OS pid for a node on this host;
     /// nothing for the only node on this host.
     #[arg(value_name = "NODE")]
     pub node: Option<String>,
 
     #[command(flatten)]
-    pub procs: ProcArgs,
+    pub frames: FrameArgs,
 
     #[command(flatten)]
-    pub view: ViewArgs,
+    pub out: OutputArgs,
 
     #[command(flatten)]
     pub conn: ConnArgs,
@@ -107,10 +131,22 @@ pub struct Cli {
 pub enum Command {
     /// List the Erlang and Elixir nodes running on this host: name, OS pid,
     /// user, distribution port, OTP release, and where the cookie comes from.
-    Nodes,
+    #[command(after_help = "Examples:\n  etop nodes\n  etop nodes --format json | jq .node")]
+    Nodes {
+        /// Output format: a table, CSV rows, or one JSON object per node.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+
+        #[command(flatten)]
+        host: HostArgs,
+    },
     /// The VM's OS threads (schedulers, dirty schedulers, async pool, aux)
     /// with CPU per interval, state, context switches and the core they last
     /// ran on. Needs no cookie; works on a node that is not distributed.
+    #[command(
+        after_help = "Examples:\n  etop threads --once demo\n  etop threads --pid 4242 -s vcs",
+        mut_arg("lines", |a| a.help("How many threads to show. On a terminal, at most what fits"))
+    )]
     Threads {
         /// The node: a name, a bare name or an OS pid of a node on this host.
         #[arg(value_name = "NODE", conflicts_with = "pid")]
@@ -121,37 +157,60 @@ pub enum Command {
         /// What to sort threads by.
         #[arg(short, long, value_enum, default_value = "cpu")]
         sort: ThreadSort,
+        #[command(flatten)]
+        frames: FrameArgs,
+        #[command(flatten)]
+        out: OutputArgs,
+        #[command(flatten)]
+        host: HostArgs,
     },
     /// Every port (TCP/UDP sockets, files, spawned programs) and socket-module
     /// socket: owner, addresses, and packets and bytes in and out per interval.
+    #[command(
+        after_help = "Examples:\n  etop ports --once demo\n  etop ports -s send_oct -i 2 demo@db1",
+        mut_arg("lines", |a| a.help("How many ports to show. On a terminal, at most what fits"))
+    )]
     Ports {
-        #[arg(value_name = "NODE")]
-        node: Option<String>,
         /// What to sort ports by.
         #[arg(short, long, value_enum, default_value = "bytes")]
         sort: PortSort,
+        #[command(flatten)]
+        session: Session,
     },
     /// Every ETS table: owner, type, size, memory, and growth per interval.
+    #[command(
+        after_help = "Examples:\n  etop ets --once demo\n  etop ets -s growth -i 10 demo",
+        mut_arg("lines", |a| a.help("How many tables to show. On a terminal, at most what fits"))
+    )]
     Ets {
-        #[arg(value_name = "NODE")]
-        node: Option<String>,
         /// What to sort tables by.
         #[arg(short, long, value_enum, default_value = "memory")]
         sort: EtsSort,
+        #[command(flatten)]
+        session: Session,
     },
     /// Microstate accounting: where the VM's threads spend their time
     /// (emulator, gc, check_io, port, sleep...) over a window. The flag is
     /// turned on for the window and put back as it was, also if etop is
     /// interrupted or the connection drops.
+    #[command(
+        after_help = "Examples:\n  etop msacc demo\n  etop msacc --duration 5 --format csv demo > msacc.csv"
+    )]
     Msacc {
+        /// The node: name@host; a bare name or an OS pid for a node on this
+        /// host; nothing for the only node on this host.
         #[arg(value_name = "NODE")]
         node: Option<String>,
-        /// Seconds to measure.
+        /// Seconds to measure. Ctrl-C ends the window early and still reports.
         #[arg(short, long, value_name = "SECS", default_value = "10", value_parser = parse_interval)]
         duration: f64,
         /// Also one row per thread.
         #[arg(long)]
         threads: bool,
+        #[command(flatten)]
+        out: OutputArgs,
+        #[command(flatten)]
+        conn: ConnArgs,
     },
 }
 
@@ -201,84 +260,135 @@ impl From<SortArg> for SortKey {
     }
 }
 
+/// How often, how many, and for how long frames are shown.
 #[derive(Debug, Clone, Args)]
-pub struct ViewArgs {
+pub struct FrameArgs {
     /// Seconds between frames; fractions allowed. With --once: the length of
     /// the sampling window (1 s unless given).
-    #[arg(global = true, short, long, value_name = "SECS", value_parser = parse_interval)]
+    #[arg(short, long, value_name = "SECS", value_parser = parse_interval)]
     pub interval: Option<f64>,
 
     /// How many processes to show. On a terminal, at most what fits.
-    #[arg(global = true, short, long, value_name = "N", default_value_t = 10,
+    #[arg(short, long, value_name = "N", default_value_t = 10,
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub lines: u32,
 
     /// Stop after N frames.
-    #[arg(global = true, short = 'n', long, value_name = "N",
+    #[arg(short = 'n', long, value_name = "N",
           value_parser = clap::value_parser!(u64).range(1..))]
     pub iterations: Option<u64>,
 
-    /// Print one frame and exit. Reductions and cpu still cover a real
-    /// window: etop samples twice, one interval apart (unless --accumulate).
-    #[arg(global = true, short = '1', long)]
+    /// Print one frame and exit. Rates still cover a real window: etop
+    /// samples twice, one interval apart (unless --accumulate).
+    #[arg(short = '1', long)]
     pub once: bool,
 
     /// Print frames one after another instead of repainting the screen.
     /// Automatic when standard output is not a terminal.
-    #[arg(global = true, short, long)]
+    #[arg(short, long)]
     pub batch: bool,
+}
 
+impl FrameArgs {
+    /// The interval between frames, or the window of a --once run.
+    pub fn interval_secs(&self) -> f64 {
+        match (self.interval, self.once) {
+            (Some(i), _) => i,
+            (None, true) => 1.0,
+            (None, false) => 5.0,
+        }
+    }
+}
+
+/// What is printed, and how much etop says about itself.
+#[derive(Debug, Clone, Args)]
+pub struct OutputArgs {
     /// Output format: a table, CSV rows, or one JSON object per frame (JSON Lines).
-    #[arg(global = true, long, value_enum, default_value = "text")]
+    #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
 
     /// Say what etop is doing (cookie source, our node name) on standard error.
-    #[arg(global = true, short, long)]
+    #[arg(short, long)]
     pub verbose: bool,
 
     /// Append one JSON line per sample to this file: the request's wall time,
     /// the node's own time for it, bytes on the connection. For benchmarks.
-    #[arg(global = true, long, value_name = "PATH", hide = true)]
+    #[arg(long, value_name = "PATH", hide = true)]
     pub stats_file: Option<PathBuf>,
 }
 
+/// Where to look for the BEAMs on this host.
+#[derive(Debug, Clone, Args)]
+pub struct HostArgs {
+    /// Where to look for local nodes: the proc filesystem of this host, or
+    /// e.g. /host/proc from inside a container.
+    #[arg(long, value_name = "PATH", default_value = "/proc")]
+    pub proc_root: PathBuf,
+}
+
+/// How to reach the node.
 #[derive(Debug, Clone, Args)]
 pub struct ConnArgs {
     /// Read the cookie from this file.
-    #[arg(global = true, long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH")]
     pub cookie_file: Option<PathBuf>,
 
     /// The cookie itself. Other users can see it in the process list: prefer
     /// --cookie-file or ERLANG_COOKIE.
-    #[arg(global = true, long, value_name = "COOKIE")]
+    #[arg(long, value_name = "COOKIE")]
     pub cookie: Option<String>,
 
     /// Connect to this distribution port directly instead of asking EPMD.
-    #[arg(global = true, long, value_name = "PORT")]
+    #[arg(long, value_name = "PORT")]
     pub port: Option<u16>,
 
     /// Our own node name's first part: letters, digits, '_' and '-' (default
     /// etop_<user>; a number is appended when another etop holds it).
-    #[arg(global = true, long, value_name = "NAME", value_parser = parse_our_name)]
+    #[arg(long, value_name = "NAME", value_parser = parse_our_name)]
     pub name: Option<String>,
 
-    /// Where to look for local nodes: the proc filesystem of this host, or
-    /// e.g. /host/proc from inside a container.
-    #[arg(global = true, long, value_name = "PATH", default_value = "/proc")]
-    pub proc_root: PathBuf,
+    #[command(flatten)]
+    pub host: HostArgs,
 
     /// The heap ceiling of every process etop starts on the node, in MB
     /// (or with a unit: 512M, 2G). A frame that needs more is stopped by the
     /// VM and reported; the node is untouched. Default: twice what a frame
     /// needs (about 0.5 KB per process, port or table) plus 8 MB, at most
     /// half of the node's memory, at least 4 MB.
-    #[arg(global = true, long, value_name = "MB", value_parser = parse_size)]
+    #[arg(long, value_name = "MB", value_parser = parse_size)]
     pub agent_max_heap: Option<u64>,
 
     /// Seconds to wait for EPMD, the connection and the handshake, and for
     /// the whole setup after it.
-    #[arg(global = true, long, value_name = "SECS", default_value = "5", value_parser = parse_interval)]
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_interval)]
     pub connect_timeout: f64,
+}
+
+impl Cli {
+    /// Parses the command line. A command's flags go after its name:
+    /// `etop --format json nodes` would otherwise read `nodes` as a node.
+    pub fn parse_args<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::{CommandFactory, FromArgMatches};
+        let mut cmd = Cli::command();
+        let matches = cmd.try_get_matches_from_mut(args)?;
+        let cli = Cli::from_arg_matches(&matches)?;
+        if cli.command.is_none()
+            && let Some(node) = cli.top.session.node.as_deref()
+            && cmd.find_subcommand(node).is_some()
+        {
+            return Err(cmd.error(
+                clap::error::ErrorKind::ArgumentConflict,
+                format!(
+                    "'{node}' is a command: give its flags after it, as in 'etop {node} --help'"
+                ),
+            ));
+        }
+        Ok(cli)
+    }
 }
 
 fn parse_interval(s: &str) -> Result<f64, String> {
@@ -334,7 +444,7 @@ fn parse_our_name(s: &str) -> Result<String, String> {
     {
         return Err(format!(
             "'{}' cannot appear in a node name; use letters, digits, '_' and '-'",
-            crate::escape::terminal_safe(c.encode_utf8(&mut [0; 4]))
+            crate::text::terminal_safe(c.encode_utf8(&mut [0; 4]))
         ));
     }
     if s.len() > OUR_NAME_MAX {
@@ -343,24 +453,13 @@ fn parse_our_name(s: &str) -> Result<String, String> {
     Ok(s.to_string())
 }
 
-impl Cli {
-    /// The interval between frames, or the window of a --once run.
-    pub fn interval_secs(&self) -> f64 {
-        match (self.view.interval, self.view.once) {
-            (Some(i), _) => i,
-            (None, true) => 1.0,
-            (None, false) => 5.0,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::CommandFactory;
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
-        Cli::try_parse_from(std::iter::once("etop").chain(args.iter().copied()))
+        Cli::parse_args(std::iter::once("etop").chain(args.iter().copied()))
     }
 
     #[test]
@@ -370,13 +469,14 @@ mod tests {
 
     #[test]
     fn defaults() {
-        let c = parse(&["demo@vm"]).unwrap();
+        let t = parse(&["demo@vm"]).unwrap().top;
+        let c = &t.session;
         assert_eq!(c.node.as_deref(), Some("demo@vm"));
-        assert_eq!(c.procs.sort, SortArg::Reductions);
-        assert_eq!(c.interval_secs(), 5.0);
-        assert_eq!(c.view.lines, 10);
-        assert_eq!(c.view.format, Format::Text);
-        assert!(!c.view.once && !c.view.batch && !c.procs.accumulate);
+        assert_eq!(t.procs.sort, SortArg::Reductions);
+        assert_eq!(c.frames.interval_secs(), 5.0);
+        assert_eq!(c.frames.lines, 10);
+        assert_eq!(c.out.format, Format::Text);
+        assert!(!c.frames.once && !c.frames.batch && !t.procs.accumulate);
     }
 
     #[test]
@@ -389,40 +489,94 @@ mod tests {
             ("reds", SortArg::Reductions),
             ("runtime", SortArg::Reductions),
         ] {
-            assert_eq!(parse(&["-s", arg, "n"]).unwrap().procs.sort, want, "{arg}");
+            assert_eq!(
+                parse(&["-s", arg, "n"]).unwrap().top.procs.sort,
+                want,
+                "{arg}"
+            );
         }
         assert!(parse(&["-s", "cpu", "n"]).is_err());
     }
 
     #[test]
     fn interval_fractions_and_once_window() {
-        assert_eq!(parse(&["-i", "0.5", "n"]).unwrap().interval_secs(), 0.5);
-        assert_eq!(parse(&["--once", "n"]).unwrap().interval_secs(), 1.0);
-        assert_eq!(parse(&["-1", "-i", "3", "n"]).unwrap().interval_secs(), 3.0);
+        let secs = |a: &[&str]| parse(a).unwrap().top.session.frames.interval_secs();
+        assert_eq!(secs(&["-i", "0.5", "n"]), 0.5);
+        assert_eq!(secs(&["--once", "n"]), 1.0);
+        assert_eq!(secs(&["-1", "-i", "3", "n"]), 3.0);
         assert!(parse(&["-i", "0", "n"]).is_err());
         assert!(parse(&["-i", "abc", "n"]).is_err());
         assert!(parse(&["-l", "0", "n"]).is_err());
     }
 
     #[test]
-    fn subcommands_share_the_frame_flags() {
+    fn subcommands_own_their_flags() {
         let c = parse(&["threads", "--once", "-i", "2", "-s", "vcs", "demo"]).unwrap();
         match &c.command {
-            Some(Command::Threads { node, sort, pid }) => {
+            Some(Command::Threads {
+                node,
+                sort,
+                pid,
+                frames,
+                ..
+            }) => {
                 assert_eq!(node.as_deref(), Some("demo"));
                 assert_eq!(*sort, ThreadSort::Vcs);
                 assert_eq!(*pid, None);
+                assert!(frames.once);
+                assert_eq!(frames.interval_secs(), 2.0);
             }
             other => panic!("{other:?}"),
         }
-        assert!(c.view.once);
-        assert_eq!(c.interval_secs(), 2.0);
-        let c = parse(&["--format", "json", "nodes"]).unwrap();
-        assert!(matches!(c.command, Some(Command::Nodes)));
-        assert_eq!(c.view.format, Format::Json);
+        let c = parse(&["nodes", "--format", "json"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Some(Command::Nodes {
+                format: Format::Json,
+                ..
+            })
+        ));
         let c = parse(&[]).unwrap();
-        assert!(c.command.is_none() && c.node.is_none());
+        assert!(c.command.is_none() && c.top.session.node.is_none());
         assert!(parse(&["threads", "--pid", "5", "demo"]).is_err());
+        // What a subcommand does not take, it refuses.
+        for bad in [
+            &["nodes", "--cookie", "x"][..],
+            &["nodes", "--once"],
+            &["nodes", "-i", "2"],
+            &["threads", "--port", "4000"],
+            &["msacc", "--once", "demo"],
+            &["--format", "json", "nodes"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn subcommand_help_speaks_of_its_own_rows() {
+        let mut cmd = Cli::command();
+        let help = |cmd: &mut clap::Command, sub: &str| {
+            cmd.find_subcommand_mut(sub)
+                .unwrap_or_else(|| panic!("no subcommand {sub}"))
+                .render_long_help()
+                .to_string()
+        };
+        let ports = help(&mut cmd, "ports");
+        assert!(ports.contains("How many ports to show"), "{ports}");
+        assert!(!ports.contains("processes to show"), "{ports}");
+        let nodes = help(&mut cmd, "nodes");
+        for flag in [
+            "--port",
+            "--cookie",
+            "--cookie-file",
+            "--once",
+            "--interval",
+        ] {
+            assert!(
+                !nodes.contains(flag),
+                "etop nodes --help lists {flag}:\n{nodes}"
+            );
+        }
     }
 
     #[test]
@@ -435,14 +589,20 @@ mod tests {
         assert!(parse_size("12X").is_err());
         assert!(parse_size("lots").is_err());
         let c = parse(&["--agent-max-heap", "256", "n"]).unwrap();
-        assert_eq!(c.conn.agent_max_heap, Some(256 << 20));
+        assert_eq!(c.top.session.conn.agent_max_heap, Some(256 << 20));
     }
 
     #[test]
     fn our_name_is_what_erl_accepts_before_the_at() {
         for ok in ["etop_ops", "a-b", "1x", "X_2"] {
             assert_eq!(
-                parse(&["--name", ok, "n"]).unwrap().conn.name.as_deref(),
+                parse(&["--name", ok, "n"])
+                    .unwrap()
+                    .top
+                    .session
+                    .conn
+                    .name
+                    .as_deref(),
                 Some(ok)
             );
         }
@@ -464,10 +624,13 @@ mod tests {
 
     #[test]
     fn formats_and_flags() {
-        let c = parse(&["--format", "json", "-n", "3", "-b", "-a", "n"]).unwrap();
-        assert_eq!(c.view.format, Format::Json);
-        assert_eq!(c.view.iterations, Some(3));
-        assert!(c.view.batch && c.procs.accumulate);
+        let t = parse(&["--format", "json", "-n", "3", "-b", "-a", "n"])
+            .unwrap()
+            .top;
+        let c = &t.session;
+        assert_eq!(c.out.format, Format::Json);
+        assert_eq!(c.frames.iterations, Some(3));
+        assert!(c.frames.batch && t.procs.accumulate);
         assert!(parse(&["--format", "xml", "n"]).is_err());
     }
 }

@@ -106,6 +106,14 @@ pub enum Error {
     #[error("lost the connection to {node}: {reason}")]
     ConnectionLost { node: String, reason: String },
 
+    /// The connection dropped during a measurement window (msacc): a new one
+    /// would know nothing of the window, so there is nothing to retry.
+    #[error(
+        "lost the connection to {node} during the measurement; the node put \
+         microstate accounting back as it was"
+    )]
+    WindowLost { node: String },
+
     /// We had been attached; the node went away and did not come back.
     #[error("lost the node after {tries} attempts to reconnect; the last one: {last}")]
     Gone { tries: u32, last: Box<Error> },
@@ -155,7 +163,9 @@ impl Error {
             | Error::NamesTaken { .. }
             | Error::Handshake { .. } => exit::UNREACHABLE,
             Error::CookieRejected { .. } | Error::NotAllowed { .. } => exit::REJECTED,
-            Error::ConnectionLost { .. } | Error::Gone { .. } => exit::LOST,
+            Error::ConnectionLost { .. } | Error::Gone { .. } | Error::WindowLost { .. } => {
+                exit::LOST
+            }
             Error::Remote { .. } | Error::HeapLimit { .. } => exit::REMOTE,
             Error::Io(_) => exit::FAILURE,
         }

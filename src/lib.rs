@@ -1,30 +1,22 @@
 //! etop: a top for Erlang and Elixir nodes.
 //!
-//! The pipeline, one module per stage:
-//! `target` (which node, which cookie, EPMD) → `dist` (handshake, RPC, ticks) →
-//! `collect` (one `Sample` per interval, top N computed on the target by the
-//! expressions in `remote`) → `model` (deltas, rates, units) → `render` (text,
-//! csv, json) → `term` (repaint or batch, keys, signals).
+//! The pipeline, one folder per stage:
+//! `node` (which node, which cookie: discovery through the OS, EPMD) →
+//! `dist` (the distribution connection: handshake, frames, RPC, ticks) →
+//! `agent` (what runs on the node, and the collector that asks it for a
+//! sample each interval) → `views` (one per screen: sample → model → columns)
+//! → `ui` (the event loop, the terminal, fitting tables).
+//! `host` is what the OS sees of the VM and the host; `text` makes what
+//! nodes and /proc send safe to print.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod agent;
 pub mod app;
 pub mod cli;
-pub mod collect;
-pub mod discover;
 pub mod dist;
 pub mod error;
-pub mod escape;
-pub mod eterm;
-pub mod ets;
-pub mod model;
-pub mod msacc;
-pub mod nodes;
-pub mod osview;
-pub mod ports;
-pub mod procs;
-pub mod remote;
-pub mod render;
-pub mod session;
-pub mod target;
-pub mod term;
-pub mod threads;
+pub mod host;
+pub mod node;
+pub mod text;
+pub mod ui;
+pub mod views;

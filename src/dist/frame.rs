@@ -9,7 +9,7 @@
 
 use super::etf::{Decoder, EtfError};
 use erl_dist::term::{Atom, Pid, Term};
-use futures::io::{AsyncRead, AsyncReadExt};
+use smol::io::{AsyncRead, AsyncReadExt};
 use std::io;
 
 /// The largest frame etop accepts. A process frame of 10,000 rows (the most
@@ -229,7 +229,7 @@ pub fn decode_frame(frame: &[u8]) -> Result<DistMessage, FrameError> {
 /// Reads `bytes` as a stream of frames and decodes each, as the connection
 /// does, until the stream ends or breaks. For tests and fuzzing.
 pub fn decode_stream(bytes: &[u8]) -> (Vec<Result<DistMessage, FrameError>>, FramingError) {
-    let mut r = futures::io::Cursor::new(bytes);
+    let mut r = smol::io::Cursor::new(bytes);
     let mut out = Vec::new();
     smol::block_on(async {
         loop {
@@ -252,7 +252,7 @@ pub fn decode_stream(bytes: &[u8]) -> (Vec<Result<DistMessage, FrameError>>, Fra
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eterm::{atom, int, tuple};
+    use crate::dist::term::{atom, int, tuple};
     use erl_dist::message::Message;
 
     fn frame_of(msg: Message) -> Vec<u8> {

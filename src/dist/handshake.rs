@@ -7,7 +7,7 @@
 //! so the caller can tell a wrong cookie (the node closes after reading our
 //! reply) from a peer that is not a node at all.
 
-use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use std::io;
 
 /// The distribution flags etop advertises: OTP's mandatory set, and nothing
@@ -309,14 +309,14 @@ pub async fn client_handshake<S: AsyncRead + AsyncWrite + Unpin>(
 /// An in-memory peer for tests and fuzzing: reads come from a script of
 /// bytes, writes are kept.
 pub struct Scripted {
-    input: futures::io::Cursor<Vec<u8>>,
+    input: smol::io::Cursor<Vec<u8>>,
     pub written: Vec<u8>,
 }
 
 impl Scripted {
     pub fn new(input: Vec<u8>) -> Scripted {
         Scripted {
-            input: futures::io::Cursor::new(input),
+            input: smol::io::Cursor::new(input),
             written: Vec::new(),
         }
     }

@@ -1,0 +1,420 @@
+//! Local BEAM nodes found through /proc (Linux only): what each one calls
+//! itself, where it listens, whether it speaks TLS, where its release lives
+//! and which cookie it uses.
+//!
+//! Paths in the results are as the target sees them. Files named by the
+//! target (its release, its home) are read through `<proc>/<pid>/root`, so a
+//! node inside a container resolves against its own filesystem, not ours.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::node::Cookie;
+
+/// How a node was named: `-sname` (short host part) or `-name` (fully qualified host).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameKind {
+    Short,
+    Long,
+}
+
+/// Where a cookie was, or would have been, found. Variants are listed in
+/// resolution order; the first source that has a cookie wins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CookieSource {
+    /// `-setcookie VALUE` in the beam's arguments.
+    Argv,
+    /// `RELEASE_COOKIE` in the beam's environment.
+    ReleaseCookieEnv,
+    /// `<release root>/releases/COOKIE`.
+    ReleaseCookieFile(PathBuf),
+    /// `.erlang.cookie` in the home directory of the target's user.
+    HomeCookieFile { path: PathBuf, user: String },
+    /// `$XDG_CONFIG_HOME/erlang/.erlang.cookie`: OTP 26 and later fall back to
+    /// it when the home directory has no cookie file.
+    ConfigCookieFile { path: PathBuf, user: String },
+}
+
+impl fmt::Display for CookieSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CookieSource::Argv => f.write_str("argv"),
+            CookieSource::ReleaseCookieEnv => f.write_str("RELEASE_COOKIE"),
+            CookieSource::ReleaseCookieFile(_) => f.write_str("releases/COOKIE"),
+            CookieSource::HomeCookieFile { user, .. } => {
+                write!(f, "$HOME/.erlang.cookie of user {user}")
+            }
+            CookieSource::ConfigCookieFile { user, .. } => {
+                write!(f, "$XDG_CONFIG_HOME/erlang/.erlang.cookie of user {user}")
+            }
+        }
+    }
+}
+
+/// The outcome of looking for a node's cookie.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CookieLookup {
+    Found {
+        source: CookieSource,
+        cookie: Cookie,
+        /// The file is readable by group or others. erl refuses a
+        /// `.erlang.cookie` like that when it starts, so a running node may
+        /// not be using this one.
+        loose_permissions: bool,
+    },
+    /// The source that decides the cookie exists but we may not read it.
+    Unreadable {
+        source: CookieSource,
+        reason: String,
+    },
+    NotFound,
+}
+
+impl CookieLookup {
+    pub fn cookie(&self) -> Option<&Cookie> {
+        match self {
+            CookieLookup::Found { cookie, .. } => Some(cookie),
+            _ => None,
+        }
+    }
+
+    pub fn source(&self) -> Option<&CookieSource> {
+        match self {
+            CookieLookup::Found { source, .. } | CookieLookup::Unreadable { source, .. } => {
+                Some(source)
+            }
+            CookieLookup::NotFound => None,
+        }
+    }
+}
+
+/// A BEAM running on this host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalNode {
+    pub os_pid: u32,
+    pub uid: u32,
+    /// Login name of `uid`, or the uid as text when it has none.
+    pub user: String,
+    /// The beam's arguments, with the values of `-setcookie` replaced by
+    /// [`HIDDEN`] so that showing a command line never shows a cookie.
+    pub argv: Vec<String>,
+    /// "name@host" as the node calls itself.
+    pub name: Option<String>,
+    pub name_kind: Option<NameKind>,
+    /// TCP ports the process listens on, IPv4 and IPv6, sorted and deduplicated.
+    pub listen_ports: Vec<u16>,
+    /// `-proto_dist`, e.g. "inet_tls" or "inet6_tcp".
+    pub proto_dist: Option<String>,
+    /// `-epmd_module`: the node registers somewhere other than EPMD.
+    pub epmd_module: Option<String>,
+    /// `RELEASE_ROOT` from the environment, else the part before
+    /// `/releases/<vsn>/` in `-boot`, `-config`, `-args_file` or `-root`.
+    pub release_root: Option<PathBuf>,
+    /// `-home` (what erl reads the cookie file under, set from HOME), else
+    /// HOME from the environment.
+    pub home: Option<PathBuf>,
+    /// OTP version, e.g. "26.2.5", from the `OTP_VERSION` file of the OTP
+    /// install the beam runs from, when it has one.
+    pub otp_release: Option<String>,
+    pub cookie: CookieLookup,
+    pub environ_readable: bool,
+}
+
+impl LocalNode {
+    /// Whether distribution runs over TLS (`-proto_dist inet_tls`, `inet6_tls`, ...).
+    pub fn tls(&self) -> bool {
+        self.proto_dist
+            .as_deref()
+            .is_some_and(|p| p.contains("tls"))
+    }
+}
+
+/// What [`redact_argv`] puts in place of a secret.
+pub const HIDDEN: &str = "<hidden>";
+
+/// A copy of `argv` with the words following each `-setcookie` (up to the
+/// next flag) replaced by [`HIDDEN`].
+pub fn redact_argv(argv: &[String]) -> Vec<String> {
+    let mut hiding = false;
+    argv.iter()
+        .map(|w| {
+            if w.starts_with('-') {
+                hiding = w == "-setcookie";
+                w.clone()
+            } else if hiding {
+                HIDDEN.to_string()
+            } else {
+                w.clone()
+            }
+        })
+        .collect()
+}
+
+/// Splits a NUL-separated /proc file (`cmdline`, `environ`). Empty words in
+/// the middle are real (an empty argument); the final terminator is not.
+pub fn split_nul(raw: &[u8]) -> Vec<String> {
+    if raw.is_empty() {
+        return Vec::new();
+    }
+    let body = raw.strip_suffix(&[0]).unwrap_or(raw);
+    body.split(|b| *b == 0)
+        .map(|w| String::from_utf8_lossy(w).into_owned())
+        .collect()
+}
+
+/// Parses a NUL-separated environment block. For a name set twice the first
+/// entry wins, as with getenv.
+pub fn parse_environ(raw: &[u8]) -> HashMap<String, String> {
+    let mut env = HashMap::new();
+    for entry in split_nul(raw) {
+        if let Some((k, v)) = entry.split_once('=') {
+            env.entry(k.to_string()).or_insert_with(|| v.to_string());
+        }
+    }
+    env
+}
+
+/// Splits the value of `ERL_FLAGS`, `ERL_AFLAGS` or `ERL_ZFLAGS` into words
+/// the way erl does: on whitespace, with single quotes, double quotes and
+/// backslash escapes.
+pub fn split_flag_string(s: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            '\'' => {
+                in_word = true;
+                for c in chars.by_ref() {
+                    if c == '\'' {
+                        break;
+                    }
+                    cur.push(c);
+                }
+            }
+            '"' => {
+                in_word = true;
+                while let Some(c) = chars.next() {
+                    match c {
+                        '"' => break,
+                        '\\' => cur.extend(chars.next()),
+                        c => cur.push(c),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                cur.extend(chars.next());
+            }
+            c => {
+                in_word = true;
+                cur.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(cur);
+    }
+    words
+}
+
+/// The init flags of a beam, as `init:get_argument/1` would see them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ErlArgs {
+    flags: Vec<(String, Vec<String>)>,
+}
+
+impl ErlArgs {
+    /// Parses a beam.smp argv (from `/proc/<pid>/cmdline`).
+    ///
+    /// Emulator flags come first and end at the first `--`; init flags follow.
+    /// `env` is the target's environment when readable: erl splices
+    /// `ERL_AFLAGS`, `ERL_FLAGS` and `ERL_ZFLAGS` into the argv itself, so
+    /// they are only added here when the argv does not already hold them
+    /// (a beam started some other way), never counted twice.
+    pub fn from_argv(argv: &[String], env: Option<&HashMap<String, String>>) -> ErlArgs {
+        let init: &[String] = match argv.iter().position(|a| a == "--") {
+            Some(i) => &argv[i + 1..],
+            // No separator: not started by erl; take everything as init words.
+            None => argv.get(1..).unwrap_or(&[]),
+        };
+        let missing = |var: &str| -> Vec<String> {
+            let words = env
+                .and_then(|e| e.get(var))
+                .map(|v| split_flag_string(v))
+                .unwrap_or_default();
+            if words.is_empty() || init.windows(words.len()).any(|w| w == words.as_slice()) {
+                Vec::new()
+            } else {
+                words
+            }
+        };
+        let sep = || std::iter::once("--".to_string());
+        // The order erl uses: ERL_AFLAGS, the command line, ERL_FLAGS, ERL_ZFLAGS.
+        let words: Vec<String> = missing("ERL_AFLAGS")
+            .into_iter()
+            .chain(sep())
+            .chain(init.iter().cloned())
+            .chain(sep())
+            .chain(missing("ERL_FLAGS"))
+            .chain(sep())
+            .chain(missing("ERL_ZFLAGS"))
+            .collect();
+        ErlArgs::parse_init_words(&words)
+    }
+
+    /// Parses init words: `-flag value...` groups; `--` ends a group; words
+    /// before any flag are plain arguments; `-extra` ends flag parsing.
+    pub fn parse_init_words<S: AsRef<str>>(words: &[S]) -> ErlArgs {
+        let mut flags = Vec::new();
+        let mut cur: Option<(String, Vec<String>)> = None;
+        for w in words.iter().map(AsRef::as_ref) {
+            if w == "-extra" {
+                break;
+            }
+            if w == "--" {
+                flags.extend(cur.take());
+            } else if let Some(name) = w.strip_prefix('-') {
+                flags.extend(cur.take());
+                cur = Some((name.to_string(), Vec::new()));
+            } else if let Some((_, values)) = cur.as_mut() {
+                values.push(w.to_string());
+            }
+        }
+        flags.extend(cur);
+        ErlArgs { flags }
+    }
+
+    /// The values of every occurrence of `-flag`, in order.
+    pub fn all<'a>(&'a self, flag: &str) -> impl Iterator<Item = &'a [String]> {
+        self.flags
+            .iter()
+            .filter(move |(name, _)| name == flag)
+            .map(|(_, values)| values.as_slice())
+    }
+
+    /// The first value of the first occurrence of `-flag` that has one.
+    /// erl itself uses the first `-sname` / `-name` when given several.
+    pub fn first(&self, flag: &str) -> Option<&str> {
+        self.all(flag).find_map(|v| v.first()).map(String::as_str)
+    }
+
+    /// The node's own cookie from `-setcookie`, with the rules of the auth
+    /// server: exactly one `-setcookie` of zero or one value, and it has one.
+    /// Two-value `-setcookie Node Cookie` is another node's cookie. Any other
+    /// mix makes erl ignore them all and read the cookie file instead.
+    pub fn own_cookie(&self) -> Option<&str> {
+        let mut own = self.all("setcookie").filter(|v| v.len() <= 1);
+        match (own.next(), own.next()) {
+            (Some([c]), None) => Some(c.as_str()),
+            _ => None,
+        }
+    }
+
+    /// The name as given to `-sname` or `-name` (with or without a host),
+    /// `-sname` first as erl does. `undefined` asks for a name assigned at
+    /// first connection, so the node has none yet.
+    pub fn node_name(&self) -> Option<(NameKind, &str)> {
+        let given = match self.first("sname") {
+            Some(n) => (NameKind::Short, n),
+            None => (NameKind::Long, self.first("name")?),
+        };
+        (given.1 != "undefined").then_some(given)
+    }
+}
+
+/// The full node name: `given` as is when it has a host part, else with this
+/// host's name; the short form for `-sname`, for `-name` the FQDN if known.
+pub fn full_node_name(kind: NameKind, given: &str, hostname: &str, fqdn: Option<&str>) -> String {
+    if given.contains('@') {
+        return given.to_string();
+    }
+    let host = match kind {
+        NameKind::Short => hostname.split('.').next().unwrap_or(hostname),
+        NameKind::Long => fqdn.unwrap_or(hostname),
+    };
+    format!("{given}@{host}")
+}
+
+/// The release root of a path inside a release: `/opt/app/releases/1.2.0/sys.config`
+/// gives `/opt/app`. The last `/releases/<vsn>/` counts, so a release may
+/// itself live under a directory named `releases`.
+pub fn release_root_from_path(path: &str) -> Option<PathBuf> {
+    const MARK: &str = "/releases/";
+    path.rmatch_indices(MARK)
+        .map(|(i, _)| i)
+        .find(|&i| {
+            let after = &path[i + MARK.len()..];
+            after.find('/').is_some_and(|slash| slash > 0)
+        })
+        .map(|i| {
+            if i == 0 {
+                PathBuf::from("/")
+            } else {
+                PathBuf::from(&path[..i])
+            }
+        })
+}
+
+/// Names nodes that started distribution from inside Erlang
+/// (`net_kernel:start/2`) and so have no name in their argv: a node whose
+/// listen ports include the port EPMD lists for a name is that name at
+/// `host`. Nodes already named are left alone.
+pub fn match_epmd(nodes: &mut [LocalNode], epmd: &[(String, u16)], host: &str) {
+    for node in nodes.iter_mut().filter(|n| n.name.is_none()) {
+        let Some((name, _)) = epmd
+            .iter()
+            .find(|(_, port)| node.listen_ports.contains(port))
+        else {
+            continue;
+        };
+        node.name = Some(format!("{name}@{host}"));
+        // EPMD does not say; a dotted host is what a long-names node registers under.
+        node.name_kind = Some(if host.contains('.') {
+            NameKind::Long
+        } else {
+            NameKind::Short
+        });
+    }
+}
+
+/// Every live BEAM on this host, sorted by pid.
+pub fn scan(proc_root: &Path) -> Vec<LocalNode> {
+    scan_with(
+        proc_root,
+        Path::new("/etc"),
+        &crate::host::hostname_in(proc_root),
+    )
+}
+
+/// [`scan`] with the `/etc` used for user names and the host name given.
+pub fn scan_with(proc_root: &Path, etc_root: &Path, hostname: &str) -> Vec<LocalNode> {
+    #[cfg(target_os = "linux")]
+    {
+        linux::scan_with(proc_root, etc_root, hostname)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        other::scan_with(proc_root, etc_root, hostname)
+    }
+}
+
+mod describe;
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(not(target_os = "linux"))]
+mod other;
+
+#[cfg(test)]
+mod tests;
+
+#[cfg(all(test, target_os = "linux"))]
+mod fake_proc_tests;

@@ -1,0 +1,277 @@
+//! A column of a table, defined once: its title on a terminal, its key in
+//! CSV and JSON, its alignment, whether it gives up width when the terminal
+//! is narrow, where it shows, and how a row gives its value. The three
+//! formats are written from the same definition, so they cannot drift.
+
+use crate::text::human_bytes;
+use serde_json::Value;
+use std::borrow::Cow;
+
+/// One value, typed: the type decides how it is written in each format.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Text(String),
+    /// Text that may be absent: empty in CSV, `null` in JSON.
+    OptText(Option<String>),
+    /// A count, written whole everywhere.
+    Count(Option<u64>),
+    /// Bytes: `44.6M` on a terminal, exact in CSV and JSON.
+    Bytes(Option<u64>),
+    /// A change since the previous frame: `+12`, `-3`.
+    Delta(Option<i64>),
+    /// A change in bytes: `+1.5K`, `-300`.
+    DeltaBytes(Option<i64>),
+    /// A percentage: one decimal on a terminal, exact in CSV and JSON.
+    Pct(Option<f64>),
+}
+
+impl Cell {
+    pub fn text(s: impl Into<String>) -> Cell {
+        Cell::Text(s.into())
+    }
+
+    /// As shown on a terminal; `-` when unknown. Text is shown as it came:
+    /// the table escapes it.
+    pub fn to_text(&self) -> String {
+        let signed = |v: i64, abs: String| {
+            if v < 0 {
+                format!("-{abs}")
+            } else {
+                format!("+{abs}")
+            }
+        };
+        match self {
+            Cell::Text(s) | Cell::OptText(Some(s)) => s.clone(),
+            Cell::Count(Some(v)) => v.to_string(),
+            Cell::Bytes(Some(v)) => human_bytes(*v),
+            Cell::Delta(Some(v)) => signed(*v, v.unsigned_abs().to_string()),
+            Cell::DeltaBytes(Some(v)) => signed(*v, human_bytes(v.unsigned_abs())),
+            Cell::Pct(Some(v)) => format!("{v:.1}"),
+            Cell::Count(None)
+            | Cell::Bytes(None)
+            | Cell::Delta(None)
+            | Cell::DeltaBytes(None)
+            | Cell::Pct(None)
+            | Cell::OptText(None) => "-".to_string(),
+        }
+    }
+
+    /// As written in CSV: exact numbers; empty when unknown.
+    pub fn to_csv(&self) -> String {
+        match self {
+            Cell::Text(s) => s.clone(),
+            Cell::OptText(s) => s.clone().unwrap_or_default(),
+            Cell::Count(v) | Cell::Bytes(v) => v.map(|v| v.to_string()).unwrap_or_default(),
+            Cell::Delta(v) | Cell::DeltaBytes(v) => v.map(|v| v.to_string()).unwrap_or_default(),
+            Cell::Pct(v) => v.map(|v| v.to_string()).unwrap_or_default(),
+        }
+    }
+
+    /// As written in JSON: exact; `null` when unknown.
+    pub fn to_json(&self) -> Value {
+        match self {
+            Cell::Text(s) => Value::from(s.as_str()),
+            Cell::OptText(s) => s.as_deref().map(Value::from).unwrap_or(Value::Null),
+            Cell::Count(v) | Cell::Bytes(v) => v.map(Value::from).unwrap_or(Value::Null),
+            Cell::Delta(v) | Cell::DeltaBytes(v) => v.map(Value::from).unwrap_or(Value::Null),
+            Cell::Pct(v) => v.map(Value::from).unwrap_or(Value::Null),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Align {
+    Left,
+    Right,
+}
+
+/// Where a column shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Show {
+    pub text: bool,
+    pub csv: bool,
+    pub json: bool,
+}
+
+impl Show {
+    pub const ALL: Show = Show {
+        text: true,
+        csv: true,
+        json: true,
+    };
+    /// Detail for scripts that the terminal leaves out for room.
+    pub const DATA: Show = Show {
+        text: false,
+        csv: true,
+        json: true,
+    };
+    pub const TEXT: Show = Show {
+        text: true,
+        csv: false,
+        json: false,
+    };
+}
+
+/// The part of a column that does not depend on the row type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spec {
+    /// Title on a terminal.
+    pub title: Cow<'static, str>,
+    /// Header in CSV, key in JSON.
+    pub key: Cow<'static, str>,
+    pub align: Align,
+    /// Gives up width when the terminal is narrow (names, functions,
+    /// addresses); the others keep their natural width.
+    pub flex: bool,
+    pub show: Show,
+}
+
+impl Spec {
+    /// A column known only at run time (msacc's states): a number, or text.
+    pub fn dynamic(title: String, key: String, align: Align, show: Show) -> Spec {
+        Spec {
+            title: Cow::Owned(title),
+            key: Cow::Owned(key),
+            align,
+            flex: false,
+            show,
+        }
+    }
+}
+
+/// A column of a table of `R`.
+pub struct Column<R> {
+    pub spec: Spec,
+    pub value: fn(&R) -> Cell,
+}
+
+impl<R> Column<R> {
+    /// Text, left-aligned, keeping its width.
+    pub const fn text(title: &'static str, key: &'static str, value: fn(&R) -> Cell) -> Self {
+        Column::new(title, key, Align::Left, false, value)
+    }
+
+    /// Text that gives up width first when the terminal is narrow.
+    pub const fn flex(title: &'static str, key: &'static str, value: fn(&R) -> Cell) -> Self {
+        Column::new(title, key, Align::Left, true, value)
+    }
+
+    /// A number, right-aligned.
+    pub const fn num(title: &'static str, key: &'static str, value: fn(&R) -> Cell) -> Self {
+        Column::new(title, key, Align::Right, false, value)
+    }
+
+    const fn new(
+        title: &'static str,
+        key: &'static str,
+        align: Align,
+        flex: bool,
+        value: fn(&R) -> Cell,
+    ) -> Self {
+        Column {
+            spec: Spec {
+                title: Cow::Borrowed(title),
+                key: Cow::Borrowed(key),
+                align,
+                flex,
+                show: Show::ALL,
+            },
+            value,
+        }
+    }
+
+    /// The same column, shown only in the given formats.
+    pub const fn only(mut self, show: Show) -> Self {
+        self.spec.show = show;
+        self
+    }
+}
+
+/// A table with its row type erased: what the renderers take.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Grid {
+    pub columns: Vec<Spec>,
+    pub rows: Vec<Vec<Cell>>,
+}
+
+impl Grid {
+    pub fn new<R>(columns: &[Column<R>], rows: &[R]) -> Grid {
+        Grid {
+            columns: columns.iter().map(|c| c.spec.clone()).collect(),
+            rows: rows
+                .iter()
+                .map(|r| columns.iter().map(|c| (c.value)(r)).collect())
+                .collect(),
+        }
+    }
+
+    /// The rows as JSON objects, keyed by the columns shown in JSON.
+    pub fn json_rows(&self) -> Vec<Value> {
+        self.rows
+            .iter()
+            .map(|r| {
+                let obj: serde_json::Map<String, Value> = self
+                    .columns
+                    .iter()
+                    .zip(r)
+                    .filter(|(c, _)| c.show.json)
+                    .map(|(c, v)| (c.key.to_string(), v.to_json()))
+                    .collect();
+                Value::Object(obj)
+            })
+            .collect()
+    }
+
+    pub fn has_csv(&self) -> bool {
+        self.columns.iter().any(|c| c.show.csv)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct R {
+        name: &'static str,
+        bytes: Option<u64>,
+    }
+
+    const COLS: [Column<R>; 2] = [
+        Column::flex("Name", "name", |r| Cell::text(r.name)),
+        Column::num("Memory", "memory_bytes", |r| Cell::Bytes(r.bytes)),
+    ];
+
+    #[test]
+    fn one_definition_writes_three_formats() {
+        let g = Grid::new(
+            &COLS,
+            &[
+                R {
+                    name: "a",
+                    bytes: Some(1536),
+                },
+                R {
+                    name: "b",
+                    bytes: None,
+                },
+            ],
+        );
+        assert_eq!(g.rows[0][1].to_text(), "1.5K");
+        assert_eq!(g.rows[0][1].to_csv(), "1536");
+        assert_eq!(g.rows[1][1].to_text(), "-");
+        assert_eq!(g.rows[1][1].to_csv(), "");
+        let j = g.json_rows();
+        assert_eq!(j[0]["memory_bytes"], 1536);
+        assert!(j[1]["memory_bytes"].is_null());
+        assert_eq!(j[1]["name"], "b");
+    }
+
+    #[test]
+    fn changes_carry_their_sign() {
+        assert_eq!(Cell::Delta(Some(0)).to_text(), "+0");
+        assert_eq!(Cell::Delta(Some(-3)).to_text(), "-3");
+        assert_eq!(Cell::DeltaBytes(Some(2048)).to_text(), "+2.0K");
+        assert_eq!(Cell::DeltaBytes(Some(-300)).to_text(), "-300");
+        assert_eq!(Cell::Delta(Some(-3)).to_csv(), "-3");
+    }
+}

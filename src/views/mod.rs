@@ -1,0 +1,78 @@
+//! One module per screen, all of one shape: a feed takes a sample each
+//! interval (on its own thread), a shaper turns consecutive samples into a
+//! `Frame`: header lines, tables whose columns are defined once
+//! (`column`), and the frame as JSON. The `ui` shows frames; it knows
+//! nothing of the screens.
+
+pub mod column;
+pub mod ets;
+pub mod msacc;
+pub mod nodes;
+pub mod ports;
+pub mod procs;
+pub mod reply;
+pub mod threads;
+
+use crate::error::Result;
+use column::Grid;
+
+/// Output formats, `--format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Csv,
+    Json,
+}
+
+/// Produces one sample per call, on the collector thread.
+pub trait Feed: Send + 'static {
+    type Sample: Send + 'static;
+    fn sample(&mut self) -> Result<Self::Sample>;
+    /// Called once when the session ends, to undo anything on the target.
+    fn close(&mut self) {}
+    /// When told to stop, take one last sample first (msacc collects what it
+    /// measured so far instead of dropping it).
+    fn finish_early(&self) -> bool {
+        false
+    }
+    /// For `--stats-file`: node-side cost and connection bytes, if any.
+    fn stats(&self, _s: &Result<Self::Sample>) -> Option<serde_json::Value> {
+        None
+    }
+}
+
+/// Turns samples into frames; keeps what it needs of the previous sample
+/// for rates. `None` means "baseline only, show nothing yet".
+pub trait Shaper {
+    type Sample;
+    fn shape(&mut self, s: Self::Sample) -> Option<Frame>;
+}
+
+/// A frame ready to show in any format.
+#[derive(Debug, Clone, Default)]
+pub struct Frame {
+    /// Lines above the tables; a terminal cuts them to its width.
+    pub header: Vec<String>,
+    /// The tables, one after another (a blank line between them).
+    pub grids: Vec<Grid>,
+    /// Fields every CSV row starts with (time, node).
+    pub csv_prefix: Vec<(&'static str, String)>,
+    /// The whole frame as one JSON object.
+    pub json: serde_json::Value,
+    /// A short note for the status line (what the sample cost the node).
+    pub note: String,
+}
+
+/// The status line's word on what a frame cost the node: time, and the
+/// frame worker's heap against its ceiling.
+pub fn cost_note(cost_ms: f64, heap_bytes: u64, limit_bytes: u64) -> String {
+    use crate::text::human_bytes;
+    let mut note = format!("this sample cost the node {cost_ms:.1} ms");
+    if heap_bytes > 0 {
+        note.push_str(&format!(", {} of heap", human_bytes(heap_bytes)));
+        if limit_bytes > 0 {
+            note.push_str(&format!(" (ceiling {})", human_bytes(limit_bytes)));
+        }
+    }
+    note
+}

@@ -1,0 +1,426 @@
+//! What a frame shows, derived from the current sample and, when there is
+//! one, the previous sample of the same connection and the time between them.
+//! No previous sample means no rates: the type says so (`Option`), and a
+//! counter that went backwards yields "unknown", never an underflow.
+
+use crate::agent::SortKey;
+use crate::agent::sample::{Clock, Memory, Mfa, ProcId, ProcRow, Sample, SchedTime};
+use crate::host::{HostStat, ProcStat};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// How module and process names are written: Erlang's `gen_server:loop/7`
+/// or Elixir's `:gen_server.loop/7` and `Demo.Worker.handle_cast/2`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NameStyle {
+    /// Elixir style when the node runs Elixir, else Erlang style.
+    Auto,
+    Erlang,
+    Elixir,
+}
+
+impl NameStyle {
+    fn elixir(self, node_runs_elixir: bool) -> bool {
+        match self {
+            NameStyle::Auto => node_runs_elixir,
+            NameStyle::Erlang => false,
+            NameStyle::Elixir => true,
+        }
+    }
+}
+
+/// A module name as Elixir writes it: `Elixir.Foo.Bar` is `Foo.Bar`, an
+/// Erlang module `lists` is `:lists`.
+pub fn elixir_module(m: &str) -> String {
+    match m.strip_prefix("Elixir.") {
+        Some(rest) => rest.to_string(),
+        None => format!(":{m}"),
+    }
+}
+
+fn show_mfa(m: &Mfa, elixir: bool) -> String {
+    if elixir {
+        format!("{}.{}/{}", elixir_module(&m.module), m.function, m.arity)
+    } else {
+        m.to_string()
+    }
+}
+
+fn show_registered(name: &str, elixir: bool) -> String {
+    match (elixir, name.strip_prefix("Elixir.")) {
+        (true, Some(rest)) => rest.to_string(),
+        _ => name.to_string(),
+    }
+}
+
+/// What the OS sees of a node on this host.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct OsHeader {
+    pub rss_bytes: u64,
+    pub os_threads: u32,
+    /// Host CPU busy over the window, 0–100 (all CPUs).
+    pub host_cpu_pct: Option<f64>,
+    pub load_avg: [f64; 3],
+    pub cpus: u32,
+}
+
+/// One row of the process table.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Row {
+    pub pid: String,
+    /// Registered name, else the initial call.
+    pub name: String,
+    pub registered_name: Option<String>,
+    pub initial_call: Option<String>,
+    /// Reductions in the window (or the total with `--accumulate`); `None`
+    /// when the previous value is not known.
+    pub reds: Option<u64>,
+    pub memory_bytes: u64,
+    pub msgq: u64,
+    pub current_function: String,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Header {
+    pub node: String,
+    pub clock: Option<String>,
+    /// Scheduler utilisation over the window, 0–100; `None` on a first frame.
+    pub cpu_pct: Option<f64>,
+    pub procs: u64,
+    pub runq: u64,
+    pub memory: Memory,
+    pub sort: SortKey,
+    pub accumulate: bool,
+    /// Length of the window deltas cover, in seconds.
+    pub window_secs: Option<f64>,
+    /// Target time spent on this frame's sample, in milliseconds.
+    pub cost_ms: f64,
+    /// The agent's frame worker: its largest heap for this sample, and the
+    /// ceiling it ran under, in bytes.
+    pub agent_heap_bytes: u64,
+    pub agent_heap_limit_bytes: u64,
+    /// Present when the node runs on this host.
+    pub os: Option<OsHeader>,
+    /// Utilisation of each scheduler over the window (empty on a first frame).
+    pub schedulers: Vec<SchedUse>,
+    /// Show `schedulers` in the text header (`--schedulers`).
+    #[serde(skip)]
+    pub show_schedulers: bool,
+}
+
+/// One scheduler's utilisation over the window.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SchedUse {
+    pub id: u32,
+    /// "normal" or "dirty_cpu".
+    pub kind: &'static str,
+    pub pct: Option<f64>,
+}
+
+fn per_scheduler(cur: &Sample, prev: &Sample) -> Vec<SchedUse> {
+    cur.sched
+        .iter()
+        .map(|s| SchedUse {
+            id: s.id,
+            kind: if cur.schedulers == 0 || s.id <= cur.schedulers {
+                "normal"
+            } else {
+                "dirty_cpu"
+            },
+            pct: cpu_utilisation(std::slice::from_ref(s), &prev.sched, |_| true),
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Model {
+    pub header: Header,
+    pub rows: Vec<Row>,
+}
+
+/// Scheduler utilisation between two samples: the sum of active time over
+/// the sum of total time of the schedulers in `ids`.
+pub fn cpu_utilisation(
+    cur: &[SchedTime],
+    prev: &[SchedTime],
+    ids: impl Fn(u32) -> bool,
+) -> Option<f64> {
+    let before: HashMap<u32, &SchedTime> = prev.iter().map(|s| (s.id, s)).collect();
+    let (mut active, mut total) = (0u64, 0u64);
+    for s in cur.iter().filter(|s| ids(s.id)) {
+        let p = before.get(&s.id)?;
+        active += s.active.checked_sub(p.active)?;
+        total += s.total.checked_sub(p.total)?;
+    }
+    if total == 0 {
+        return None;
+    }
+    Some((active as f64 / total as f64 * 100.0).clamp(0.0, 100.0))
+}
+
+fn name_of(r: &ProcRow, elixir: bool) -> String {
+    match (&r.registered_name, &r.initial_call) {
+        (Some(n), _) => show_registered(n, elixir),
+        (None, Some(m)) => show_mfa(m, elixir),
+        (None, None) => String::new(),
+    }
+}
+
+/// What the OS says of a node on this host, read with the sample.
+#[derive(Debug, Clone)]
+pub struct OsSample {
+    pub process: ProcStat,
+    pub host: HostStat,
+}
+
+fn os_header(os: &OsSample) -> OsHeader {
+    OsHeader {
+        rss_bytes: os.process.rss_bytes,
+        os_threads: os.process.threads,
+        host_cpu_pct: os.host.cpu_pct,
+        load_avg: os.host.load_avg,
+        cpus: os.host.cpus,
+    }
+}
+
+impl Model {
+    /// `os`: what the OS says of the node, for a node on this host.
+    pub fn new(
+        cur: &Sample,
+        prev: Option<(&Sample, Duration)>,
+        os: Option<&OsSample>,
+        accumulate: bool,
+        names: NameStyle,
+    ) -> Model {
+        let elixir = names.elixir(cur.elixir);
+        let prev = prev.filter(|(p, _)| p.epoch == cur.epoch);
+        let prev_reds: HashMap<ProcId, u64> = prev
+            .map(|(p, _)| p.rows.iter().map(|r| (r.pid, r.reductions)).collect())
+            .unwrap_or_default();
+        let ranked_by_delta = cur.key == SortKey::Reductions && cur.delta;
+        let rows = cur
+            .rows
+            .iter()
+            .map(|r| {
+                let reds = if accumulate {
+                    Some(r.reductions)
+                } else if ranked_by_delta {
+                    // The agent computed it against its full previous scan;
+                    // a process new since then shows its total.
+                    u64::try_from(r.rank_value).ok()
+                } else {
+                    prev_reds
+                        .get(&r.pid)
+                        .and_then(|old| r.reductions.checked_sub(*old))
+                };
+                Row {
+                    pid: r.pid.to_string(),
+                    name: name_of(r, elixir),
+                    registered_name: r
+                        .registered_name
+                        .as_deref()
+                        .map(|n| show_registered(n, elixir)),
+                    initial_call: r.initial_call.as_ref().map(|m| show_mfa(m, elixir)),
+                    reds,
+                    memory_bytes: r.memory_bytes,
+                    msgq: r.msgq,
+                    current_function: r
+                        .current_function
+                        .as_ref()
+                        .map(|m| show_mfa(m, elixir))
+                        .unwrap_or_default(),
+                }
+            })
+            .collect();
+        let header = Header {
+            node: cur.node.clone(),
+            clock: cur.clock.as_ref().map(Clock::to_string),
+            // Normal schedulers only: idle dirty schedulers would halve the
+            // figure on a node whose every scheduler is busy.
+            cpu_pct: prev.and_then(|(p, _)| {
+                cpu_utilisation(&cur.sched, &p.sched, |id| {
+                    cur.schedulers == 0 || id <= cur.schedulers
+                })
+            }),
+            schedulers: prev.map(|(p, _)| per_scheduler(cur, p)).unwrap_or_default(),
+            show_schedulers: false,
+            procs: cur.procs,
+            runq: cur.runq,
+            memory: cur.memory.clone(),
+            sort: cur.key,
+            accumulate,
+            window_secs: if accumulate {
+                None
+            } else {
+                prev.map(|(_, d)| d.as_secs_f64())
+            },
+            cost_ms: cur.cost_us as f64 / 1000.0,
+            agent_heap_bytes: cur.heap_bytes,
+            agent_heap_limit_bytes: cur.heap_limit_bytes,
+            os: os.map(os_header),
+        };
+        Model { header, rows }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    fn row(id: u32, rank: i64, reds: u64) -> ProcRow {
+        ProcRow {
+            pid: ProcId { id, serial: 0 },
+            rank_value: rank,
+            registered_name: None,
+            initial_call: Some(Mfa {
+                module: "m".into(),
+                function: "f".into(),
+                arity: 0,
+            }),
+            current_function: None,
+            memory_bytes: 100,
+            reductions: reds,
+            msgq: 0,
+        }
+    }
+
+    fn sample(key: SortKey, delta: bool, rows: Vec<ProcRow>, sched: Vec<SchedTime>) -> Sample {
+        Sample {
+            taken_at: Instant::now(),
+            node_mono_us: None,
+            node: "n@h".into(),
+            clock: None,
+            procs: 10,
+            runq: 0,
+            memory: Memory::default(),
+            sched,
+            schedulers: 0,
+            cost_us: 1500,
+            heap_bytes: 0,
+            heap_limit_bytes: 0,
+            key,
+            delta,
+            rows,
+            epoch: 1,
+            elixir: false,
+        }
+    }
+
+    fn mem(rows: Vec<ProcRow>, sched: Vec<SchedTime>) -> Sample {
+        sample(SortKey::Memory, false, rows, sched)
+    }
+
+    /// The frame for `b` with `a` one second before it.
+    fn after(a: &Sample, b: &Sample) -> Model {
+        Model::new(
+            b,
+            Some((a, Duration::from_secs(1))),
+            None,
+            false,
+            NameStyle::Auto,
+        )
+    }
+
+    fn st(id: u32, active: u64, total: u64) -> SchedTime {
+        SchedTime { id, active, total }
+    }
+
+    #[test]
+    fn first_frame_has_no_cpu_and_no_window() {
+        let s = mem(vec![row(1, 100, 50)], vec![st(1, 5, 10)]);
+        let m = Model::new(&s, None, None, false, NameStyle::Auto);
+        assert_eq!(m.header.cpu_pct, None);
+        assert_eq!(m.header.window_secs, None);
+        // No previous value known for this row: unknown, not its total.
+        assert_eq!(m.rows[0].reds, None);
+        assert_eq!(m.rows[0].name, "m:f/0");
+    }
+
+    #[test]
+    fn deltas_for_rows_seen_before_and_unknown_for_new_ones() {
+        let a = mem(vec![row(1, 0, 50)], vec![st(1, 0, 0)]);
+        let b = mem(vec![row(1, 0, 80), row(2, 0, 30)], vec![st(1, 50, 100)]);
+        let m = Model::new(
+            &b,
+            Some((&a, Duration::from_secs(2))),
+            None,
+            false,
+            NameStyle::Auto,
+        );
+        assert_eq!(m.rows[0].reds, Some(30));
+        assert_eq!(m.rows[1].reds, None);
+        assert_eq!(m.header.cpu_pct, Some(50.0));
+        assert_eq!(m.header.window_secs, Some(2.0));
+    }
+
+    #[test]
+    fn counter_going_backwards_is_unknown_not_underflow() {
+        let a = mem(vec![row(1, 0, 500)], vec![st(1, 90, 100)]);
+        let b = mem(vec![row(1, 0, 10)], vec![st(1, 10, 200)]);
+        let m = after(&a, &b);
+        assert_eq!(m.rows[0].reds, None);
+        assert_eq!(m.header.cpu_pct, None);
+    }
+
+    #[test]
+    fn reductions_sort_uses_the_targets_delta_and_accumulate_the_total() {
+        let b = sample(SortKey::Reductions, true, vec![row(1, 700, 9000)], vec![]);
+        assert_eq!(
+            Model::new(&b, None, None, false, NameStyle::Auto).rows[0].reds,
+            Some(700)
+        );
+        let c = sample(SortKey::Reductions, false, vec![row(1, 9000, 9000)], vec![]);
+        let m = Model::new(&c, None, None, true, NameStyle::Auto);
+        assert_eq!(m.rows[0].reds, Some(9000));
+        assert_eq!(m.header.window_secs, None);
+    }
+
+    #[test]
+    fn samples_of_another_connection_are_not_compared() {
+        let a = mem(vec![row(1, 0, 50)], vec![st(1, 0, 0)]);
+        let mut b = mem(vec![row(1, 0, 80)], vec![st(1, 5, 10)]);
+        b.epoch = 2;
+        let m = after(&a, &b);
+        assert_eq!(m.rows[0].reds, None);
+        assert_eq!(m.header.cpu_pct, None);
+    }
+
+    #[test]
+    fn elixir_names_when_the_node_runs_elixir() {
+        let mut r = row(1, 0, 0);
+        r.registered_name = Some("Elixir.Demo.Metrics.Worker".into());
+        r.current_function = Some(Mfa {
+            module: "Elixir.Demo.Metrics.Worker".into(),
+            function: "handle_cast".into(),
+            arity: 2,
+        });
+        let mut s = mem(vec![r], vec![]);
+        s.elixir = true;
+        let m = Model::new(&s, None, None, false, NameStyle::Auto);
+        assert_eq!(m.rows[0].name, "Demo.Metrics.Worker");
+        assert_eq!(
+            m.rows[0].current_function,
+            "Demo.Metrics.Worker.handle_cast/2"
+        );
+        assert_eq!(m.rows[0].initial_call.as_deref(), Some(":m.f/0"));
+        assert_eq!(m.rows[0].pid, "<0.1.0>");
+        let m = Model::new(&s, None, None, false, NameStyle::Erlang);
+        assert_eq!(m.rows[0].name, "Elixir.Demo.Metrics.Worker");
+        s.elixir = false;
+        let m = Model::new(&s, None, None, false, NameStyle::Auto);
+        assert_eq!(
+            m.rows[0].current_function,
+            "Elixir.Demo.Metrics.Worker:handle_cast/2"
+        );
+    }
+
+    #[test]
+    fn utilisation_counts_every_scheduler() {
+        let prev = [st(1, 0, 0), st(2, 0, 0)];
+        let cur = [st(1, 100, 100), st(2, 0, 100)];
+        assert_eq!(cpu_utilisation(&cur, &prev, |_| true), Some(50.0));
+        assert_eq!(cpu_utilisation(&cur, &prev, |id| id == 1), Some(100.0));
+        assert_eq!(cpu_utilisation(&cur, &[st(1, 0, 0)], |_| true), None);
+    }
+}

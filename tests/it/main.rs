@@ -1,0 +1,22 @@
+//! etop's integration tests, one binary, a module per subject. Each test
+//! starts the real `erl` nodes it needs (with random names and cookies) and
+//! runs the real etop binary in a hermetic environment (`util`).
+
+mod util;
+
+mod agent; // the agent's top-N selection against a full sort
+mod attach; // reaching a node: EPMD, names, ports, sessions; failing clearly
+mod cookies; // where the cookie comes from; cookie files refused at once
+mod discovery; // the BEAMs on this host (`etop nodes`)
+mod ets; // `etop ets`
+mod golden;
+mod hostile_peers; // peers that send what they should not
+mod hostile_text; // names that are escape sequences
+mod msacc; // `etop msacc`, and its flag always put back
+mod ports; // `etop ports`
+mod procs; // the process table: sorts, formats, headers
+mod safety; // the node is left as it was: long runs, the heap ceiling
+mod terminal; // repaint, keys, signals, stale marks, restore
+mod threads; // `etop threads`
+mod usage; // --help, --version, the man page, usage errors
+mod wire_props; // the wire parsers against thousands of mutated inputs // rendered frames of recorded samples, in every format
