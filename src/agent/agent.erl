@@ -8,13 +8,19 @@
 %%              0 means the default (see Ceiling below).
 %%
 %% What it promises the node:
-%% - Every process started here (the agent, one worker per frame, the msacc
-%%   guard) has a hard heap ceiling: max_heap_size with kill => true and
-%%   error_logger => false. A frame that needs more is killed by the VM, the
-%%   node is untouched, and etop says so.
-%% - The heavy work of a frame runs in a short-lived worker whose heap is
-%%   sized from what the work needs (words per process scanned), never from
-%%   the previous frame, so nothing grows from frame to frame.
+%% - Every process started here (the agent, the process table's worker, one
+%%   worker per frame of the ports and ETS views, the msacc guard) has a hard
+%%   heap ceiling: max_heap_size with kill => true and error_logger => false.
+%%   The ceiling is sized from what a frame needs (words per process, port
+%%   or table), never from the previous frame's heap, so nothing grows from
+%%   frame to frame. A frame that needs more stops (or is killed by the VM),
+%%   the node is untouched, and etop says so.
+%% - No step the VM cannot interrupt grows with the node: the process table
+%%   is walked in chunks of at most 16,384 processes, with compiled stdlib
+%%   functions that yield; nothing per process is ever sent between
+%%   processes or copied into a spawned fun (a copy cannot be interrupted);
+%%   the worker's heap holds a chunk's work and its state, and a heap that
+%%   large is collected on a dirty scheduler.
 %% - For every process only the item the sort needs; details only for the
 %%   rows shown; never mailboxes, state or dictionaries.
 %% - Nothing is written but two system flags, both tied to the connection:
@@ -41,77 +47,73 @@ proc_lib:spawn_opt(fun() ->
     false -> ok
   end,
   erlang:system_flag(scheduler_wall_time, true),
-  % Everything a frame computes, as one fun that takes all it needs as
-  % arguments. A fun's environment is copied to the process that runs it,
-  % and the copy does not keep sharing: a worker given a closure over the
-  % agent's other closures would start with megabytes of duplicated code.
-  % This one carries only its own code.
-  Work = fun(Req, Prev, Me) ->
+  % The process table is walked by one worker, started on the first process
+  % frame and kept for the next ones. It keeps the last frame's reductions
+  % itself, so nothing big is ever copied between processes: a copy (a
+  % message, a spawned fun's environment) is one step the VM cannot
+  % interrupt, and a 1M-process baseline takes tens of milliseconds to copy.
+  % It walks the list in chunks of processes, so what a frame builds is a
+  % small young heap that minor collections keep small; what it keeps (the
+  % process list and one integer per process) lives in its old heap, and
+  % the VM collects a heap that large on a dirty scheduler. Defined here,
+  % before anything else, so that its environment is Owner, HeapLimit and
+  % Me only (a fun's environment is copied to the process that runs it).
+  ProcWork = fun() ->
+    erlang:put('$initial_call', {etop, frame_worker, 0}),
+    erlang:monitor(process, Me),
+    Self = erlang:self(),
     WS = erlang:system_info(wordsize),
     Dup = fun lists:duplicate/2,
     HeapNow = fun() ->
-      {total_heap_size, H} = erlang:process_info(erlang:self(), total_heap_size),
+      {total_heap_size, H} = erlang:process_info(Self, total_heap_size),
       H
     end,
-    % One process_info item for every process: {Item, V}, or undefined for a
-    % process that died since erlang:processes/0 (undefined sorts below any
-    % tuple, so the dead never rank).
-    Scan = fun(Item, Ps, Len) ->
-      lists:zipwith(fun erlang:process_info/2, Ps, Dup(Len, Item))
-    end,
-    Ints = fun(Raw, Len) ->
+    % Integers out of {Item, V}; -1 for a process that died since
+    % erlang:processes/0 (process_info gave undefined).
+    Ints = fun(Raw, Two, Size) ->
       case lists:member(undefined, Raw) of
-        false -> lists:zipwith(fun erlang:element/2, Dup(Len, 2), Raw);
+        false -> lists:zipwith(fun erlang:element/2, Two, Raw);
         true ->
-          Fix = lists:zipwith3(fun maps:get/3, Raw, Dup(Len, #{undefined => {x, -1}}), Raw),
-          lists:zipwith(fun erlang:element/2, Dup(Len, 2), Fix)
+          Fix = lists:zipwith3(fun maps:get/3, Raw, Dup(Size, #{undefined => {x, -1}}), Raw),
+          lists:zipwith(fun erlang:element/2, Two, Fix)
       end
     end,
-    % Reductions in the window. When the process list is the one of the last
-    % frame, position by position; otherwise through a map of the last frame.
-    Delta = fun(Ps, Vs, _Len, {Ps, Old}) -> lists:zipwith(fun erlang:'-'/2, Vs, Old);
-               (Ps, Vs, Len, {OldPs, Old}) ->
-                 M = maps:from_list(lists:zip(OldPs, Old)),
-                 lists:zipwith(fun erlang:'-'/2, Vs,
-                               lists:zipwith3(fun maps:get/3, Ps, Dup(Len, M), Dup(Len, 0)))
-            end,
-    % The N largest values and the processes holding them, without sorting
-    % every process: the distinct values (lists:usort, nearly linear when most
-    % values are equal), then one maps:get/3 pass that keeps the pairs whose
-    % value is not in the map of values to drop.
-    Top = fun(_Vs, _Ps, 0, _N) -> [];
-             (_Vs, _Ps, _Len, 0) -> [];
-             (Vs, Ps, Len, N) ->
-      Distinct = lists:usort(Vs),
-      NDistinct = length(Distinct),
-      TopVals = lists:reverse(lists:nthtail(erlang:max(0, NDistinct - N), Distinct)),
-      Kth = lists:last(TopVals),
-      Lower = lists:sublist(Distinct, erlang:max(0, NDistinct - N)),
-      DropLower = maps:from_list(lists:zip(Lower, Dup(length(Lower), x))),
-      Pairs = lists:zip(Vs, Ps),
-      Pick = fun(Drop) ->
-        lists:filter(fun erlang:is_tuple/1,
-                     lists:zipwith3(fun maps:get/3, Vs, Dup(Len, Drop), Pairs))
-      end,
-      Above = lists:sublist(lists:reverse(lists:sort(Pick(DropLower#{Kth => x}))), N),
-      Need = N - length(Above),
-      Ties = case Need > 0 of
-        true ->
-          Only = maps:merge(DropLower, maps:from_list([{V, x} || V <- TopVals, V =/= Kth])),
-          % Any Need holders of the Kth value will do: look in a prefix first,
-          % since a common value (idle processes' 0) is found there at once.
-          K = erlang:min(Len, 4096 + 4 * N),
-          Early = lists:filter(fun erlang:is_tuple/1,
-                    lists:zipwith3(fun maps:get/3, lists:sublist(Vs, K), Dup(K, Only),
-                                   lists:sublist(Pairs, K))),
-          case length(Early) >= Need of
-            true -> lists:sublist(Early, Need);
-            false -> lists:sublist(Pick(Only), Need)
-          end;
-        false -> []
-      end,
-      Above ++ Ties
+    % etop:top-begin: tests/it/agent.rs evaluates the text from here to
+    % the end marker on its own.
+    %
+    % The K largest {Value, Pid} seen so far, largest first, kept as
+    % {Top, Count, Smallest}. Once there are K, a chunk adds only the values
+    % above the smallest (any K holders of a tied value will do), so a chunk
+    % of idle processes costs one lists:max/1. The values are integers or,
+    % for the sorts without deltas, process_info's {Item, V} as it came
+    % (undefined, for a process that died, sorts below every tuple).
+    Merge = fun(New, Top, K) ->
+      T = lists:sublist(lists:reverse(lists:sort(New ++ Top)), K),
+      {T, length(T), case T of [] -> undefined; _ -> erlang:element(1, lists:last(T)) end}
     end,
+    Keep = fun Keep(Vs, Ps, Size, K, {Top, Count, Kth} = Acc) ->
+      case Count < K of
+        % The first K values of the frame are taken as they come; the rest
+        % of their chunk is compared with the smallest of them.
+        true when Size > K - Count ->
+          {Vs1, Vs2} = lists:split(K - Count, Vs),
+          {Ps1, Ps2} = lists:split(K - Count, Ps),
+          Keep(Vs2, Ps2, Size - (K - Count), K, Merge(lists:zip(Vs1, Ps1), Top, K));
+        true -> Merge(lists:zip(Vs, Ps), Top, K);
+        false ->
+          case lists:max(Vs) > Kth of
+            false -> Acc;
+            true ->
+              % max(V, Kth) is Kth exactly for the values not above it.
+              Above = lists:filter(fun erlang:is_tuple/1,
+                        lists:zipwith3(fun maps:get/3,
+                                       lists:zipwith(fun erlang:max/2, Vs, Dup(Size, Kth)),
+                                       Dup(Size, #{Kth => x}), lists:zip(Vs, Ps))),
+              Merge(Above, Top, K)
+          end
+      end
+    end,
+    % etop:top-end
     Items = [registered_name, initial_call, current_function, memory, reductions, message_queue_len],
     Detail = fun({V0, P}) ->
       V = case V0 of {_, X} -> X; _ -> V0 end,
@@ -126,33 +128,222 @@ proc_lib:spawn_opt(fun() ->
         _ -> []
       end
     end,
-    % One frame of the process table, in the frame worker. Prev is
-    % {Ps, Reductions} of the frame etop holds, or none.
-    Sample = fun(Item, N, WantDelta, Prev) ->
+    % One frame. Kept is what the last reductions frame left, when the agent
+    % says it belongs to the frame etop holds, as #{ps, chunks, map}:
+    % - ps, chunks: that frame's process list and its reductions, a tuple
+    %   per chunk (one word a value, read in order). When erlang:processes/0
+    %   gives the same list, the reductions in the window are found by
+    %   position, and a chunk whose values did not change keeps the kept
+    %   tuple, so a quiet frame builds nothing that outlives it.
+    % - map: pid => reductions, for frames where the list changed: every
+    %   process is looked up there (a process new since that frame is not,
+    %   and counts from 0, so it shows its total). It is made from ps and
+    %   chunks the first time the list changes, then kept: each frame
+    %   writes only the values that changed (a merge that copies a few
+    %   paths of the map, not the map). Values of processes that died stay
+    %   until they are a quarter of it; then a frame builds it again from
+    %   what it reads. While the list keeps changing, a frame that saw a new
+    %   process does not keep ps and chunks.
+    Sample = fun(Item, N, WantDelta, Kept, Limit, Soft) ->
       T0 = erlang:monotonic_time(microsecond),
-      % The agent and its frame worker leave themselves out: their cost is
-      % reported apart (cost_us, heap_bytes).
-      Ps = erlang:processes() -- [erlang:self(), Me],
-      Len = length(Ps),
-      Raw = Scan(Item, Ps, Len),
-      H1 = HeapNow(),
-      {Vs, Next, IsDelta} = case {WantDelta, Prev} of
-        {true, none} -> Now = Ints(Raw, Len), {Now, {Ps, Now}, false};
-        {true, _} -> Now = Ints(Raw, Len), {Delta(Ps, Now, Len, Prev), {Ps, Now}, true};
-        {false, _} -> {Raw, none, false}
+      % The agent and this worker are in the list; and, under churn, some
+      % of the largest may be gone by the time their details are read:
+      % room for both.
+      K = N + 2 + erlang:max(N, 32),
+      % A frame that needs more than Soft words stops in a step of its own,
+      % here or between chunks, rather than being killed by the VM
+      % somewhere inside erl_eval (where OTP 25 can report the kill as
+      % another exception, in the node's log). A heap is sized by its
+      % history too (garbage not yet collected, a frame of a longer process
+      % list), so past Soft a full collection comes first: what is live is
+      % this worker's state, a few words a process.
+      Room = fun(Extra) ->
+        case HeapNow() + Extra > Soft of
+          true ->
+            erlang:garbage_collect(),
+            case HeapNow() + Extra > Soft of
+              true -> erlang:throw(heap_limit);
+              false -> ok
+            end;
+          false -> ok
+        end
       end,
-      H2 = HeapNow(),
-      Rows = lists:flatmap(Detail, Top(Vs, Ps, Len, N)),
-      H3 = HeapNow(),
+      % The process list alone takes two words a process.
+      Room(2 * erlang:system_info(process_count)),
+      {Mode, Ps} = case {Item, WantDelta, Kept} of
+        {reductions, true, #{ps := OldPs}} when OldPs =/= none ->
+          % When the list is the kept one, the kept term is walked: the new
+          % copy is garbage at once.
+          case erlang:processes() of
+            OldPs -> {same, OldPs};
+            Fresh -> {moved, Fresh}
+          end;
+        {reductions, true, #{}} -> {moved, erlang:processes()};
+        {reductions, true, none} -> {first, erlang:processes()};
+        _ -> {raw, erlang:processes()}
+      end,
+      Len = length(Ps),
+      Chunks0 = case Kept of #{chunks := C0} -> C0; _ -> [] end,
+      % Processes per chunk: what a chunk builds (about 20 words a
+      % process) is a small part of the ceiling, and the chunks of a frame
+      % walked by position are those of the kept one.
+      Chunk = case {Mode, Kept} of
+        {same, #{chunk := C}} -> C;
+        _ -> erlang:max(256, erlang:min(16384, Limit div 1024))
+      end,
+      DupsOf = fun(Size) -> {Dup(Size, Item), Dup(Size, 2), Dup(Size, 0), Dup(Size, #{0 => x})} end,
+      FullDups = DupsOf(erlang:min(Chunk, Len)),
+      M0 = case {Mode, Kept} of
+        {moved, #{map := none, ps := KPs, chunks := KChunks}} ->
+          ToMap = fun ToMap(Rest, [Vs | More], M) ->
+                        {Cps, Rest1} = lists:split(erlang:tuple_size(Vs), Rest),
+                        ToMap(Rest1, More, maps:merge(M, maps:from_list(lists:zip(Cps, erlang:tuple_to_list(Vs)))));
+                      ToMap(_, [], M) -> M
+                  end,
+          ToMap(KPs, KChunks, #{});
+        {_, #{map := M}} when Mode =:= moved; Mode =:= same -> M;
+        _ -> none
+      end,
+      Rebuild = Mode =:= moved andalso maps:size(M0) > Len + Len div 4 + 4096,
+      % The values written to the map: those that changed, or all of them
+      % when it is built again.
+      Write = fun(M, Ps1, Vs, Ds, ZeroMap) ->
+        case Rebuild of
+          true -> {maps:merge(M, maps:from_list(lists:zip(Ps1, Vs))), erlang:length(Vs)};
+          false ->
+            case lists:filter(fun erlang:is_pid/1, lists:zipwith3(fun maps:get/3, Ds, ZeroMap, Ps1)) of
+              [] -> {M, 0};
+              ChangedPs ->
+                ChangedVs = lists:filter(fun erlang:is_integer/1, lists:zipwith3(fun maps:get/3, Ds, ZeroMap, Vs)),
+                {maps:merge(M, maps:from_list(lists:zip(ChangedPs, ChangedVs))), erlang:length(ChangedPs)}
+            end
+        end
+      end,
+      % St: {Top, Chunks, map, values written, largest heap}.
+      Step = fun(Ps1, Size, Old, {Acc, Chunks, M, Written, Heap}) ->
+        {Item1, Two, Zero, ZeroMap} = case Size of Chunk -> FullDups; _ -> DupsOf(Size) end,
+        Raw = lists:zipwith(fun erlang:process_info/2, Ps1, Item1),
+        St1 = case Mode of
+          raw -> {Keep(Raw, Ps1, Size, K, Acc), Chunks, M, Written};
+          first ->
+            Vs = Ints(Raw, Two, Size),
+            {Keep(Vs, Ps1, Size, K, Acc), [erlang:list_to_tuple(Vs) | Chunks], M, Written};
+          same ->
+            Vs = Ints(Raw, Two, Size),
+            case erlang:list_to_tuple(Vs) of
+              Old -> {Keep(Zero, Ps1, Size, K, Acc), [Old | Chunks], M, Written};
+              Tuple ->
+                Ds = lists:zipwith(fun erlang:'-'/2, Vs, erlang:tuple_to_list(Old)),
+                {M1, W} = case M of none -> {M, 0}; _ -> Write(M, Ps1, Vs, Ds, ZeroMap) end,
+                {Keep(Ds, Ps1, Size, K, Acc), [Tuple | Chunks], M1, Written + W}
+            end;
+          moved ->
+            Vs = Ints(Raw, Two, Size),
+            Ds = lists:zipwith(fun erlang:'-'/2, Vs,
+                               lists:zipwith3(fun maps:get/3, Ps1, Dup(Size, M0), Zero)),
+            {M1, W} = Write(M, Ps1, Vs, Ds, ZeroMap),
+            {Keep(Ds, Ps1, Size, K, Acc), [erlang:list_to_tuple(Vs) | Chunks], M1, Written + W}
+        end,
+        erlang:append_element(St1, erlang:max(Heap, HeapNow()))
+      end,
+      Walk = fun Walk(_, 0, _, St) -> St;
+                 Walk(Rest, Left, Old, St) ->
+                   Size = erlang:min(Chunk, Left),
+                   {Ps1, Rest1} = case Left > Chunk of
+                     true -> lists:split(Chunk, Rest);
+                     false -> {Rest, []}
+                   end,
+                   {Old1, OldRest} = case Old of [O | Os] -> {O, Os}; _ -> {none, []} end,
+                   St1 = Step(Ps1, Size, Old1, St),
+                   Room(0),
+                   Walk(Rest1, Left - Size, OldRest, St1)
+             end,
+      MInit = case Rebuild of true -> #{}; false -> M0 end,
+      {{Top, _, _}, RevChunks, MNext, Written, Heap} =
+        Walk(Ps, Len, Chunks0, {{[], 0, undefined}, [], MInit, 0, HeapNow()}),
+      Next = case Mode of
+        raw -> none;
+        first -> #{ps => Ps, chunks => lists:reverse(RevChunks), chunk => Chunk, map => none};
+        % A map that takes as many writes as a quarter of the processes
+        % while the list stays the same (a busy, stable node) costs more to
+        % keep than to build again if the list changes.
+        same when Written > Len div 4 ->
+          #{ps => Ps, chunks => lists:reverse(RevChunks), chunk => Chunk, map => none};
+        same -> #{ps => Ps, chunks => lists:reverse(RevChunks), chunk => Chunk, map => MNext};
+        % A new process was written to the map: the list is still changing.
+        moved when map_size(MNext) > map_size(M0) -> #{ps => none, chunks => [], chunk => Chunk, map => MNext};
+        moved -> #{ps => Ps, chunks => lists:reverse(RevChunks), chunk => Chunk, map => MNext}
+      end,
+      Mine = [Self, Me],
+      Ranked = [R || {_, P} = R <- Top, not lists:member(P, Mine)],
+      % The first N of them still alive.
+      Rows = lists:sublist(lists:flatmap(Detail, Ranked), N),
       T1 = erlang:monotonic_time(microsecond),
       {#{node => erlang:node(), time => erlang:localtime(), mono_us => T0, procs => Len,
          runq => erlang:statistics(run_queue), memory => erlang:memory(),
          swt => erlang:statistics(scheduler_wall_time), cost_us => T1 - T0,
          elixir => erlang:module_loaded('Elixir.Kernel'),
          schedulers => erlang:system_info(schedulers),
-         delta => IsDelta,
-         heap_bytes => erlang:max(H1, erlang:max(H2, H3)) * WS,
+         delta => Mode =:= same orelse Mode =:= moved,
+         heap_bytes => erlang:max(Heap, HeapNow()) * WS,
+         % Processes whose reductions the worker keeps for the next frame.
+         kept => case Next of
+                   #{map := KeptMap} when KeptMap =/= none -> erlang:max(Len, maps:size(KeptMap));
+                   none -> 0;
+                   _ -> Len
+                 end,
          rows => Rows}, Next}
+    end,
+    Loop = fun Loop(State) ->
+      receive
+        {proc_frame, Me, {sample, Item, N, WantDelta, _}, UseState, Limit} ->
+          Kept = case UseState of true -> State; false -> none end,
+          % A collection needs room for the heap it builds beside the one it
+          % empties: the VM kills a process whose heap plus that room passes
+          % its ceiling. So a frame uses at most a third of the ceiling, and
+          % a lower ceiling is set only once the heap is within it.
+          Soft = Limit div 3,
+          case HeapNow() > Soft of
+            true -> erlang:garbage_collect();
+            false -> ok
+          end,
+          case HeapNow() > Soft of
+            true -> ok;
+            false -> erlang:process_flag(max_heap_size, #{size => Limit, kill => true, error_logger => false})
+          end,
+          % An error is an answer, not a crash report in the node's log.
+          case try {ok, Sample(Item, N, WantDelta, Kept, Limit, Soft)} catch C:E -> {error, {C, E}} end of
+            {ok, {Info, none}} ->
+              Me ! {frame_done, Self, Info},
+              % Nothing is kept: the heap the frame grew goes back now
+              % (a collection with nothing live is quick).
+              erlang:garbage_collect(),
+              Loop(none);
+            {ok, {Info, Next}} -> Me ! {frame_done, Self, Info}, Loop(Next);
+            {error, Why} ->
+              Me ! {frame_failed, Self, Why},
+              erlang:garbage_collect(),
+              Loop(none)
+          end;
+        {'DOWN', _, process, Me, _} -> ok;
+        _ -> Loop(State)
+      end
+    end,
+    Loop(none)
+  end,
+  % Everything a frame of the ports or ETS view computes, as one fun that
+  % takes all it needs as arguments; it runs in a short-lived worker (these
+  % views hold one entry per port or table, not per process). A fun's
+  % environment is copied to the process that runs it, and the copy does not
+  % keep sharing: a worker given a closure over the agent's other closures
+  % would start with megabytes of duplicated code. This one carries only its
+  % own code.
+  Work = fun(Req, Prev, Me) ->
+    WS = erlang:system_info(wordsize),
+    Dup = fun lists:duplicate/2,
+    HeapNow = fun() ->
+      {total_heap_size, H} = erlang:process_info(erlang:self(), total_heap_size),
+      H
     end,
     PortCounters = fun(P) ->
       case catch inet:getstat(P, [recv_cnt, recv_oct, send_cnt, send_oct]) of
@@ -259,7 +450,6 @@ proc_lib:spawn_opt(fun() ->
          total_bytes => lists:sum([M || {_, M, _} <- Live]), rows => Rows}, Next}
     end,
     case Req of
-      {sample, Item, N, WantDelta, _} -> Sample(Item, N, WantDelta, Prev);
       {ports, Key, N, _} -> PortSample(Key, N, Prev);
       {ets, Key, N, _} -> EtsSample(Key, N, Prev)
     end
@@ -353,16 +543,38 @@ proc_lib:spawn_opt(fun() ->
       {error, E} -> {{error, E}, St1}
     end
   end,
-  Handle = fun({sample, Item, _, WantDelta, Base} = Req, St) ->
-                 % Reductions deltas under churn build a map of the last
-                 % frame; memory values are mostly distinct, so the top-N
-                 % selection keeps more of them.
-                 Words = case {Item, WantDelta} of
-                   {reductions, true} -> 56;
-                   {memory, _} -> 72;
-                   _ -> 48
-                 end,
-                 Frame(procs, Req, Base, erlang:system_info(process_count), Words, St);
+  % A frame of the process table, computed by the process worker (started
+  % here the first time, and again after it failed). The worker holds the
+  % reductions of the frame it answered last, numbered Seq here; it uses
+  % them only when etop names that frame (Base), and otherwise starts over
+  % from totals.
+  ProcFrame = fun({sample, _, _, _, Base} = Req, St) ->
+    % The worker's heap, garbage included, per process: measured 10 to 25
+    % words at 1M processes, and up to 60 at 20k, where what a chunk
+    % builds weighs more. A frame stops at half the ceiling. What the
+    % worker keeps may be of more processes than there are now.
+    Limit = Ceiling(Need(erlang:max(erlang:system_info(process_count),
+                                    maps:get(procs_kept, St, 0)), 128)),
+    erlang:process_flag(max_heap_size, HeapOpts(Limit)),
+    {W, MRef, Seq} = case maps:find(procs, St) of
+      {ok, Running} -> Running;
+      error ->
+        W0 = proc_lib:spawn_opt(ProcWork, [{max_heap_size, HeapOpts(Limit)}]),
+        {W0, erlang:monitor(process, W0), none}
+    end,
+    W ! {proc_frame, Me, Req, Seq =:= Base, Limit},
+    receive
+      {frame_done, W, #{kept := Kept} = Info} ->
+        Next = erlang:unique_integer([positive]),
+        {{ok, Info#{frame => Next, heap_limit_bytes => Limit * WS}},
+         St#{procs => {W, MRef, Next}, procs_kept => Kept}};
+      {frame_failed, W, {throw, heap_limit}} -> {{error, {heap_limit, Limit * WS}}, St#{procs => {W, MRef, none}}};
+      {frame_failed, W, Why} -> {{error, Why}, St#{procs => {W, MRef, none}}};
+      {'DOWN', MRef, process, W, killed} -> {{error, {heap_limit, Limit * WS}}, maps:remove(procs, St)};
+      {'DOWN', MRef, process, W, Reason} -> {{error, {frame_worker, Reason}}, maps:remove(procs, St)}
+    end
+  end,
+  Handle = fun({sample, _, _, _, _} = Req, St) -> ProcFrame(Req, St);
               ({ports, _, _, Base} = Req, St) ->
                  Frame(ports, Req, Base, erlang:system_info(port_count), 64, St);
               ({ets, _, _, Base} = Req, St) ->

@@ -40,6 +40,14 @@ pub const AGENT_CALLS: &[&str] = &[
     "erlang:processes/0",
     "erlang:process_info/2",
     "erlang:is_tuple/1",
+    "erlang:is_pid/1",
+    "erlang:is_integer/1",
+    "erlang:list_to_tuple/1",
+    "erlang:tuple_to_list/1",
+    "erlang:tuple_size/1",
+    "erlang:append_element/2",
+    "erlang:length/1",
+    "erlang:garbage_collect/0",
     "erlang:monotonic_time/1",
     "erlang:unique_integer/1",
     "erlang:localtime/0",
@@ -56,6 +64,7 @@ pub const AGENT_CALLS: &[&str] = &[
     "erlang:min/2",
     "erlang:demonitor/2",
     "erlang:error/1",
+    "erlang:throw/1",
     "erlang:ports/0",
     "erlang:port_info/2",
     "erlang:integer_to_list/1",
@@ -65,12 +74,12 @@ pub const AGENT_CALLS: &[&str] = &[
     "lists:zip/2",
     "lists:zip3/3",
     "lists:sort/1",
-    "lists:usort/1",
     "lists:reverse/1",
     "lists:sublist/2",
     "lists:last/1",
+    "lists:max/1",
+    "lists:split/2",
     "lists:member/2",
-    "lists:nthtail/2",
     "lists:filter/2",
     "lists:flatmap/2",
     "lists:keyfind/3",
@@ -80,6 +89,7 @@ pub const AGENT_CALLS: &[&str] = &[
     "maps:remove/2",
     "maps:get/3",
     "maps:find/2",
+    "maps:size/1",
     "proc_lib:translate_initial_call/1",
     "inet:getstat/2",
     "inet:ntoa/1",
@@ -95,10 +105,10 @@ pub const AGENT_CALLS: &[&str] = &[
 ];
 
 /// The agent: one process per connection, evaluated by `erl_eval` from this
-/// source (`src/agent.erl`, which says what it promises the node). The hot
-/// paths are compiled stdlib driven by external funs
+/// source (`agent.erl`, which says what it promises the node). The hot paths
+/// are compiled stdlib driven by external funs
 /// (`lists:zipwith(fun erlang:process_info/2, ...)`), so interpretation costs
-/// a few dozen calls per frame, not one per process.
+/// a few dozen calls per chunk of processes, not one per process.
 pub const AGENT_SRC: &str = include_str!("agent.erl");
 
 /// What the main table sorts by, as the agent names the process_info item.
