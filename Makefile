@@ -1,14 +1,15 @@
 # etop — the commands the README promises.
 #   make test    format, lint, unit and integration tests (against real erl nodes)
 #   make demo    start a demo node that looks loaded and attach etop to it
-#   make bench   etop's cost on the target against OTP's etop collector
+#   make bench   etop's cost on the target against OTP's etop collector (25 min)
+#   make bench-quick  the same at 100k processes only, writing nothing (3 min)
 #   make soak    every view watching real nodes for a long time (about 15 min)
 #   make man     regenerate man/etop.1 from the command-line definition
 
 CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build release test deps demo bench bench-smoke soak man clean
+.PHONY: all build release test deps demo bench bench-quick bench-smoke soak man clean
 
 all: build
 
@@ -35,8 +36,9 @@ test: deps
 	$(CARGO) test
 	$(MAKE) --no-print-directory bench-smoke
 
-# The benchmark at 10k processes, one refresh per cell, so the script cannot
-# rot between full runs; it fails when a cell could not be measured.
+# The benchmark at 10k processes, quiet and under churn, one refresh per
+# cell, so the script cannot rot between full runs; it fails when a cell
+# could not be measured.
 bench-smoke: deps build
 	bench/run --smoke --etop $${CARGO_TARGET_DIR:-target}/debug/etop
 
@@ -45,6 +47,9 @@ demo: deps release
 
 bench: deps release
 	bench/run
+
+bench-quick: deps release
+	bench/run --quick
 
 soak: deps release
 	bench/soak
