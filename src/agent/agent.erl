@@ -16,7 +16,7 @@
 %%   frame to frame. A frame that needs more stops (or is killed by the VM),
 %%   the node is untouched, and etop says so.
 %% - No step the VM cannot interrupt grows with the node: the process table
-%%   is walked in chunks of at most 16,384 processes, with compiled stdlib
+%%   is walked in chunks of at most 32,768 processes, with compiled stdlib
 %%   functions that yield; nothing per process is ever sent between
 %%   processes or copied into a spawned fun (a copy cannot be interrupted);
 %%   the worker's heap holds a chunk's work and its state, and a heap that
@@ -83,10 +83,14 @@ proc_lib:spawn_opt(fun() ->
     %
     % The K largest {Value, Pid} seen so far, largest first, kept as
     % {Top, Count, Smallest}. Once there are K, a chunk adds only the values
-    % above the smallest (any K holders of a tied value will do), so a chunk
-    % of idle processes costs one lists:max/1. The values are integers or,
-    % for the sorts without deltas, process_info's {Item, V} as it came
-    % (undefined, for a process that died, sorts below every tuple).
+    % above the smallest, so a chunk of idle processes costs one
+    % lists:max/1. The values are integers or, for the sorts without deltas,
+    % process_info's {Item, V} as it came (undefined, for a process that
+    % died, sorts below every tuple). Any K holders of a tied value would
+    % do, but when the smallest is a positive delta, later chunks' holders
+    % of it are taken too (the larger pid wins a tie): under churn the
+    % first holders met are the oldest of many short-lived processes, which
+    % may be gone by the time their details are read.
     Merge = fun(New, Top, K) ->
       T = lists:sublist(lists:reverse(lists:sort(New ++ Top)), K),
       {T, length(T), case T of [] -> undefined; _ -> erlang:element(1, lists:last(T)) end}
@@ -101,21 +105,34 @@ proc_lib:spawn_opt(fun() ->
           Keep(Vs2, Ps2, Size - (K - Count), K, Merge(lists:zip(Vs1, Ps1), Top, K));
         true -> Merge(lists:zip(Vs, Ps), Top, K);
         false ->
-          case lists:max(Vs) > Kth of
+          Floor = case erlang:is_integer(Kth) andalso Kth > 0 of
+            true -> Kth - 1;
+            false -> Kth
+          end,
+          % max(V, F) is F exactly for the values not above F.
+          Above = fun(F) ->
+            lists:filter(fun erlang:is_tuple/1,
+                         lists:zipwith3(fun maps:get/3, lists:zipwith(fun erlang:max/2, Vs, Dup(Size, F)),
+                                        Dup(Size, #{F => x}), lists:zip(Vs, Ps)))
+          end,
+          case lists:max(Vs) > Floor of
             false -> Acc;
             true ->
-              % max(V, Kth) is Kth exactly for the values not above it.
-              Above = lists:filter(fun erlang:is_tuple/1,
-                        lists:zipwith3(fun maps:get/3,
-                                       lists:zipwith(fun erlang:max/2, Vs, Dup(Size, Kth)),
-                                       Dup(Size, #{Kth => x}), lists:zip(Vs, Ps))),
-              Merge(Above, Top, K)
+              % Not when a chunk is full of the tied value (many processes
+              % doing the same small work): sorting them all costs more than
+              % it is worth.
+              case Above(Floor) of
+                Many when Floor =/= Kth, length(Many) > 4 * K -> Merge(Above(Kth), Top, K);
+                New -> Merge(New, Top, K)
+              end
           end
       end
     end,
     % etop:top-end
     Items = [registered_name, initial_call, current_function, memory, reductions, message_queue_len],
-    Detail = fun({V0, P}) ->
+    Details = fun Details(_, 0, Rows) -> lists:reverse(Rows);
+                  Details([], _, Rows) -> lists:reverse(Rows);
+                  Details([{V0, P} | More], Left, Rows) ->
       V = case V0 of {_, X} -> X; _ -> V0 end,
       case erlang:process_info(P, Items) of
         [{_, Reg}, {_, Init0}, {_, Cur}, {_, Mem}, {_, Reds}, {_, Q}] ->
@@ -124,32 +141,80 @@ proc_lib:spawn_opt(fun() ->
               try proc_lib:translate_initial_call(P) catch _:_ -> Init0 end;
             _ -> Init0
           end,
-          [{P, V, Reg, Init, Cur, Mem, Reds, Q}];
-        _ -> []
+          Details(More, Left - 1, [{P, V, Reg, Init, Cur, Mem, Reds, Q} | Rows]);
+        _ -> Details(More, Left, Rows)
+      end
+    end,
+    % The kept frame's values from a cursor: a list of tuples and how many
+    % values of the first one are already passed.
+    TakeVals = fun TakeVals(0, Ts, Off, Acc) -> {lists:append(lists:reverse(Acc)), Ts, Off};
+                   TakeVals(_, [], Off, Acc) -> {lists:append(lists:reverse(Acc)), [], Off};
+                   TakeVals(N, [T | Ts], Off, Acc) ->
+                     Avail = erlang:tuple_size(T) - Off,
+                     case N < Avail of
+                       true ->
+                         Part = lists:sublist(erlang:tuple_to_list(T), Off + 1, N),
+                         {lists:append(lists:reverse([Part | Acc])), [T | Ts], Off + N};
+                       false ->
+                         TakeVals(N - Avail, Ts, 0, [lists:nthtail(Off, erlang:tuple_to_list(T)) | Acc])
+                     end
+               end,
+    SkipVals = fun SkipVals(0, Ts, Off) -> {Ts, Off};
+                   SkipVals(_, [], Off) -> {[], Off};
+                   SkipVals(N, [T | Ts], Off) ->
+                     Avail = erlang:tuple_size(T) - Off,
+                     case N < Avail of
+                       true -> {[T | Ts], Off + N};
+                       false -> SkipVals(N - Avail, Ts, 0)
+                     end
+               end,
+    % Reductions in the window for a segment of the process list that is not
+    % where the kept list goes on (processes started or gone around it):
+    % each is looked up among the next kept processes (a small map, Slack
+    % more than the segment), a process not found there counts from 0. That
+    % is exact because a process keeps its place in erlang:processes/0 (its
+    % slot in the process table) for its life: two lists have their common
+    % processes in the same order. So a process of the segment that is not
+    % in the window is new, unless the kept list goes on with it beyond the
+    % window; and then every kept process after the last one found, to the
+    % window's end, is gone. One of them still alive settles it; otherwise
+    % the window grows. Returns the deltas and how many kept processes the
+    % segment used up.
+    Match = fun Match(Seg, Vs, Size, OPs, Ts, Off, Slack) ->
+      WinPs = lists:sublist(OPs, Size + Slack),
+      W = length(WinPs),
+      {WinVs, _, _} = TakeVals(W, Ts, Off, []),
+      Index = maps:from_list(lists:zip(WinPs, lists:seq(2, W + 1))),
+      Idx = lists:zipwith3(fun maps:get/3, Seg, Dup(Size, Index), Dup(Size, 1)),
+      Used = lists:max(Idx) - 1,
+      Sure = (not lists:member(1, Idx)) orelse W < Size + Slack orelse
+             lists:any(fun erlang:is_process_alive/1, lists:nthtail(Used, WinPs)),
+      case Sure of
+        true ->
+          Olds = lists:zipwith(fun erlang:element/2, Idx, Dup(Size, erlang:list_to_tuple([0 | WinVs]))),
+          {lists:zipwith(fun erlang:'-'/2, Vs, Olds), Used};
+        false -> Match(Seg, Vs, Size, OPs, Ts, Off, 2 * Slack)
       end
     end,
     % One frame. Kept is what the last reductions frame left, when the agent
-    % says it belongs to the frame etop holds, as #{ps, chunks, map}:
-    % - ps, chunks: that frame's process list and its reductions, a tuple
-    %   per chunk (one word a value, read in order). When erlang:processes/0
-    %   gives the same list, the reductions in the window are found by
-    %   position, and a chunk whose values did not change keeps the kept
-    %   tuple, so a quiet frame builds nothing that outlives it.
-    % - map: pid => reductions, for frames where the list changed: every
-    %   process is looked up there (a process new since that frame is not,
-    %   and counts from 0, so it shows its total). It is made from ps and
-    %   chunks the first time the list changes, then kept: each frame
-    %   writes only the values that changed (a merge that copies a few
-    %   paths of the map, not the map). Values of processes that died stay
-    %   until they are a quarter of it; then a frame builds it again from
-    %   what it reads. While the list keeps changing, a frame that saw a new
-    %   process does not keep ps and chunks.
+    % says it belongs to the frame etop holds: #{ps, chunks, chunk}, that
+    % frame's process list and its reductions, a tuple per chunk of `chunk`
+    % processes (one word a value, read in order). When erlang:processes/0
+    % gives the same list, reductions in the window are found by position,
+    % and a chunk whose values did not change keeps the kept tuple, so a
+    % quiet frame builds nothing that outlives it. When the list changed,
+    % the walk goes on by position wherever the kept list goes on, and
+    % matches the segments around processes started or gone (Match): under
+    % churn new processes take the process table's free slots in turn, so
+    % they gather in a few places of the list, and the rest is matched by
+    % position.
     Sample = fun(Item, N, WantDelta, Kept, Limit, Soft) ->
       T0 = erlang:monotonic_time(microsecond),
-      % The agent and this worker are in the list; and, under churn, some
-      % of the largest may be gone by the time their details are read:
-      % room for both.
-      K = N + 2 + erlang:max(N, 32),
+      % The agent and this worker are in the list; and, under churn, many
+      % of the largest may be gone by the time their details are read (new
+      % processes show their totals, and short-lived ones die): room for
+      % both.
+      K = N + 2 + erlang:max(4 * N, 128),
       % A frame that needs more than Soft words stops in a step of its own,
       % here or between chunks, rather than being killed by the VM
       % somewhere inside erl_eval (where OTP 25 can report the kill as
@@ -171,80 +236,58 @@ proc_lib:spawn_opt(fun() ->
       % The process list alone takes two words a process.
       Room(2 * erlang:system_info(process_count)),
       {Mode, Ps} = case {Item, WantDelta, Kept} of
-        {reductions, true, #{ps := OldPs}} when OldPs =/= none ->
+        {reductions, true, #{ps := OldPs}} ->
           % When the list is the kept one, the kept term is walked: the new
           % copy is garbage at once.
           case erlang:processes() of
             OldPs -> {same, OldPs};
             Fresh -> {moved, Fresh}
           end;
-        {reductions, true, #{}} -> {moved, erlang:processes()};
         {reductions, true, none} -> {first, erlang:processes()};
         _ -> {raw, erlang:processes()}
       end,
       Len = length(Ps),
-      Chunks0 = case Kept of #{chunks := C0} -> C0; _ -> [] end,
       % Processes per chunk: what a chunk builds (about 20 words a
       % process) is a small part of the ceiling, and the chunks of a frame
       % walked by position are those of the kept one.
       Chunk = case {Mode, Kept} of
         {same, #{chunk := C}} -> C;
-        _ -> erlang:max(256, erlang:min(16384, Limit div 1024))
+        _ -> erlang:max(256, erlang:min(32768, Limit div 1024))
       end,
-      DupsOf = fun(Size) -> {Dup(Size, Item), Dup(Size, 2), Dup(Size, 0), Dup(Size, #{0 => x})} end,
+      DupsOf = fun(Size) -> {Dup(Size, Item), Dup(Size, 2), Dup(Size, 0)} end,
       FullDups = DupsOf(erlang:min(Chunk, Len)),
-      M0 = case {Mode, Kept} of
-        {moved, #{map := none, ps := KPs, chunks := KChunks}} ->
-          ToMap = fun ToMap(Rest, [Vs | More], M) ->
-                        {Cps, Rest1} = lists:split(erlang:tuple_size(Vs), Rest),
-                        ToMap(Rest1, More, maps:merge(M, maps:from_list(lists:zip(Cps, erlang:tuple_to_list(Vs)))));
-                      ToMap(_, [], M) -> M
-                  end,
-          ToMap(KPs, KChunks, #{});
-        {_, #{map := M}} when Mode =:= moved; Mode =:= same -> M;
-        _ -> none
-      end,
-      Rebuild = Mode =:= moved andalso maps:size(M0) > Len + Len div 4 + 4096,
-      % The values written to the map: those that changed, or all of them
-      % when it is built again.
-      Write = fun(M, Ps1, Vs, Ds, ZeroMap) ->
-        case Rebuild of
-          true -> {maps:merge(M, maps:from_list(lists:zip(Ps1, Vs))), erlang:length(Vs)};
-          false ->
-            case lists:filter(fun erlang:is_pid/1, lists:zipwith3(fun maps:get/3, Ds, ZeroMap, Ps1)) of
-              [] -> {M, 0};
-              ChangedPs ->
-                ChangedVs = lists:filter(fun erlang:is_integer/1, lists:zipwith3(fun maps:get/3, Ds, ZeroMap, Vs)),
-                {maps:merge(M, maps:from_list(lists:zip(ChangedPs, ChangedVs))), erlang:length(ChangedPs)}
-            end
-        end
-      end,
-      % St: {Top, Chunks, map, values written, largest heap}.
-      Step = fun(Ps1, Size, Old, {Acc, Chunks, M, Written, Heap}) ->
-        {Item1, Two, Zero, ZeroMap} = case Size of Chunk -> FullDups; _ -> DupsOf(Size) end,
+      % St: {Top, chunks (reversed), largest heap}, and for a changed list
+      % the cursor in the kept one: {kept processes, kept tuples, offset}.
+      Step = fun(Ps1, Size, Old, {Acc, Chunks, Heap, Cur}) ->
+        {Item1, Two, Zero} = case Size of Chunk -> FullDups; _ -> DupsOf(Size) end,
         Raw = lists:zipwith(fun erlang:process_info/2, Ps1, Item1),
-        St1 = case Mode of
-          raw -> {Keep(Raw, Ps1, Size, K, Acc), Chunks, M, Written};
+        {Acc1, Chunks1, Cur1} = case Mode of
+          raw -> {Keep(Raw, Ps1, Size, K, Acc), Chunks, Cur};
           first ->
             Vs = Ints(Raw, Two, Size),
-            {Keep(Vs, Ps1, Size, K, Acc), [erlang:list_to_tuple(Vs) | Chunks], M, Written};
+            {Keep(Vs, Ps1, Size, K, Acc), [erlang:list_to_tuple(Vs) | Chunks], Cur};
           same ->
             Vs = Ints(Raw, Two, Size),
             case erlang:list_to_tuple(Vs) of
-              Old -> {Keep(Zero, Ps1, Size, K, Acc), [Old | Chunks], M, Written};
+              Old -> {Keep(Zero, Ps1, Size, K, Acc), [Old | Chunks], Cur};
               Tuple ->
                 Ds = lists:zipwith(fun erlang:'-'/2, Vs, erlang:tuple_to_list(Old)),
-                {M1, W} = case M of none -> {M, 0}; _ -> Write(M, Ps1, Vs, Ds, ZeroMap) end,
-                {Keep(Ds, Ps1, Size, K, Acc), [Tuple | Chunks], M1, Written + W}
+                {Keep(Ds, Ps1, Size, K, Acc), [Tuple | Chunks], Cur}
             end;
           moved ->
             Vs = Ints(Raw, Two, Size),
-            Ds = lists:zipwith(fun erlang:'-'/2, Vs,
-                               lists:zipwith3(fun maps:get/3, Ps1, Dup(Size, M0), Zero)),
-            {M1, W} = Write(M, Ps1, Vs, Ds, ZeroMap),
-            {Keep(Ds, Ps1, Size, K, Acc), [erlang:list_to_tuple(Vs) | Chunks], M1, Written + W}
+            {OPs, Ts, Off} = Cur,
+            {Ds, Used} = case lists:prefix(Ps1, OPs) of
+              true ->
+                {Olds, _, _} = TakeVals(Size, Ts, Off, []),
+                {lists:zipwith(fun erlang:'-'/2, Vs, Olds), Size};
+              false -> Match(Ps1, Vs, Size, OPs, Ts, Off, erlang:max(256, Chunk div 8))
+            end,
+            {Ts1, Off1} = SkipVals(Used, Ts, Off),
+            {Keep(Ds, Ps1, Size, K, Acc), [erlang:list_to_tuple(Vs) | Chunks],
+             {lists:nthtail(Used, OPs), Ts1, Off1}}
         end,
-        erlang:append_element(St1, erlang:max(Heap, HeapNow()))
+        {Acc1, Chunks1, erlang:max(Heap, HeapNow()), Cur1}
       end,
       Walk = fun Walk(_, 0, _, St) -> St;
                  Walk(Rest, Left, Old, St) ->
@@ -258,26 +301,21 @@ proc_lib:spawn_opt(fun() ->
                    Room(0),
                    Walk(Rest1, Left - Size, OldRest, St1)
              end,
-      MInit = case Rebuild of true -> #{}; false -> M0 end,
-      {{Top, _, _}, RevChunks, MNext, Written, Heap} =
-        Walk(Ps, Len, Chunks0, {{[], 0, undefined}, [], MInit, 0, HeapNow()}),
+      {Chunks0, Cur0} = case {Mode, Kept} of
+        {same, #{chunks := KChunks}} -> {KChunks, none};
+        {moved, #{ps := KPs, chunks := KChunks}} -> {[], {KPs, KChunks, 0}};
+        _ -> {[], none}
+      end,
+      {{Top, _, _}, RevChunks, Heap, _} =
+        Walk(Ps, Len, Chunks0, {{[], 0, undefined}, [], HeapNow(), Cur0}),
       Next = case Mode of
         raw -> none;
-        first -> #{ps => Ps, chunks => lists:reverse(RevChunks), chunk => Chunk, map => none};
-        % A map that takes as many writes as a quarter of the processes
-        % while the list stays the same (a busy, stable node) costs more to
-        % keep than to build again if the list changes.
-        same when Written > Len div 4 ->
-          #{ps => Ps, chunks => lists:reverse(RevChunks), chunk => Chunk, map => none};
-        same -> #{ps => Ps, chunks => lists:reverse(RevChunks), chunk => Chunk, map => MNext};
-        % A new process was written to the map: the list is still changing.
-        moved when map_size(MNext) > map_size(M0) -> #{ps => none, chunks => [], chunk => Chunk, map => MNext};
-        moved -> #{ps => Ps, chunks => lists:reverse(RevChunks), chunk => Chunk, map => MNext}
+        _ -> #{ps => Ps, chunks => lists:reverse(RevChunks), chunk => Chunk}
       end,
       Mine = [Self, Me],
-      Ranked = [R || {_, P} = R <- Top, not lists:member(P, Mine)],
-      % The first N of them still alive.
-      Rows = lists:sublist(lists:flatmap(Detail, Ranked), N),
+      % The first N of them still alive (a detail read makes the process
+      % answer, so no more are read than needed).
+      Rows = Details([R || {_, P} = R <- Top, not lists:member(P, Mine)], N, []),
       T1 = erlang:monotonic_time(microsecond),
       {#{node => erlang:node(), time => erlang:localtime(), mono_us => T0, procs => Len,
          runq => erlang:statistics(run_queue), memory => erlang:memory(),
@@ -287,11 +325,7 @@ proc_lib:spawn_opt(fun() ->
          delta => Mode =:= same orelse Mode =:= moved,
          heap_bytes => erlang:max(Heap, HeapNow()) * WS,
          % Processes whose reductions the worker keeps for the next frame.
-         kept => case Next of
-                   #{map := KeptMap} when KeptMap =/= none -> erlang:max(Len, maps:size(KeptMap));
-                   none -> 0;
-                   _ -> Len
-                 end,
+         kept => case Next of none -> 0; _ -> Len end,
          rows => Rows}, Next}
     end,
     Loop = fun Loop(State) ->
@@ -313,12 +347,6 @@ proc_lib:spawn_opt(fun() ->
           end,
           % An error is an answer, not a crash report in the node's log.
           case try {ok, Sample(Item, N, WantDelta, Kept, Limit, Soft)} catch C:E -> {error, {C, E}} end of
-            {ok, {Info, none}} ->
-              Me ! {frame_done, Self, Info},
-              % Nothing is kept: the heap the frame grew goes back now
-              % (a collection with nothing live is quick).
-              erlang:garbage_collect(),
-              Loop(none);
             {ok, {Info, Next}} -> Me ! {frame_done, Self, Info}, Loop(Next);
             {error, Why} ->
               Me ! {frame_failed, Self, Why},
