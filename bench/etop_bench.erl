@@ -25,10 +25,12 @@
 %%
 %% And, run on the target itself (bench/run starts them with the node):
 %%   probe_start()
-%%       One process per normal scheduler, bound to it, asking to wake
-%%       every 1 ms and recording how late it wakes (a process that holds a
-%%       scheduler delays the timers of that scheduler); and a system
-%%       monitor for schedules and collections over 10 ms.
+%%       A process asking to wake every 1 ms and recording how late it wakes,
+%%       free to move between schedulers like any process of the node's
+%%       service; one more per normal scheduler, bound to it, for the
+%%       longest stall of any scheduler (a process that holds a scheduler
+%%       delays every timer of that scheduler); and a system monitor for
+%%       schedules and collections over 10 ms.
 %%   churn(PerSec, LifeMs)
 %%       The churn load: PerSec short-lived processes started a second (in
 %%       batches every 10 ms), each doing a little work and living LifeMs.
@@ -202,14 +204,14 @@ probe_start() ->
     ok.
 
 probe_owner() ->
-    Probes = [spawn_probe(I) || I <- lists:seq(1, erlang:system_info(schedulers))],
+    Free = spawn(fun() -> probe_loop(erlang:monotonic_time(microsecond)) end),
+    Bound = [spawn_probe(I) || I <- lists:seq(1, erlang:system_info(schedulers))],
     erlang:system_monitor(self(), [{long_schedule, 10}, {long_gc, 10}]),
-    probe_owner(Probes, #{}).
+    probe_owner({Free, Bound}, #{}).
 
 %% Bound to scheduler I where the VM allows it (an undocumented spawn option;
 %% without it the probe still measures, on whatever scheduler it lands).
-%% Normal priority, like the processes of the service the node runs: what
-%% they wait for, the probe waits for.
+%% Normal priority, like the processes of the service the node runs.
 spawn_probe(I) ->
     F = fun() -> probe_loop(erlang:monotonic_time(microsecond)) end,
     try spawn_opt(F, [{scheduler, I}])
@@ -243,17 +245,19 @@ probe_owner(Probes, Worst) ->
             Key = {What, whose(Pid)},
             probe_owner(Probes, Worst#{Key => max(Ms, maps:get(Key, Worst, 0))});
         {take, From} ->
-            [P ! {take, self()} || P <- Probes],
-            Taken = [receive {taken, P, Bs, Max} -> {Bs, Max} end || P <- Probes],
-            Counts = lists:foldl(fun({B, N}, Acc) -> Acc#{B => N + maps:get(B, Acc, 0)} end,
-                                 #{}, lists:append([Bs || {Bs, _} <- Taken])),
+            {Free, Bound} = Probes,
+            [P ! {take, self()} || P <- [Free | Bound]],
+            Taken = [receive {taken, P, Bs, Max} -> {P, Bs, Max} end || P <- [Free | Bound]],
+            {Free, Bs0, Max0} = lists:keyfind(Free, 1, Taken),
+            Counts = maps:from_list(Bs0),
             Total = lists:sum(maps:values(Counts)),
             Pct = fun(Q) -> percentile(lists:sort(maps:to_list(Counts)), Q * Total) end,
-            Max = lists:max([0 | [M || {_, M} <- Taken, is_integer(M)]]),
+            Stall = lists:max([0 | [M || {_, _, M} <- Taken, is_integer(M)]]),
             Stalls = [{atom_to_list(What) ++ "_" ++ atom_to_list(Who), Ms}
                       || {{What, Who}, Ms} <- maps:to_list(Worst)],
             From ! {probe, [{n, Total}, {p50_us, Pct(0.5)}, {p99_us, Pct(0.99)},
-                            {max_us, Max} | Stalls]},
+                            {max_us, if is_integer(Max0) -> Max0; true -> 0 end},
+                            {stall_us, Stall} | Stalls]},
             probe_owner(Probes, #{})
     end.
 
