@@ -255,7 +255,16 @@ proc_lib:spawn_opt(fun() ->
         _ -> erlang:max(256, erlang:min(32768, Limit div 1024))
       end,
       DupsOf = fun(Size) -> {Dup(Size, Item), Dup(Size, 2), Dup(Size, 0)} end,
-      FullDups = DupsOf(erlang:min(Chunk, Len)),
+      % The constant lists a full chunk's passes take, made once and kept
+      % in this worker's dictionary (one entry) for the next frames.
+      FullDups = case erlang:get(etop_dups) of
+        {Item, Chunk, D} -> D;
+        _ when Len >= Chunk ->
+          D = DupsOf(Chunk),
+          erlang:put(etop_dups, {Item, Chunk, D}),
+          D;
+        _ -> DupsOf(Len)
+      end,
       % St: {Top, chunks (reversed), largest heap}, and for a changed list
       % the cursor in the kept one: {kept processes, kept tuples, offset}.
       Step = fun(Ps1, Size, Old, {Acc, Chunks, Heap, Cur}) ->

@@ -33,6 +33,7 @@ pub const AGENT_CALLS: &[&str] = &[
     "erlang:link/1",
     "erlang:unlink/1",
     "erlang:put/2",
+    "erlang:get/1",
     "erlang:function_exported/3",
     "proc_lib:set_label/1",
     "erlang:system_flag/2",
