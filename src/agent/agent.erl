@@ -178,9 +178,11 @@ proc_lib:spawn_opt(fun() ->
     % in the window is new, unless the kept list goes on with it beyond the
     % window; and then every kept process after the last one found, to the
     % window's end, is gone. One of them still alive settles it; otherwise
-    % the window grows. Returns the deltas and how many kept processes the
-    % segment used up.
-    Match = fun Match(Seg, Vs, Size, OPs, Ts, Off, Slack) ->
+    % the window grows (after most processes died at once, up to the rest of
+    % the kept list; Room, between tries, keeps the garbage of the tries
+    % within the ceiling). Returns the deltas and how many kept processes
+    % the segment used up.
+    Match = fun Match(Seg, Vs, Size, OPs, Ts, Off, Slack, Room) ->
       WinPs = lists:sublist(OPs, Size + Slack),
       W = length(WinPs),
       {WinVs, _, _} = TakeVals(W, Ts, Off, []),
@@ -193,7 +195,7 @@ proc_lib:spawn_opt(fun() ->
         true ->
           Olds = lists:zipwith(fun erlang:element/2, Idx, Dup(Size, erlang:list_to_tuple([0 | WinVs]))),
           {lists:zipwith(fun erlang:'-'/2, Vs, Olds), Used};
-        false -> Match(Seg, Vs, Size, OPs, Ts, Off, 2 * Slack)
+        false -> Room(0), Match(Seg, Vs, Size, OPs, Ts, Off, 4 * Slack, Room)
       end
     end,
     % One frame. Kept is what the last reductions frame left, when the agent
@@ -290,7 +292,7 @@ proc_lib:spawn_opt(fun() ->
               true ->
                 {Olds, _, _} = TakeVals(Size, Ts, Off, []),
                 {lists:zipwith(fun erlang:'-'/2, Vs, Olds), Size};
-              false -> Match(Ps1, Vs, Size, OPs, Ts, Off, erlang:max(256, Chunk div 8))
+              false -> Match(Ps1, Vs, Size, OPs, Ts, Off, erlang:max(256, Chunk div 8), Room)
             end,
             {Ts1, Off1} = SkipVals(Used, Ts, Off),
             {Keep(Ds, Ps1, Size, K, Acc), [erlang:list_to_tuple(Vs) | Chunks],
@@ -345,7 +347,7 @@ proc_lib:spawn_opt(fun() ->
           % empties: the VM kills a process whose heap plus that room passes
           % its ceiling. So a frame uses at most a third of the ceiling, and
           % a lower ceiling is set only once the heap is within it.
-          Soft = Limit div 3,
+          Soft = Limit div 4,
           case HeapNow() > Soft of
             true -> erlang:garbage_collect();
             false -> ok
@@ -356,7 +358,17 @@ proc_lib:spawn_opt(fun() ->
           end,
           % An error is an answer, not a crash report in the node's log.
           case try {ok, Sample(Item, N, WantDelta, Kept, Limit, Soft)} catch C:E -> {error, {C, E}} end of
-            {ok, {Info, Next}} -> Me ! {frame_done, Self, Info}, Loop(Next);
+            {ok, {#{procs := Procs} = Info, Next}} ->
+              Me ! {frame_done, Self, Info},
+              % What is kept is a few words a process; a heap grown far past
+              % that by the frame's garbage is given back now rather than
+              % held until the next frame (a collection of a heap this
+              % large runs on a dirty scheduler).
+              case HeapNow() > 16 * Procs + 1048576 of
+                true -> erlang:garbage_collect();
+                false -> ok
+              end,
+              Loop(Next);
             {error, Why} ->
               Me ! {frame_failed, Self, Why},
               erlang:garbage_collect(),
