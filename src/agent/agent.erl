@@ -169,34 +169,44 @@ proc_lib:spawn_opt(fun() ->
                      end
                end,
     % Reductions in the window for a segment of the process list that is not
-    % where the kept list goes on (processes started or gone around it):
-    % each is looked up among the next kept processes (a small map, Slack
-    % more than the segment), a process not found there counts from 0. That
+    % where the kept list goes on (processes started or gone around it). That
     % is exact because a process keeps its place in erlang:processes/0 (its
     % slot in the process table) for its life: two lists have their common
-    % processes in the same order. So a process of the segment that is not
-    % in the window is new, unless the kept list goes on with it beyond the
-    % window; and then every kept process after the last one found, to the
-    % window's end, is gone. One of them still alive settles it; otherwise
-    % the window grows (after most processes died at once, up to the rest of
-    % the kept list; Room, between tries, keeps the garbage of the tries
-    % within the ceiling). Returns the deltas and how many kept processes
-    % the segment used up.
-    Match = fun Match(Seg, Vs, Size, OPs, Ts, Off, Slack, Room) ->
-      WinPs = lists:sublist(OPs, Size + Slack),
-      W = length(WinPs),
-      {WinVs, _, _} = TakeVals(W, Ts, Off, []),
-      Index = maps:from_list(lists:zip(WinPs, lists:seq(2, W + 1))),
-      Idx = lists:zipwith3(fun maps:get/3, Seg, Dup(Size, Index), Dup(Size, 1)),
-      Used = lists:max(Idx) - 1,
-      Sure = (not lists:member(1, Idx)) orelse W < Size + Slack orelse
-             lists:any(fun erlang:is_process_alive/1, lists:nthtail(Used, WinPs)),
-      case Sure of
-        true ->
-          Olds = lists:zipwith(fun erlang:element/2, Idx, Dup(Size, erlang:list_to_tuple([0 | WinVs]))),
-          {lists:zipwith(fun erlang:'-'/2, Vs, Olds), Used};
-        false -> Room(0), Match(Seg, Vs, Size, OPs, Ts, Off, 4 * Slack, Room)
-      end
+    % processes in the same order. The segment's processes are looked up in
+    % windows of the kept list (a map of Size + Slack entries, so no call on
+    % the node works on more than that at once). A process still unmatched
+    % is new, and counts from 0, once a kept process after the last one
+    % matched is alive (it is in the new list after the segment, so every
+    % kept process before it was seen), or the kept list ends. A window
+    % whose rest is all dead is dropped and the next one searched: the dead
+    % are never shown, and a kept process that died after this frame's list
+    % was taken, found later as "new", is dead too. Returns the deltas and
+    % how many kept processes the segment used up.
+    Match = fun(Seg, Vs, Size, OPs0, Ts0, Off0, Slack, Room) ->
+      Win = fun Win(Olds, OPs, Ts, Off, Base, Used) ->
+        WinPs = lists:sublist(OPs, Size + Slack),
+        W = length(WinPs),
+        {WinVs, Ts1, Off1} = TakeVals(W, Ts, Off, []),
+        Index = maps:from_list(lists:zip(WinPs, lists:seq(2, W + 1))),
+        Idx = lists:zipwith3(fun maps:get/3, Seg, Dup(Size, Index), Dup(Size, 1)),
+        % An atom sorts after every number: min/2 keeps what an earlier
+        % window found.
+        Found = lists:zipwith(fun erlang:element/2, Idx, Dup(Size, erlang:list_to_tuple([none | WinVs]))),
+        Olds1 = lists:zipwith(fun erlang:min/2, Olds, Found),
+        Last = lists:max(Idx) - 1,
+        Used1 = case Last of 0 -> Used; _ -> Base + Last end,
+        Done = (not lists:member(none, Olds1)) orelse W < Size + Slack orelse
+               lists:any(fun erlang:is_process_alive/1, lists:nthtail(Last, WinPs)),
+        case Done of
+          true -> {Olds1, Used1};
+          false ->
+            Room(0),
+            Win(Olds1, lists:nthtail(W, OPs), Ts1, Off1, Base + W, Base + W)
+        end
+      end,
+      {Olds, Used} = Win(Dup(Size, none), OPs0, Ts0, Off0, 0, 0),
+      Zeros = lists:zipwith3(fun maps:get/3, Olds, Dup(Size, #{none => 0}), Olds),
+      {lists:zipwith(fun erlang:'-'/2, Vs, Zeros), Used}
     end,
     % One frame. Kept is what the last reductions frame left, when the agent
     % says it belongs to the frame etop holds: #{ps, chunks, chunk}, that
