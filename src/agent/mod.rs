@@ -23,6 +23,8 @@ pub const ALLOWED_RPC: &[(&str, &str, usize)] = &[
     ("erl_scan", "string", 1),
     ("erl_parse", "parse_exprs", 1),
     ("erl_eval", "exprs", 2),
+    // The nodes a node is connected to, for `--cluster`.
+    ("erlang", "nodes", 1),
 ];
 
 /// Every remote function the agent source below calls. A unit test reads the
@@ -133,6 +135,39 @@ pub fn sample_request(key: SortKey, n: usize, delta: bool, base: i64) -> Term {
         atom(if delta { "true" } else { "false" }),
         int(base),
     ])
+}
+
+/// The most node names taken from one `erlang:nodes/1` reply: more than any
+/// cluster etop can watch at once.
+pub const MAX_CLUSTER_NODES: usize = 5000;
+
+/// The nodes `conn`'s node is connected to (`erlang:nodes/1`): visible ones,
+/// and hidden ones too when `hidden`. Anything in the reply that is not a
+/// node name is skipped; at most `MAX_CLUSTER_NODES` names are kept.
+pub fn connected_nodes(
+    conn: &mut Connection,
+    hidden: bool,
+    timeout: Duration,
+) -> Result<Vec<String>> {
+    let kinds = if hidden {
+        list(vec![atom("visible"), atom("hidden")])
+    } else {
+        list(vec![atom("visible")])
+    };
+    debug_assert!(ALLOWED_RPC.contains(&("erlang", "nodes", 1)));
+    let reply = conn.rpc("erlang", "nodes", vec![kinds], timeout)?;
+    let names = term::list_elems(&reply).ok_or_else(|| Error::Remote {
+        node: conn.peer.clone(),
+        what: "erlang:nodes/1".into(),
+        detail: etf::brief(&reply, 300),
+    })?;
+    Ok(names
+        .iter()
+        .filter_map(term::as_atom)
+        .filter(|n| n.contains('@'))
+        .take(MAX_CLUSTER_NODES)
+        .map(str::to_string)
+        .collect())
 }
 
 /// Our process on the target.
@@ -319,7 +354,7 @@ mod tests {
     #[test]
     fn rpc_allowlist_is_kernel_and_stdlib_only() {
         for (m, _, _) in ALLOWED_RPC {
-            assert!(["net_kernel", "erl_scan", "erl_parse", "erl_eval"].contains(m));
+            assert!(["net_kernel", "erl_scan", "erl_parse", "erl_eval", "erlang"].contains(m));
         }
     }
 }
