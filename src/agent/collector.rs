@@ -56,7 +56,8 @@ impl Collector {
         self.ensure().map(|_| ())
     }
 
-    /// The nodes this node is connected to (see `agent::connected_nodes`).
+    /// The visible nodes this node is connected to, or the hidden ones (see
+    /// `agent::connected_nodes`).
     pub fn connected_nodes(&mut self, hidden: bool, timeout: Duration) -> Result<Vec<String>> {
         let (conn, _) = self.ensure()?;
         let r = super::connected_nodes(conn, hidden, timeout);

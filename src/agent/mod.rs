@@ -9,6 +9,7 @@
 //! and, during `etop msacc`, `microstate_accounting`, whose previous value a
 //! guard process restores if the connection drops before we do.
 
+pub mod cluster;
 pub mod collector;
 pub mod sample;
 
@@ -141,21 +142,17 @@ pub fn sample_request(key: SortKey, n: usize, delta: bool, base: i64) -> Term {
 /// cluster etop can watch at once.
 pub const MAX_CLUSTER_NODES: usize = 5000;
 
-/// The nodes `conn`'s node is connected to (`erlang:nodes/1`): visible ones,
-/// and hidden ones too when `hidden`. Anything in the reply that is not a
-/// node name is skipped; at most `MAX_CLUSTER_NODES` names are kept.
+/// The nodes `conn`'s node is connected to (`erlang:nodes/1`): the visible
+/// ones, or the hidden ones when `hidden`. Anything in the reply that is not
+/// a node name is skipped; at most `MAX_CLUSTER_NODES` names are kept.
 pub fn connected_nodes(
     conn: &mut Connection,
     hidden: bool,
     timeout: Duration,
 ) -> Result<Vec<String>> {
-    let kinds = if hidden {
-        list(vec![atom("visible"), atom("hidden")])
-    } else {
-        list(vec![atom("visible")])
-    };
+    let kind = atom(if hidden { "hidden" } else { "visible" });
     debug_assert!(ALLOWED_RPC.contains(&("erlang", "nodes", 1)));
-    let reply = conn.rpc("erlang", "nodes", vec![kinds], timeout)?;
+    let reply = conn.rpc("erlang", "nodes", vec![list(vec![kind])], timeout)?;
     let names = term::list_elems(&reply).ok_or_else(|| Error::Remote {
         node: conn.peer.clone(),
         what: "erlang:nodes/1".into(),
