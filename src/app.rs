@@ -2,7 +2,9 @@
 //! stderr and an exit code.
 
 use crate::agent::SortKey;
+use crate::agent::cluster::{Ask, Cluster, Membership, Plan};
 use crate::agent::collector::{Collector, View};
+use crate::agent::sample::{Reply, Sample};
 use crate::cli::{Cli, Command, ConnArgs, FrameArgs, OutputArgs, Session, TopArgs};
 use crate::dist::ConnectOpts;
 use crate::dist::term::Term;
@@ -12,6 +14,9 @@ use crate::node::{self, CookieSources};
 use crate::text::say;
 use crate::ui::session::{self, Display};
 use crate::ui::{frame, term};
+use crate::views::cluster::procs::ClusterProcShaper;
+use crate::views::cluster::reply::ClusterReplyShaper;
+use crate::views::cluster::{ClusterFeed, Watched};
 use crate::views::ets::Ets;
 use crate::views::msacc::{MsaccFeed, MsaccShaper};
 use crate::views::ports::Ports;
@@ -20,7 +25,8 @@ use crate::views::reply::{ReplyShaper, ReplyView, RequestFeed};
 use crate::views::threads::{ThreadFeed, ThreadShaper, ThreadSort};
 use crate::views::{Format, ets, nodes, ports};
 use std::path::Path;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 pub fn main() -> i32 {
     let cli = match Cli::parse_args(std::env::args_os()) {
@@ -108,8 +114,11 @@ fn run(cli: Cli) -> Result<()> {
 fn reply_view<V: ReplyView>(
     s: &Session,
     (view, shape, what): (View, V, &'static str),
-    request: impl Fn(i64) -> Term + Send + 'static,
+    request: impl Fn(i64) -> Term + Send + Sync + 'static,
 ) -> Result<()> {
+    if s.is_cluster() {
+        return cluster_reply_view(s, (view, shape, what), request);
+    }
     let (frames, out) = (&s.frames, &s.out);
     let (collector, _) = attach(&s.conn, out, s.node.as_deref())?;
     let feed = RequestFeed {
@@ -154,6 +163,25 @@ fn attach(
     out: &OutputArgs,
     node: Option<&str>,
 ) -> Result<(Collector, Option<u32>)> {
+    let (opts, os_pid) = connect_opts(conn, out, node)?;
+    let collector = Collector::connect(opts, conn.agent_max_heap.unwrap_or(0))?;
+    if out.verbose {
+        say(format!(
+            "attached to {} as hidden node {}",
+            collector.peer(),
+            collector.ours()
+        ));
+    }
+    Ok((collector, os_pid))
+}
+
+/// Which node, with which cookie and under which name of ours; and the
+/// node's OS pid when it runs on this host.
+fn connect_opts(
+    conn: &ConnArgs,
+    out: &OutputArgs,
+    node: Option<&str>,
+) -> Result<(ConnectOpts, Option<u32>)> {
     if conn.cookie.is_some() {
         say(
             "warning: --cookie is visible to other users in the process list; \
@@ -187,19 +215,14 @@ fn attach(
             .unwrap_or_else(ConnectOpts::default_our_name),
         timeout: Duration::from_secs_f64(conn.connect_timeout),
     };
-    let collector = Collector::connect(opts, conn.agent_max_heap.unwrap_or(0))?;
-    if out.verbose {
-        say(format!(
-            "attached to {} as hidden node {}",
-            collector.peer(),
-            collector.ours()
-        ));
-    }
-    Ok((collector, os_pid))
+    Ok((opts, os_pid))
 }
 
 fn procs(top: &TopArgs) -> Result<()> {
     let s = &top.session;
+    if s.is_cluster() {
+        return cluster_procs(top);
+    }
     let (collector, os_pid) = attach(&s.conn, &s.out, s.node.as_deref())?;
     let key: SortKey = top.procs.sort.into();
     let feed = ProcFeed {
@@ -251,4 +274,106 @@ fn threads(
     };
     let shaper = ThreadShaper::new(label, sort, frames.lines as usize, frames.once);
     session::run(feed, shaper, display(frames, out))
+}
+
+/// What a cluster session attaches to: the entry node, with the cookie
+/// resolved for it (used for every node); the other nodes named, each in
+/// its own name mode; or the entry node's connected nodes, in its mode.
+fn cluster_plan(s: &Session) -> Result<(Plan, Watched)> {
+    let (entry, _) = connect_opts(&s.conn, &s.out, s.node.as_deref())?;
+    let mut named = Vec::new();
+    for n in &s.more_nodes {
+        let r = node::resolve(Some(n), &s.conn.host.proc_root)?;
+        named.push((r.target, r.mode));
+    }
+    let membership = if s.cluster || s.cluster_hidden {
+        Membership::Connected {
+            hidden: s.cluster_hidden,
+        }
+    } else {
+        Membership::Named
+    };
+    let interval = Duration::from_secs_f64(s.frames.interval_secs());
+    let watched = Watched {
+        entry: entry.target.to_string(),
+        whole_cluster: membership != Membership::Named,
+    };
+    let plan = Plan {
+        entry,
+        named,
+        membership,
+        heap_limit_bytes: s.conn.agent_max_heap.unwrap_or(0),
+        timeout: frame_timeout(&s.frames),
+        forget_after: (interval * 12).max(Duration::from_secs(60)),
+    };
+    Ok((plan, watched))
+}
+
+/// Attaches to every node of a cluster session and says so with -v.
+fn start_cluster<T: Send + 'static>(s: &Session, plan: Plan) -> Result<Cluster<T>> {
+    let cluster = Cluster::start(plan)?;
+    if s.out.verbose {
+        say(format!(
+            "watching {} nodes from {}",
+            cluster.len(),
+            cluster.entry()
+        ));
+    }
+    Ok(cluster)
+}
+
+/// On a terminal, the strip leaves the table at least a few rows.
+fn strip_room(d: &Display) -> Option<Box<dyn Fn() -> usize>> {
+    d.tty.then(|| {
+        Box::new(|| term::Screen::size().1.saturating_sub(12).max(3)) as Box<dyn Fn() -> usize>
+    })
+}
+
+/// The process table of several nodes, merged.
+fn cluster_procs(top: &TopArgs) -> Result<()> {
+    let s = &top.session;
+    let (plan, watched) = cluster_plan(s)?;
+    let cluster = start_cluster::<Sample>(s, plan)?;
+    let key: SortKey = top.procs.sort.into();
+    let lines = s.frames.lines as usize;
+    let delta = key == SortKey::Reductions && !top.procs.accumulate;
+    let timeout = frame_timeout(&s.frames);
+    let ask: Ask<Sample> = Arc::new(move |c: &mut Collector| c.sample(key, lines, delta, timeout));
+    let d = display(&s.frames, &s.out);
+    let feed = ClusterFeed::new(cluster, ask, d.interval, !d.tty, !d.tty);
+    let mut shaper = ClusterProcShaper::new(
+        key,
+        top.procs.accumulate,
+        top.procs.names,
+        lines,
+        s.frames.once && !top.procs.accumulate,
+        watched,
+    );
+    shaper.room = strip_room(&d);
+    session::run(feed, shaper, d)
+}
+
+/// Ports or ETS tables of several nodes, merged.
+fn cluster_reply_view<V: ReplyView>(
+    s: &Session,
+    (view, shape, what): (View, V, &'static str),
+    request: impl Fn(i64) -> Term + Send + Sync + 'static,
+) -> Result<()> {
+    let (plan, watched) = cluster_plan(s)?;
+    let cluster = start_cluster::<Reply>(s, plan)?;
+    let timeout = frame_timeout(&s.frames);
+    let ask: Ask<Reply> = Arc::new(move |c: &mut Collector| {
+        let (info, epoch) = c.frame(view, &request, timeout, what)?;
+        Ok(Reply {
+            info,
+            epoch,
+            taken_at: Instant::now(),
+        })
+    });
+    let d = display(&s.frames, &s.out);
+    let feed = ClusterFeed::new(cluster, ask, d.interval, !d.tty, !d.tty);
+    let mut shaper =
+        ClusterReplyShaper::new(shape, s.frames.lines as usize, s.frames.once, watched);
+    shaper.room = strip_room(&d);
+    session::run(feed, shaper, d)
 }
