@@ -16,6 +16,11 @@ use std::time::{Duration, Instant};
 /// How many nodes may be connecting (EPMD, handshake, agent) at once.
 pub const ATTACHING_AT_ONCE: usize = 8;
 
+/// The most nodes one session watches: nodes a cluster lists beyond it are
+/// left out (and counted), so that no node can make etop open connections
+/// and threads without end.
+pub const MAX_WATCHED: usize = 1000;
+
 /// How long a node waits before the next attempt after a failure that
 /// retrying cannot soon fix (it rejects our cookie or our name): each attempt
 /// is a line in that node's log.
@@ -100,6 +105,8 @@ pub struct Round<T> {
     pub joined: Vec<String>,
     /// Nodes dropped since the previous frame (gone from the cluster).
     pub forgotten: Vec<String>,
+    /// Nodes the cluster lists that are not watched: past `MAX_WATCHED`.
+    pub unwatched: usize,
 }
 
 enum Job<T> {
@@ -303,6 +310,7 @@ pub struct Cluster<T> {
     seq: u64,
     joined: Vec<String>,
     forgotten: Vec<String>,
+    unwatched: usize,
     /// Errors of the first attach, kept whole (with their exit codes) in case
     /// no node can be attached.
     first_errors: Vec<(String, Error)>,
@@ -331,6 +339,7 @@ impl<T: Send + 'static> Cluster<T> {
             seq: 0,
             joined: Vec::new(),
             forgotten: Vec::new(),
+            unwatched: 0,
             first_errors: Vec::new(),
         };
         let setup = plan.entry.timeout * 3 + Duration::from_secs(10);
@@ -512,8 +521,13 @@ impl<T: Send + 'static> Cluster<T> {
         }
         let mode = self.entry_opts.mode;
         let host = crate::host::short_hostname();
+        self.unwatched = 0;
         for name in names {
             if self.members.contains_key(&name) {
+                continue;
+            }
+            if self.members.len() >= MAX_WATCHED {
+                self.unwatched += 1;
                 continue;
             }
             // A name that does not parse is not one a node can have.
@@ -637,6 +651,7 @@ impl<T: Send + 'static> Cluster<T> {
             nodes,
             joined: std::mem::take(&mut self.joined),
             forgotten: std::mem::take(&mut self.forgotten),
+            unwatched: self.unwatched,
         }
     }
 

@@ -7,7 +7,7 @@ pub mod procs;
 pub mod reply;
 
 use super::Feed;
-use crate::agent::cluster::{Ask, Cluster, NodeReport, NodeState, Round};
+use crate::agent::cluster::{Ask, Cluster, MAX_WATCHED, NodeReport, NodeState, Round};
 use crate::error::{Error, Result};
 use crate::text::say;
 use serde_json::{Map, Value};
@@ -29,6 +29,7 @@ pub struct ClusterFeed<T> {
     pub say_changes: bool,
     failing: HashSet<String>,
     fds_for: usize,
+    told_unwatched: bool,
 }
 
 impl<T: Send + 'static> ClusterFeed<T> {
@@ -47,6 +48,7 @@ impl<T: Send + 'static> ClusterFeed<T> {
             say_changes,
             failing: HashSet::new(),
             fds_for: 0,
+            told_unwatched: false,
         };
         f.make_room();
         f
@@ -73,6 +75,14 @@ impl<T: Send + 'static> ClusterFeed<T> {
     }
 
     fn tell(&mut self, round: &Round<T>) {
+        if round.unwatched > 0 && !self.told_unwatched {
+            self.told_unwatched = true;
+            say(format!(
+                "the cluster lists {} more nodes than the {MAX_WATCHED} etop watches at most; \
+                 they are left out",
+                round.unwatched
+            ));
+        }
         for n in &round.joined {
             say(format!("{n} joined the cluster; attaching"));
         }
@@ -275,6 +285,12 @@ impl Strip {
             rows.extend(self.lines.iter().cloned());
         }
         rows.push(("all".into(), self.total.0.clone(), self.total.1.clone()));
+        // Names and errors come from nodes: escaped before they are measured.
+        let safe = |s: &str| crate::text::terminal_safe(s).into_owned();
+        let rows: Vec<(String, Vec<String>, String)> = rows
+            .iter()
+            .map(|(n, v, st)| (safe(n), v.iter().map(|x| safe(x)).collect(), safe(st)))
+            .collect();
         let name_w = rows
             .iter()
             .map(|r| crate::text::width(&r.0))
@@ -304,7 +320,7 @@ impl Strip {
             let named: Vec<String> = self
                 .silent
                 .iter()
-                .map(|(n, s)| format!("{n} ({s})"))
+                .map(|(n, s)| format!("{} ({s})", crate::text::terminal_safe(n)))
                 .collect();
             out.push(format!("Not answering: {}", named.join(", ")));
         }
@@ -388,6 +404,26 @@ mod tests {
                 "node2    200    1.0M  ok",
                 "all     9999    9.0M  2 of 3 answered",
             ]
+        );
+    }
+
+    #[test]
+    fn names_from_nodes_are_escaped_before_they_are_aligned() {
+        let mut s = strip(2, 1);
+        s.lines[0].0 = "x\x1b[2J".into();
+        s.silent[0].0 = "x\x1b[2J".into();
+        let t = s.text(100);
+        assert!(t.iter().all(|l| !l.contains('\x1b')), "{t:?}");
+        assert!(t[1].starts_with("x\\e[2J  "), "{t:?}");
+        assert_eq!(
+            t[0].find("Procs"),
+            t[2].find("    100").map(|i| i + 2),
+            "{t:?}"
+        );
+        let folded = s.text(1);
+        assert_eq!(
+            folded.last().map(String::as_str),
+            Some("Not answering: x\\e[2J (failed)")
         );
     }
 

@@ -393,6 +393,7 @@ mod tests {
             ],
             joined: vec![],
             forgotten: vec![],
+            unwatched: 0,
         };
         let f = shaper().shape(round).expect("a frame");
         let g = &f.grids[0];
@@ -428,6 +429,7 @@ mod tests {
             nodes: vec![report("a@h", Some(sample("a@h", vec![row(1, 5)])))],
             joined: vec![],
             forgotten: vec![],
+            unwatched: 0,
         };
         assert!(s.shape(round()).is_none());
         assert!(s.shape(round()).is_some());
@@ -443,6 +445,7 @@ mod tests {
             nodes: vec![report("a@h", Some(smp))],
             joined: vec![],
             forgotten: vec![],
+            unwatched: 0,
         };
         let f = s.shape(round).expect("a frame");
         assert!(f.header[2].contains("≥5"), "{:?}", f.header);
