@@ -3,12 +3,13 @@
 #   make demo    start a demo node that looks loaded and attach etop to it
 #   make bench   etop's cost on the target against OTP's etop collector
 #   make soak    every view watching real nodes for a long time (about 15 min)
+#   make bench-cluster  etop's own cost watching 16 nodes of 10k processes
 #   make man     regenerate man/etop.1 from the command-line definition
 
 CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build release test deps demo bench bench-smoke soak man clean
+.PHONY: all build release test deps demo bench bench-smoke bench-cluster soak man clean
 
 all: build
 
@@ -48,6 +49,9 @@ bench: deps release
 
 soak: deps release
 	bench/soak
+
+bench-cluster: deps release
+	bench/cluster
 
 man:
 	ETOP_UPDATE_MAN=1 $(CARGO) test --test it man_page_is_up_to_date

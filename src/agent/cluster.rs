@@ -26,8 +26,10 @@ pub const MAX_WATCHED: usize = 1000;
 /// is a line in that node's log.
 pub const REJECTED_RETRY: Duration = Duration::from_secs(60);
 
-/// Each node's thread only waits, decodes small replies and formats errors.
-const WORKER_STACK_BYTES: usize = 512 * 1024;
+/// Each node's thread attaches (encoding the agent's parsed source, a deep
+/// term) and collects, as a single node's collector thread does, with the
+/// same stack; only the pages it touches are resident.
+const WORKER_STACK_BYTES: usize = 2 << 20;
 
 /// What a frame asks of each node, run on that node's thread.
 pub type Ask<T> = Arc<dyn Fn(&mut Collector) -> Result<T> + Send + Sync>;
