@@ -40,7 +40,8 @@ Exit codes:
   2  usage error, no cookie found, several local nodes and none named
   3  node unreachable: EPMD down, unknown name, refused, timeout
   4  cookie rejected, or connection not allowed
-  5  connection lost and not regained
+  5  connection lost and not regained; with several nodes: none answered
+     for 3 frames in a row
   6  the node answered but a remote call failed";
 
 /// What each view prints, for the man page's OUTPUT section (blocks separated
@@ -73,6 +74,18 @@ Port         Name      Owner             Local            Remote  RecvCnt  RecvO
 ETS tables, etop ets -s growth demo:
 Table       Id  Owner       Type  Access  Size  Memory  +Size  +Memory
 demo_cache      <0.2088.0>  set   public  6800    759K  +2000    +219K
+
+A whole cluster, etop --cluster --once --sort msgq a@db1:
+cluster of 4 nodes via a@db1  2026-11-30 06:08:17  sorted by message queue, reductions over 1.0 s
+Node  CPU  Procs  RunQ  Memory  MaxMsgQ  State
+a      0%    101     0   17.5M        0  ok
+b      0%    101     0   17.2M        0  ok
+c      1%    102     0   19.5M    16697  ok
+d       -      -     -       -        -  no answer for 4 s: lost the connection to d@db1: closed; retrying
+all    0%    304     0   54.2M    16697  3 of 4 answered
+Node  Pid        Name or Initial Func  Reds  Memory   MsgQ  Current Function
+c     <0.137.0>  metrics_worker        5326    2.3M  16697  timer:sleep/1
+a     <0.0.0>    init                     1   21.1K      0  init:loop/1
 
 Microstate accounting, etop msacc -d 2 demo (first table; a per-state table follows):
 Thread type          Threads   aux  check_io  emulator    gc  other  port   sleep
