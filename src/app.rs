@@ -281,11 +281,14 @@ fn threads(
 /// its own name mode; or the entry node's connected nodes, in its mode.
 fn cluster_plan(s: &Session) -> Result<(Plan, Watched)> {
     let (entry, _) = connect_opts(&s.conn, &s.out, s.node.as_deref())?;
-    let mut named = Vec::new();
-    for n in &s.more_nodes {
-        let r = node::resolve(Some(n), &s.conn.host.proc_root)?;
-        named.push((r.target, r.mode));
-    }
+    let named = if s.more_nodes.is_empty() {
+        Vec::new()
+    } else {
+        node::resolve_all(&s.more_nodes, &s.conn.host.proc_root)?
+            .into_iter()
+            .map(|r| (r.target, r.mode))
+            .collect()
+    };
     let membership = if s.cluster || s.cluster_hidden {
         Membership::Connected {
             hidden: s.cluster_hidden,

@@ -95,6 +95,22 @@ pub fn check_given(given: Option<&str>) -> Result<()> {
 pub fn resolve(given: Option<&str>, proc_root: &Path) -> Result<Resolved> {
     check_given(given)?;
     let (nodes, _) = local_nodes(proc_root);
+    resolve_among(given, &nodes)
+}
+
+/// `resolve` for several NODEs, looking at the BEAMs on this host once.
+pub fn resolve_all(given: &[String], proc_root: &Path) -> Result<Vec<Resolved>> {
+    for g in given {
+        check_given(Some(g))?;
+    }
+    let (nodes, _) = local_nodes(proc_root);
+    given
+        .iter()
+        .map(|g| resolve_among(Some(g), &nodes))
+        .collect()
+}
+
+fn resolve_among(given: Option<&str>, nodes: &[LocalNode]) -> Result<Resolved> {
     let pick = |n: &LocalNode| -> Result<Resolved> {
         if n.tls() {
             return Err(Error::Usage(format!(
@@ -128,19 +144,19 @@ pub fn resolve(given: Option<&str>, proc_root: &Path) -> Result<Resolved> {
             match named.as_slice() {
                 [one] => pick(one),
                 [] => Err(listing_error(
-                    &nodes,
+                    nodes,
                     "no distributed Erlang node found on this host; give NODE as name@host",
                 )),
                 _ => Err(listing_error(
-                    &nodes,
+                    nodes,
                     "several Erlang nodes run on this host; say which",
                 )),
             }
         }
-        Some(g) => match find_local(&nodes, g) {
+        Some(g) => match find_local(nodes, g) {
             Some(n) => pick(n),
             None if g.chars().all(|c| c.is_ascii_digit()) => Err(listing_error(
-                &nodes,
+                nodes,
                 &format!("no Erlang node runs as OS process {g}"),
             )),
             None => {
