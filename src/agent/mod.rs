@@ -104,6 +104,10 @@ pub const AGENT_CALLS: &[&str] = &[
 /// a few dozen calls per frame, not one per process.
 pub const AGENT_SRC: &str = include_str!("agent.erl");
 
+/// What etop evaluates to start the agent: it has the node scan, parse and
+/// evaluate `AGENT_SRC` itself (`src/agent/boot.erl`).
+pub const BOOT_SRC: &str = include_str!("boot.erl");
+
 /// What the main table sorts by, as the agent names the process_info item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -213,19 +217,25 @@ impl Agent {
             Err(_) => 60,
         };
         conn.set_tick_interval(Duration::from_secs_f64((ticktime.max(4) as f64) / 4.0));
-        let scanned = setup_rpc(conn, "erl_scan", "string", vec![charlist(AGENT_SRC)])?;
+        // The small bootstrap crosses the wire as tokens and a syntax tree;
+        // it has the node scan, parse and evaluate the agent's source.
+        let scanned = setup_rpc(conn, "erl_scan", "string", vec![charlist(BOOT_SRC)])?;
         let tokens = expect_ok_tuple(&scanned, "erl_scan:string/1", &node)?;
         let tokens = tokens.into_iter().next().unwrap_or_else(|| list(vec![]));
         let parsed = setup_rpc(conn, "erl_parse", "parse_exprs", vec![tokens])?;
         let exprs = expect_ok_tuple(&parsed, "erl_parse:parse_exprs/1", &node)?;
         let exprs = exprs.into_iter().next().unwrap_or_else(|| list(vec![]));
-        // Bindings as an orddict: every OTP release's erl_eval accepts it.
-        let bindings = list(vec![
+        // Bindings as orddicts: every OTP release's erl_eval accepts them.
+        let agent_bindings = list(vec![
             tuple(vec![
                 atom("HeapLimit"),
                 int(i64::try_from(heap_limit_bytes).unwrap_or(i64::MAX)),
             ]),
             tuple(vec![atom("Owner"), conn.self_pid().clone().into()]),
+        ]);
+        let bindings = list(vec![
+            tuple(vec![atom("Bindings"), agent_bindings]),
+            tuple(vec![atom("Source"), charlist(AGENT_SRC)]),
         ]);
         let value = setup_rpc(conn, "erl_eval", "exprs", vec![exprs, bindings])?;
         let v = expect_ok_tuple(&value, "erl_eval:exprs/2", &node)?;
@@ -346,6 +356,28 @@ mod tests {
             .map(|l| l.split('%').next().unwrap_or(""))
             .collect::<Vec<_>>()
             .join("\n")
+    }
+
+    /// The bootstrap calls, on the node, only what etop calls through rex.
+    #[test]
+    fn the_bootstrap_calls_only_the_rex_allowlist() {
+        let src = without_comments(BOOT_SRC);
+        let mut calls = Vec::new();
+        for word in src.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':')) {
+            if let Some((m, f)) = word.split_once(':')
+                && !m.is_empty()
+                && m.starts_with(|c: char| c.is_ascii_lowercase())
+            {
+                calls.push((m.to_string(), f.to_string()));
+            }
+        }
+        assert_eq!(calls.len(), 3, "{calls:?}");
+        for (m, f) in calls {
+            assert!(
+                ALLOWED_RPC.iter().any(|(am, af, _)| *am == m && *af == f),
+                "{m}:{f} is not on ALLOWED_RPC"
+            );
+        }
     }
 
     #[test]
