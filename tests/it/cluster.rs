@@ -296,8 +296,8 @@ fn long_names_and_a_list_of_both_kinds() {
 }
 
 /// A node stopped mid-session is marked while the others keep updating;
-/// started again under its name, it is attached again. Losing the entry
-/// node does not end the session either.
+/// started again under its name, it is attached again; a new node is
+/// attached when it joins. Losing the entry node does not end the session.
 #[test]
 fn a_stopped_node_is_marked_and_comes_back() {
     let mut nodes = cluster(vec![quiet_node(); 3]);
@@ -356,6 +356,14 @@ fn a_stopped_node_is_marked_and_comes_back() {
         state_of(&f, &gone) == "ok" && f["header"]["answered"] == 3
     });
 
+    // A node new to the cluster is attached at the next frame.
+    let joined = Node::start(NodeOpts {
+        cookie: Some(cookie.clone()),
+        ..quiet_node()
+    });
+    connect(&joined, &nodes[0]);
+    etop.wait_for_line(t, |l| state_of(&frame(l), &joined.full) == "ok");
+
     // The entry node goes: the session goes on with the rest.
     drop(nodes.remove(0));
     etop.wait_for_line(t, |l| {
@@ -363,6 +371,7 @@ fn a_stopped_node_is_marked_and_comes_back() {
         state_of(&f, &entry) == "failed"
             && state_of(&f, &gone) == "ok"
             && state_of(&f, &other) == "ok"
+            && state_of(&f, &joined.full) == "ok"
     });
     assert!(etop.is_running(), "etop ended with its entry node");
     let out = etop.stop();
