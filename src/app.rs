@@ -16,7 +16,7 @@ use crate::ui::session::{self, Display};
 use crate::ui::{frame, term};
 use crate::views::cluster::procs::ClusterProcShaper;
 use crate::views::cluster::reply::ClusterReplyShaper;
-use crate::views::cluster::{ClusterFeed, Watched};
+use crate::views::cluster::{ClusterFeed, Watched, open_files_for_cluster};
 use crate::views::ets::Ets;
 use crate::views::msacc::{MsaccFeed, MsaccShaper};
 use crate::views::ports::Ports;
@@ -313,7 +313,8 @@ fn cluster_plan(s: &Session) -> Result<(Plan, Watched)> {
 }
 
 /// Attaches to every node of a cluster session and says so with -v.
-fn start_cluster<T: Send + 'static>(s: &Session, plan: Plan) -> Result<Cluster<T>> {
+fn start_cluster<T: Send + 'static>(s: &Session, plan: Plan) -> Result<(Cluster<T>, Option<u64>)> {
+    let open_files = open_files_for_cluster();
     let cluster = Cluster::start(plan)?;
     if s.out.verbose {
         say(format!(
@@ -322,7 +323,7 @@ fn start_cluster<T: Send + 'static>(s: &Session, plan: Plan) -> Result<Cluster<T
             cluster.entry()
         ));
     }
-    Ok(cluster)
+    Ok((cluster, open_files))
 }
 
 /// On a terminal, the strip leaves the table at least a few rows.
@@ -336,14 +337,14 @@ fn strip_room(d: &Display) -> Option<Box<dyn Fn() -> usize>> {
 fn cluster_procs(top: &TopArgs) -> Result<()> {
     let s = &top.session;
     let (plan, watched) = cluster_plan(s)?;
-    let cluster = start_cluster::<Sample>(s, plan)?;
+    let (cluster, open_files) = start_cluster::<Sample>(s, plan)?;
     let key: SortKey = top.procs.sort.into();
     let lines = s.frames.lines as usize;
     let delta = key == SortKey::Reductions && !top.procs.accumulate;
     let timeout = frame_timeout(&s.frames);
     let ask: Ask<Sample> = Arc::new(move |c: &mut Collector| c.sample(key, lines, delta, timeout));
     let d = display(&s.frames, &s.out);
-    let feed = ClusterFeed::new(cluster, ask, d.interval, !d.tty, !d.tty);
+    let feed = ClusterFeed::new(cluster, ask, d.interval, !d.tty, !d.tty, open_files);
     let mut shaper = ClusterProcShaper::new(
         key,
         top.procs.accumulate,
@@ -363,7 +364,7 @@ fn cluster_reply_view<V: ReplyView>(
     request: impl Fn(i64) -> Term + Send + Sync + 'static,
 ) -> Result<()> {
     let (plan, watched) = cluster_plan(s)?;
-    let cluster = start_cluster::<Reply>(s, plan)?;
+    let (cluster, open_files) = start_cluster::<Reply>(s, plan)?;
     let timeout = frame_timeout(&s.frames);
     let ask: Ask<Reply> = Arc::new(move |c: &mut Collector| {
         let (info, epoch) = c.frame(view, &request, timeout, what)?;
@@ -374,7 +375,7 @@ fn cluster_reply_view<V: ReplyView>(
         })
     });
     let d = display(&s.frames, &s.out);
-    let feed = ClusterFeed::new(cluster, ask, d.interval, !d.tty, !d.tty);
+    let feed = ClusterFeed::new(cluster, ask, d.interval, !d.tty, !d.tty, open_files);
     let mut shaper =
         ClusterReplyShaper::new(shape, s.frames.lines as usize, s.frames.once, watched);
     shaper.room = strip_room(&d);

@@ -27,8 +27,10 @@ pub struct ClusterFeed<T> {
     /// Say on stderr when a node fails, answers again, joins or is dropped
     /// (batch runs: CSV and JSON Lines have no strip).
     pub say_changes: bool,
+    /// The open-file limit, when known.
+    open_files: Option<u64>,
     failing: HashSet<String>,
-    fds_for: usize,
+    told_open_files: bool,
     told_unwatched: bool,
 }
 
@@ -39,6 +41,7 @@ impl<T: Send + 'static> ClusterFeed<T> {
         wait: Duration,
         fail_when_silent: bool,
         say_changes: bool,
+        open_files: Option<u64>,
     ) -> ClusterFeed<T> {
         let mut f = ClusterFeed {
             cluster,
@@ -46,32 +49,31 @@ impl<T: Send + 'static> ClusterFeed<T> {
             wait,
             fail_when_silent,
             say_changes,
+            open_files,
             failing: HashSet::new(),
-            fds_for: 0,
+            told_open_files: false,
             told_unwatched: false,
         };
-        f.make_room();
+        f.check_room();
         f
     }
 
-    /// One connection per node: raise the open-file limit as the cluster
-    /// grows, and say once when the hard limit is in the way.
-    fn make_room(&mut self) {
-        let n = self.cluster.len();
-        if n <= self.fds_for {
-            return;
+    /// One connection per node: say once when the open-file limit (raised
+    /// as far as it goes when the session started, see `open_files_for`) is
+    /// short of what the nodes need.
+    fn check_room(&mut self) {
+        let need = self.cluster.len() as u64 + FDS_BESIDES_NODES;
+        if let Some(limit) = self.open_files
+            && need > limit
+            && !self.told_open_files
+        {
+            self.told_open_files = true;
+            say(format!(
+                "warning: watching {} nodes needs about {need} open files and the limit is \
+                 {limit}; some nodes will not attach (raise it: ulimit -n {need})",
+                self.cluster.len()
+            ));
         }
-        // Doubling keeps the system calls rare while a cluster grows.
-        let want = (n.max(16) * 2) as u64 + FDS_BESIDES_NODES;
-        let need = n as u64 + FDS_BESIDES_NODES;
-        match crate::host::raise_open_files(want) {
-            Some(limit) if limit < need && self.fds_for < n => say(format!(
-                "warning: watching {n} nodes needs about {need} open files and the limit is \
-                 {limit}; some nodes will not attach (raise it: ulimit -n {need})"
-            )),
-            _ => {}
-        }
-        self.fds_for = n.max(16) * 2;
     }
 
     fn tell(&mut self, round: &Round<T>) {
@@ -105,11 +107,17 @@ impl<T: Send + 'static> ClusterFeed<T> {
 /// EPMD queries while attaching, the terminal, the event loop.
 const FDS_BESIDES_NODES: u64 = 64;
 
+/// Raises the open-file limit for the most nodes a session watches, as far
+/// as the hard limit allows, before any node is attached; the limit after.
+pub fn open_files_for_cluster() -> Option<u64> {
+    crate::host::raise_open_files(MAX_WATCHED as u64 + FDS_BESIDES_NODES)
+}
+
 impl<T: Send + 'static> Feed for ClusterFeed<T> {
     type Sample = Round<T>;
     fn sample(&mut self) -> Result<Round<T>> {
         let round = self.cluster.frame(&self.ask, self.wait);
-        self.make_room();
+        self.check_room();
         if self.say_changes {
             self.tell(&round);
         }
