@@ -1,8 +1,10 @@
 //! `etop nodes`: the BEAMs on this host, with their names, users,
-//! distribution ports, OTP releases and where their cookies come from.
+//! distribution ports, OTP releases, where their cookies come from, and
+//! whether they speak TLS distribution.
 
 use super::Frame;
-use super::column::{Cell, Column, Grid};
+use super::column::{Cell, Column, Grid, Show};
+use crate::node::discover::ssl_dist::DistTls;
 use crate::node::discover::{CookieLookup, LocalNode};
 use crate::node::{dist_port, local_nodes};
 use std::path::Path;
@@ -16,10 +18,15 @@ pub struct NodeLine {
     pub dist_port: Option<u16>,
     pub otp: Option<String>,
     pub cookie: String,
+    /// `no`, `yes`, or `yes (etop needs --tls-*)` when etop cannot use the
+    /// node's own client options.
+    pub tls: String,
+    /// Why etop cannot use them.
+    pub tls_problem: Option<String>,
 }
 
 /// The columns of `etop nodes`.
-pub const COLUMNS: [Column<NodeLine>; 6] = [
+pub const COLUMNS: [Column<NodeLine>; 8] = [
     Column::flex("Node", "node", |n| Cell::text(&n.node)),
     Column::num("OS pid", "os_pid", |n| {
         Cell::Count(Some(u64::from(n.os_pid)))
@@ -30,16 +37,20 @@ pub const COLUMNS: [Column<NodeLine>; 6] = [
     }),
     Column::text("OTP", "otp", |n| Cell::OptText(n.otp.clone())),
     Column::flex("Cookie from", "cookie", |n| Cell::text(&n.cookie)),
+    Column::text("TLS", "tls", |n| Cell::text(&n.tls)),
+    Column::text("TLS problem", "tls_problem", |n: &NodeLine| {
+        Cell::OptText(n.tls_problem.clone())
+    })
+    .only(Show::DATA),
 ];
 
 pub fn lines(nodes: &[LocalNode], epmd: &[(String, u16)]) -> Vec<NodeLine> {
     nodes
         .iter()
         .map(|n| NodeLine {
-            node: match (&n.name, n.tls()) {
-                (Some(name), false) => name.clone(),
-                (Some(name), true) => format!("{name} (TLS distribution: not supported yet)"),
-                (None, _) => "(not distributed)".to_string(),
+            node: match &n.name {
+                Some(name) => name.clone(),
+                None => "(not distributed)".to_string(),
             },
             os_pid: n.os_pid,
             user: n.user.clone(),
@@ -61,6 +72,16 @@ pub fn lines(nodes: &[LocalNode], epmd: &[(String, u16)]) -> Vec<NodeLine> {
                     format!("{source}: unreadable ({reason})")
                 }
                 CookieLookup::NotFound => "not found (etop falls back to ~/.erlang.cookie)".into(),
+            },
+            tls: match &n.dist_tls {
+                None if n.tls() => "yes".into(),
+                None => "no".into(),
+                Some(DistTls::Client(_)) => "yes".into(),
+                Some(DistTls::Unusable(_)) => "yes (etop needs --tls-*)".into(),
+            },
+            tls_problem: match &n.dist_tls {
+                Some(DistTls::Unusable(why)) => Some(why.clone()),
+                _ => None,
             },
         })
         .collect()

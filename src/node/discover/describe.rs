@@ -114,6 +114,21 @@ impl Seen {
             .or_else(|| self.env.as_ref()?.get("HOME").map(PathBuf::from))
             .filter(|h| h.is_absolute());
         let otp_release = otp_release(&self, &args);
+        let proto_dist = args.first("proto_dist").map(str::to_string);
+        let dist_tls = proto_dist
+            .as_deref()
+            .is_some_and(|p| p.contains("tls"))
+            .then(|| {
+                let in_target = |p: &Path| self.in_target(p);
+                super::ssl_dist::lookup(
+                    &args,
+                    &super::ssl_dist::NodeFs {
+                        cwd: self.cwd.as_deref(),
+                        in_target: &in_target,
+                        user: &user,
+                    },
+                )
+            });
         let reader = |p: &Path| read_cookie_file(&self.in_target(p));
         let cookie = resolve_cookie(
             &CookieInputs {
@@ -132,7 +147,8 @@ impl Seen {
             name,
             name_kind,
             listen_ports: self.listen_ports.clone(),
-            proto_dist: args.first("proto_dist").map(str::to_string),
+            proto_dist,
+            dist_tls,
             epmd_module: args.first("epmd_module").map(str::to_string),
             release_root,
             home,

@@ -246,6 +246,7 @@ fn epmd_names_nodes_started_from_inside() {
         name_kind: name.map(|_| NameKind::Short),
         listen_ports: ports,
         proto_dist: None,
+        dist_tls: None,
         epmd_module: None,
         release_root: None,
         home: None,
