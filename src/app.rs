@@ -175,6 +175,20 @@ fn attach(
         ));
     }
     let os_pid = target.local.as_ref().map(|n| n.os_pid);
+    let tls = node::discover::ssl_dist::choose(
+        node::discover::ssl_dist::TlsFlags {
+            cert: conn.tls.tls_cert.as_deref(),
+            key: conn.tls.tls_key.as_deref(),
+            ca: conn.tls.tls_ca.as_deref(),
+        },
+        target.local.as_ref(),
+        &target.name.to_string(),
+    )?;
+    if out.verbose
+        && let Some(t) = &tls
+    {
+        say(format!("speaking TLS with the files from {}", t.source));
+    }
     let opts = ConnectOpts {
         mode: target.mode,
         target: target.name,
@@ -186,6 +200,7 @@ fn attach(
             .clone()
             .unwrap_or_else(ConnectOpts::default_our_name),
         timeout: Duration::from_secs_f64(conn.connect_timeout),
+        tls,
     };
     let collector = Collector::connect(opts, conn.agent_max_heap.unwrap_or(0))?;
     if out.verbose {

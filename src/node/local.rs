@@ -96,13 +96,6 @@ pub fn resolve(given: Option<&str>, proc_root: &Path) -> Result<Resolved> {
     check_given(given)?;
     let (nodes, _) = local_nodes(proc_root);
     let pick = |n: &LocalNode| -> Result<Resolved> {
-        if n.tls() {
-            return Err(Error::Usage(format!(
-                "{} uses TLS distribution (-proto_dist {}): not supported yet",
-                n.name.as_deref().unwrap_or("the node"),
-                n.proto_dist.as_deref().unwrap_or("?")
-            )));
-        }
         let name = n.name.as_deref().ok_or_else(|| {
             Error::Usage(format!(
                 "the BEAM with pid {} is not a distributed node (no -sname/-name); \

@@ -18,5 +18,6 @@ mod procs; // the process table: sorts, formats, headers
 mod safety; // the node is left as it was: long runs, the heap ceiling
 mod terminal; // repaint, keys, signals, stale marks, restore
 mod threads; // `etop threads`
+mod tls; // TLS distribution: certificates, the node's own options, each refusal
 mod usage; // --help, --version, the man page, usage errors
 mod wire_props; // the wire parsers against thousands of mutated inputs // rendered frames of recorded samples, in every format
