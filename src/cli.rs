@@ -89,7 +89,7 @@ scheduler                  2  0.5%      0.0%     47.0%  4.2%   1.8%  0.5%   46.0
 #[derive(Debug, Parser)]
 #[command(
     name = "etop",
-    version,
+    version = env!("ETOP_VERSION"),
     after_help = EXAMPLES,
     max_term_width = 100,
     args_conflicts_with_subcommands = true
