@@ -56,6 +56,11 @@ fn run(cli: Cli) -> Result<()> {
     }
     match cli.command {
         None => procs(&cli.top),
+        Some(Command::Completions { shell }) => {
+            use std::io::Write;
+            std::io::stdout().write_all(&shell.script())?;
+            Ok(())
+        }
         Some(Command::Nodes { format, host }) => {
             term::write_batch(&frame::once(&nodes::frame(&host.proc_root), format))?;
             Ok(())

@@ -30,6 +30,7 @@ Examples:
   etop --tls-cert me.pem --tls-key me.key --tls-ca ca.pem demo@db1.example.com
                                      a node with -proto_dist inet_tls (a local one
                                      needs no flags: its own options are used)
+  etop completions bash              a completion script for bash, zsh or fish
 
 Keys on a terminal:
   q, Esc or Ctrl-C quits; the table redraws when the terminal is resized.
@@ -217,6 +218,41 @@ pub enum Command {
         #[command(flatten)]
         conn: ConnArgs,
     },
+    /// Print a completion script for a shell, generated from etop's own
+    /// definition of its commands and flags.
+    #[command(
+        after_help = "Examples:\n  etop completions bash > ~/.local/share/bash-completion/completions/etop\n  \
+                            etop completions zsh > ~/.zfunc/_etop\n  \
+                            etop completions fish > ~/.config/fish/completions/etop.fish"
+    )]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+}
+
+/// The shells `etop completions` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+impl Shell {
+    /// The completion script for this shell.
+    pub fn script(self) -> Vec<u8> {
+        use clap::CommandFactory;
+        let shell = match self {
+            Shell::Bash => clap_complete::Shell::Bash,
+            Shell::Zsh => clap_complete::Shell::Zsh,
+            Shell::Fish => clap_complete::Shell::Fish,
+        };
+        let mut out = Vec::new();
+        clap_complete::generate(shell, &mut Cli::command(), "etop", &mut out);
+        out
+    }
 }
 
 #[derive(Debug, Clone, Args)]
