@@ -16,6 +16,7 @@ mod msacc; // `etop msacc`, and its flag always put back
 mod ports; // `etop ports`
 mod procs; // the process table: sorts, formats, headers
 mod safety; // the node is left as it was: long runs, the heap ceiling
+mod ship; // the static binary in an empty root, make install, completions, NO_COLOR
 mod terminal; // repaint, keys, signals, stale marks, restore
 mod threads; // `etop threads`
 mod tls; // TLS distribution: certificates, the node's own options, each refusal
