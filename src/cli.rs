@@ -35,6 +35,12 @@ Examples:
 Keys on a terminal:
   q, Esc or Ctrl-C quits; the table redraws when the terminal is resized.
 
+Environment:
+  ERLANG_COOKIE   the node's cookie (before the node's own and ~/.erlang.cookie)
+  ERL_EPMD_PORT   EPMD's port, as for erl
+  COLUMNS         the text width when not writing to a terminal
+  NO_COLOR        no styling in --help and usage errors (etop's output has no colour)
+
 Exit codes:
   0  ok, quit, or the output pipe was closed
   1  unexpected failure
