@@ -42,6 +42,13 @@ deps:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq erlang-nox >/dev/null; \
 	fi
 	@command -v erl >/dev/null || { echo "make: erl is still missing; install erlang-nox"; exit 1; }
+	@# TLS-distribution tests need OTP's ssl application (erlang-nox pulls it
+	@# in; an Erlang installed as erlang-base alone lacks it).
+	@if ! erl -noshell -eval 'case code:lib_dir(ssl) of {error, _} -> halt(1); _ -> halt(0) end.' >/dev/null 2>&1; then \
+	  echo "make: installing OTP's ssl application (erlang-ssl) with apt-get"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq erlang-ssl >/dev/null; \
+	fi
 	@command -v $(CARGO) >/dev/null || { echo "make: cargo is missing; install Rust from rustup.rs"; exit 1; }
 
 build:
