@@ -1,4 +1,5 @@
-//! The distribution connection: the handshake as a hidden node, ticks at the
+//! The distribution connection: the handshake as a hidden node (over TCP,
+//! or inside TLS for `-proto_dist inet_tls` nodes, see `tls`), ticks at the
 //! target's pace, and a small request/reply layer with a timeout on every call.
 //!
 //! A reader thread owns the receiving half. It reads frames within fixed
