@@ -202,7 +202,8 @@ pub enum Command {
         #[arg(value_name = "NODE")]
         node: Option<String>,
         /// Seconds to measure. Ctrl-C ends the window early and still reports.
-        #[arg(short, long, value_name = "SECS", default_value = "10", value_parser = parse_interval)]
+        #[arg(short, long, value_name = "SECS", default_value = "10",
+              value_parser = parse_interval, allow_negative_numbers = true)]
         duration: f64,
         /// Also one row per thread.
         #[arg(long)]
@@ -265,7 +266,10 @@ impl From<SortArg> for SortKey {
 pub struct FrameArgs {
     /// Seconds between frames; fractions allowed. With --once: the length of
     /// the sampling window (1 s unless given).
-    #[arg(short, long, value_name = "SECS", value_parser = parse_interval)]
+    // A negative number is a value to refuse with its range, not `-1`
+    // (`--once`) or a missing value.
+    #[arg(short, long, value_name = "SECS", value_parser = parse_interval,
+          allow_negative_numbers = true)]
     pub interval: Option<f64>,
 
     /// How many processes to show. On a terminal, at most what fits.
@@ -360,7 +364,8 @@ pub struct ConnArgs {
 
     /// Seconds to wait for EPMD, the connection and the handshake, and for
     /// the whole setup after it.
-    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_interval)]
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_interval,
+          allow_negative_numbers = true)]
     pub connect_timeout: f64,
 }
 
@@ -507,6 +512,27 @@ mod tests {
         assert!(parse(&["-i", "0", "n"]).is_err());
         assert!(parse(&["-i", "abc", "n"]).is_err());
         assert!(parse(&["-l", "0", "n"]).is_err());
+    }
+
+    #[test]
+    fn negative_seconds_are_out_of_range_not_missing() {
+        for args in [
+            &["-i", "-1", "n"][..],
+            &["--interval", "-1", "n"],
+            &["--interval", "-0.5", "n"],
+            &["--connect-timeout", "-3", "n"],
+            &["msacc", "-d", "-1", "n"],
+            &["ports", "-i", "-2", "n"],
+        ] {
+            let e = parse(args).unwrap_err().to_string();
+            assert!(
+                e.contains("out of range (0.05 to 86400 seconds)"),
+                "{args:?}: {e}"
+            );
+            assert!(!e.contains("a value is required"), "{args:?}: {e}");
+        }
+        // `-1` alone is still --once.
+        assert!(parse(&["-1", "n"]).unwrap().top.session.frames.once);
     }
 
     #[test]
