@@ -234,8 +234,10 @@ fn text_output_fits_columns() {
 
 #[test]
 fn schedulers_line_shows_each_scheduler() {
+    // Two of each kind, so that order and numbering can be seen.
     let node = Node::start(NodeOpts {
         busy: 1,
+        erl_args: ["+S", "2:2", "+SDcpu", "2:2"].map(String::from).to_vec(),
         ..Default::default()
     });
     let out = etop(["--once", "-i", "0.5", "--schedulers", &node.full])
@@ -248,7 +250,16 @@ fn schedulers_line_shows_each_scheduler() {
         .find(|l| l.starts_with("Sched:"))
         .unwrap_or_else(|| panic!("no 'Sched:' line with --schedulers\n{out}"))
         .to_string();
-    assert!(line.contains("1 ") && line.contains('%'), "'{line}'\n{out}");
+    // Dirty schedulers are numbered as their threads are (`1_dirty_cpu_sch`),
+    // not after the normal ones.
+    assert!(
+        line.starts_with("Sched: 1 ") && line.contains("  2 ") && line.contains("| dirty cpu: 1 "),
+        "'{line}'\n{out}"
+    );
+    assert!(
+        !line.contains(" 3 ") && !line.contains(" 4 "),
+        "'{line}'\n{out}"
+    );
     // Without the flag the line is not there.
     let plain = etop(["--once", "-i", "0.3", &node.full])
         .cookie_env(&node.cookie)
@@ -278,6 +289,49 @@ fn schedulers_line_shows_each_scheduler() {
         normal.iter().any(|p| *p > 40.0),
         "no busy normal scheduler: {j}"
     );
+    // In a fixed order, normal first, each numbered within its kind and
+    // named as `etop threads` names its thread.
+    let order: Vec<(String, u64)> = scheds
+        .iter()
+        .map(|s| {
+            (
+                s["kind"].as_str().unwrap_or("?").to_string(),
+                s["id"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    let want: Vec<(String, u64)> = [
+        ("normal", 1),
+        ("normal", 2),
+        ("dirty_cpu", 1),
+        ("dirty_cpu", 2),
+    ]
+    .iter()
+    .map(|(k, i)| (k.to_string(), *i))
+    .collect();
+    assert_eq!(order, want, "{j}");
+    let threads = the_json(
+        &etop([
+            "threads", "--once", "-i", "0.2", "-l", "1000", "--format", "json", &node.name,
+        ])
+        .run()
+        .success(),
+    );
+    let names: Vec<&str> = threads["rows"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no thread rows: {threads}"))
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    for s in scheds {
+        let t = s["thread"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no thread name: {j}"));
+        assert!(
+            names.contains(&t),
+            "{t} is not a thread of the node: {names:?}"
+        );
+    }
 }
 
 #[test]

@@ -111,23 +111,39 @@ pub struct Header {
 /// One scheduler's utilisation over the window.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct SchedUse {
+    /// Its number among the schedulers of its kind, from 1: the number in
+    /// its OS thread's name, as `etop threads` shows it.
     pub id: u32,
     /// "normal" or "dirty_cpu".
     pub kind: &'static str,
+    /// Its OS thread's name: `1_scheduler`, `1_dirty_cpu_sch`.
+    pub thread: String,
     pub pct: Option<f64>,
 }
 
+/// Every scheduler in a fixed order, normal ones first, each numbered
+/// within its kind. The VM lists them in no particular order, and numbers
+/// dirty CPU schedulers after the normal ones (3, 4 on a node with two
+/// normal schedulers) where their threads are named `1_dirty_cpu_sch`...
 fn per_scheduler(cur: &Sample, prev: &Sample) -> Vec<SchedUse> {
-    cur.sched
+    let mut sched = cur.sched.clone();
+    sched.sort_by_key(|s| s.id);
+    sched
         .iter()
-        .map(|s| SchedUse {
-            id: s.id,
-            kind: if cur.schedulers == 0 || s.id <= cur.schedulers {
-                "normal"
+        .map(|s| {
+            let normal = cur.schedulers == 0 || s.id <= cur.schedulers;
+            let (id, kind, thread) = if normal {
+                (s.id, "normal", format!("{}_scheduler", s.id))
             } else {
-                "dirty_cpu"
-            },
-            pct: cpu_utilisation(std::slice::from_ref(s), &prev.sched, |_| true),
+                let n = s.id - cur.schedulers;
+                (n, "dirty_cpu", format!("{n}_dirty_cpu_sch"))
+            };
+            SchedUse {
+                id,
+                kind,
+                thread,
+                pct: cpu_utilisation(std::slice::from_ref(s), &prev.sched, |_| true),
+            }
         })
         .collect()
 }
@@ -412,6 +428,43 @@ mod tests {
         assert_eq!(
             m.rows[0].current_function,
             "Elixir.Demo.Metrics.Worker:handle_cast/2"
+        );
+    }
+
+    #[test]
+    fn schedulers_in_a_fixed_order_numbered_as_their_threads() {
+        // Two normal schedulers, two dirty CPU ones, listed as the VM does:
+        // in no particular order.
+        let mut a = mem(
+            vec![],
+            vec![st(3, 0, 0), st(2, 0, 0), st(4, 0, 0), st(1, 0, 0)],
+        );
+        a.schedulers = 2;
+        let mut b = mem(
+            vec![],
+            vec![
+                st(2, 10, 100),
+                st(4, 0, 100),
+                st(1, 90, 100),
+                st(3, 50, 100),
+            ],
+        );
+        b.schedulers = 2;
+        let m = after(&a, &b);
+        let got: Vec<(u32, &str, &str, Option<f64>)> = m
+            .header
+            .schedulers
+            .iter()
+            .map(|s| (s.id, s.kind, s.thread.as_str(), s.pct))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (1, "normal", "1_scheduler", Some(90.0)),
+                (2, "normal", "2_scheduler", Some(10.0)),
+                (1, "dirty_cpu", "1_dirty_cpu_sch", Some(50.0)),
+                (2, "dirty_cpu", "2_dirty_cpu_sch", Some(0.0)),
+            ]
         );
     }
 
