@@ -223,6 +223,18 @@ fn text_output_fits_columns() {
         .iter()
         .position(|l| l.starts_with("Pid "))
         .expect("table header");
+    // Header lines too wide for 60 columns are cut between words (` …`),
+    // never in the middle of a value; the memory line is one of them.
+    let header = &lines[..start];
+    assert!(
+        header
+            .iter()
+            .any(|l| l.starts_with("Load:") && l.ends_with(" …")),
+        "{out}"
+    );
+    for l in header.iter().filter(|l| l.contains('…')) {
+        assert!(l.ends_with(" …"), "cut inside a word: '{l}'\n{out}");
+    }
     for l in &lines[start + 1..] {
         let end = l.find('>').map(|i| i + 1).unwrap_or(0);
         assert!(
