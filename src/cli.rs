@@ -64,8 +64,9 @@ OS threads, etop threads --once demo:
 21589  1_scheduler      R  97.9   97.9   0.0      0      430     0
 
 Ports, etop ports --once demo:
-Port         Name      Owner             Local            Remote  RecvCnt  RecvOct  SendCnt  SendOct  Queue  Memory
-#Port<0.9>   udp_inet  metrics_exporter  127.0.0.1:52862                0        0     1800     1.8M      0      40
+Port         Name      Owner                 Owner Pid  Local            Remote  RecvCnt  RecvOct  SendCnt  SendOct  Queue
+#Port<0.9>   udp_inet  metrics_exporter      <0.96.0>   127.0.0.1:39390                0        0     1638     1.6M      0
+#Port<0.10>  tcp_inet  xmpp_listener:init/1  <0.98.0>   [::]:5222                      0        0        0        0      0
 
 ETS tables, etop ets -s growth demo:
 Table       Id  Owner       Type  Access  Size  Memory  +Size  +Memory

@@ -178,9 +178,10 @@ proc_lib:spawn_opt(fun() ->
                   {A - E, B - F, C - G, D - H};
                (Cur, _) -> Cur
             end,
-    Addr = fun({ok, {Ip, Port}}) when is_tuple(Ip) -> inet:ntoa(Ip) ++ ":" ++ erlang:integer_to_list(Port);
-              ({ok, #{addr := Ip, port := Port}}) when is_tuple(Ip) -> inet:ntoa(Ip) ++ ":" ++ erlang:integer_to_list(Port);
-              (_) -> ""
+    % Addresses go to etop as they are ({Ip, Port}); etop writes them.
+    Addr = fun({ok, {Ip, Port}}) when is_tuple(Ip), is_integer(Port) -> {Ip, Port};
+              ({ok, #{addr := Ip, port := Port}}) when is_tuple(Ip), is_integer(Port) -> {Ip, Port};
+              (_) -> []
            end,
     OwnerName = fun(Pid) when is_pid(Pid) ->
                       case erlang:process_info(Pid, registered_name) of
@@ -189,24 +190,39 @@ proc_lib:spawn_opt(fun() ->
                       end;
                    (_) -> []
                 end,
+    % A port's owner as the process table names it: its registered name,
+    % else its initial call (proc_lib's real one for gen_servers and the like).
+    OwnerCall = fun(Pid) when is_pid(Pid) ->
+                      case erlang:process_info(Pid, initial_call) of
+                        {initial_call, {proc_lib, init_p, _}} ->
+                          try proc_lib:translate_initial_call(Pid) catch _:_ -> undefined end;
+                        {initial_call, Init} -> Init;
+                        _ -> undefined
+                      end;
+                   (_) -> undefined
+                end,
+    OwnerOf = fun(Pid) ->
+              case OwnerName(Pid) of
+                [] -> {Pid, [], OwnerCall(Pid)};
+                Reg -> {Pid, Reg, undefined}
+              end
+            end,
     PortInfo = fun(P, K) -> case erlang:port_info(P, K) of {K, V} -> V; _ -> undefined end end,
     PortRank = fun(Key, Id, {Rc, Ro, Sc, So}) ->
       case Key of
         recv_cnt -> Rc; recv_oct -> Ro; send_cnt -> Sc; send_oct -> So;
         bytes -> Ro + So;
-        queue -> case Id of {port, P} -> PortInfo(P, queue_size); _ -> 0 end;
-        memory -> case Id of {port, P} -> PortInfo(P, memory); _ -> 0 end
+        queue -> case Id of {port, P} -> PortInfo(P, queue_size); _ -> 0 end
       end
     end,
     PortDetail = fun({port, P}) ->
-        PortOwner = PortInfo(P, connected),
-        {PortInfo(P, name), PortOwner, OwnerName(PortOwner), PortInfo(P, queue_size), PortInfo(P, memory),
+        {PortInfo(P, name), OwnerOf(PortInfo(P, connected)), PortInfo(P, queue_size),
          Addr(catch inet:sockname(P)), Addr(catch inet:peername(P))};
       ({socket, S}) ->
         Info = case catch socket:info(S) of #{} = I -> I; _ -> #{} end,
-        SockOwner = maps:get(owner, Info, undefined),
         Kind = {socket, maps:get(type, Info, undefined), maps:get(protocol, Info, undefined)},
-        {Kind, SockOwner, OwnerName(SockOwner), 0, 0, Addr(catch socket:sockname(S)), Addr(catch socket:peername(S))}
+        {Kind, OwnerOf(maps:get(owner, Info, undefined)), 0,
+         Addr(catch socket:sockname(S)), Addr(catch socket:peername(S))}
     end,
     % Prev: the counters of the frame etop holds, or none.
     PortSample = fun(Key, N, Prev) ->
