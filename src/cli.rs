@@ -37,7 +37,7 @@ Exit codes:
   2  usage error, no cookie found, several local nodes and none named
   3  node unreachable: EPMD down, unknown name, refused, timeout
   4  cookie rejected, or connection not allowed
-  5  connection lost and not regained
+  5  connection lost and not regained (batch: retried for 3 intervals, at least 10 s)
   6  the node answered but a remote call failed";
 
 /// What each view prints, for the man page's OUTPUT section (blocks separated

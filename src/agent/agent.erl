@@ -48,6 +48,9 @@ proc_lib:spawn_opt(fun() ->
   % This one carries only its own code.
   Work = fun(Req, Prev, Me) ->
     WS = erlang:system_info(wordsize),
+    % When the VM started, on the clock of mono_us: etop tells a restarted
+    % node from a dropped connection by it.
+    StartUs = erlang:convert_time_unit(erlang:system_info(start_time), native, microsecond),
     Dup = fun lists:duplicate/2,
     HeapNow = fun() ->
       {total_heap_size, H} = erlang:process_info(erlang:self(), total_heap_size),
@@ -145,7 +148,7 @@ proc_lib:spawn_opt(fun() ->
       Rows = lists:flatmap(Detail, Top(Vs, Ps, Len, N)),
       H3 = HeapNow(),
       T1 = erlang:monotonic_time(microsecond),
-      {#{node => erlang:node(), time => erlang:localtime(), mono_us => T0, procs => Len,
+      {#{node => erlang:node(), time => erlang:localtime(), mono_us => T0, start_us => StartUs, procs => Len,
          runq => erlang:statistics(run_queue), memory => erlang:memory(),
          swt => erlang:statistics(scheduler_wall_time), cost_us => T1 - T0,
          elixir => erlang:module_loaded('Elixir.Kernel'),
@@ -244,7 +247,7 @@ proc_lib:spawn_opt(fun() ->
               || {V, Id, D} <- lists:sublist(lists:reverse(lists:sort(Ranked)), N)],
       H = HeapNow(),
       T1 = erlang:monotonic_time(microsecond),
-      {#{node => erlang:node(), time => erlang:localtime(), mono_us => T0, count => length(Counted),
+      {#{node => erlang:node(), time => erlang:localtime(), mono_us => T0, start_us => StartUs, count => length(Counted),
          cost_us => T1 - T0, delta => Prev =/= none, heap_bytes => H * WS, rows => Rows}, Next}
     end,
     EtsSample = fun(Key, N, Prev) ->
@@ -270,7 +273,7 @@ proc_lib:spawn_opt(fun() ->
               || {_, T, M, S, GM, GS} <- lists:sublist(Sorted, N)],
       H = HeapNow(),
       T1 = erlang:monotonic_time(microsecond),
-      {#{node => erlang:node(), time => erlang:localtime(), mono_us => T0, count => L, cost_us => T1 - T0,
+      {#{node => erlang:node(), time => erlang:localtime(), mono_us => T0, start_us => StartUs, count => L, cost_us => T1 - T0,
          delta => Prev =/= none, heap_bytes => H * WS,
          total_bytes => lists:sum([M || {_, M, _} <- Live]), rows => Rows}, Next}
     end,

@@ -41,6 +41,7 @@ pub const AGENT_CALLS: &[&str] = &[
     "erlang:process_info/2",
     "erlang:is_tuple/1",
     "erlang:monotonic_time/1",
+    "erlang:convert_time_unit/3",
     "erlang:unique_integer/1",
     "erlang:localtime/0",
     "erlang:statistics/1",

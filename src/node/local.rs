@@ -17,6 +17,16 @@ pub fn local_nodes(proc_root: &Path) -> (Vec<LocalNode>, Vec<(String, u16)>) {
     (nodes, known)
 }
 
+/// The OS pid of the local BEAM named `name` (`name@host`): found again
+/// after the node restarted under another pid.
+pub fn local_os_pid(name: &str, proc_root: &Path) -> Option<u32> {
+    let (nodes, _) = local_nodes(proc_root);
+    nodes
+        .iter()
+        .find(|n| n.name.as_deref() == Some(name))
+        .map(|n| n.os_pid)
+}
+
 /// The distribution port EPMD lists for a local node, if any.
 pub fn dist_port(n: &LocalNode, epmd: &[(String, u16)]) -> Option<u16> {
     let short = n.name.as_deref()?.split('@').next()?;

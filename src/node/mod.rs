@@ -11,7 +11,7 @@ mod local;
 pub use cookie::{Cookie, CookieOrigin};
 pub use local::{
     CookieSources, Resolved, Target, check_given, dist_port, find_cookie, find_local, label,
-    listing_error, local_nodes, local_vm, resolve, target,
+    listing_error, local_nodes, local_os_pid, local_vm, resolve, target,
 };
 
 use crate::error::{Error, Result};

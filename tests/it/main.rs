@@ -15,6 +15,7 @@ mod hostile_text; // names that are escape sequences
 mod msacc; // `etop msacc`, and its flag always put back
 mod ports; // `etop ports`
 mod procs; // the process table: sorts, formats, headers
+mod restarts; // a node that restarts under etop's eyes
 mod safety; // the node is left as it was: long runs, the heap ceiling
 mod terminal; // repaint, keys, signals, stale marks, restore
 mod threads; // `etop threads`

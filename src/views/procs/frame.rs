@@ -8,7 +8,7 @@ use crate::views::Frame;
 use crate::views::column::{Cell, Column, Grid, Show};
 
 /// The columns of the process table.
-pub const COLUMNS: [Column<Row>; 8] = [
+pub const COLUMNS: [Column<Row>; 9] = [
     Column::text("Pid", "pid", |r| Cell::text(&r.pid)),
     Column::flex("Name or Initial Func", "name", |r| Cell::text(&r.name)),
     Column::text("Registered name", "registered_name", |r: &Row| {
@@ -20,6 +20,10 @@ pub const COLUMNS: [Column<Row>; 8] = [
     })
     .only(Show::DATA),
     Column::num("Reds", "reds", |r| Cell::Count(r.reds)),
+    Column::text("Reds kind", "reds_kind", |r: &Row| {
+        Cell::OptText(r.reds_kind.map(str::to_string))
+    })
+    .only(Show::DATA),
     Column::num("Memory", "memory_bytes", |r| {
         Cell::Bytes(Some(r.memory_bytes))
     }),
@@ -77,13 +81,15 @@ fn window_text(h: &Header) -> String {
 pub fn header_lines(h: &Header) -> Vec<String> {
     let cpu = h.cpu_pct.map(|c| format!("{c:.0}%")).unwrap_or_default();
     let m = &h.memory;
-    let mut lines = vec![
-        format!(
-            "{}  {}  {}",
-            h.node,
-            h.clock.as_deref().unwrap_or(""),
-            window_text(h)
-        ),
+    let mut lines = vec![format!(
+        "{}  {}  {}",
+        h.node,
+        h.clock.as_deref().unwrap_or(""),
+        window_text(h)
+    )];
+    // Right under the node's name, where it is seen first.
+    lines.extend(h.notice.clone());
+    lines.extend([
         format!(
             "Load:  cpu   {:>8}    Memory:  total     {:>7}    binary {:>7}",
             cpu,
@@ -102,7 +108,7 @@ pub fn header_lines(h: &Header) -> Vec<String> {
             human_bytes(m.atom),
             human_bytes(m.ets)
         ),
-    ];
+    ]);
     if h.show_schedulers {
         lines.push(scheduler_line(h));
     }
@@ -197,6 +203,7 @@ mod tests {
             agent_heap_bytes: 0,
             agent_heap_limit_bytes: 0,
             os: Some(OsHeader {
+                os_pid: 4242,
                 rss_bytes: 2_899_102_924,
                 os_threads: 20,
                 host_cpu_pct: None,
@@ -205,6 +212,9 @@ mod tests {
             }),
             schedulers: Vec::new(),
             show_schedulers: false,
+            epoch: 2,
+            reconnected: true,
+            notice: Some("node restarted at 14:23:10 (new OS pid 4242); reconnected".into()),
         };
         let lines = header_lines(&h);
         let os = lines
@@ -214,6 +224,10 @@ mod tests {
         assert!(
             os.contains("rss       2.7G (VM total 3.7G, overhead -1.0G)"),
             "{os}"
+        );
+        assert_eq!(
+            lines[1],
+            "node restarted at 14:23:10 (new OS pid 4242); reconnected"
         );
     }
 }

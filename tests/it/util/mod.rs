@@ -126,6 +126,9 @@ pub struct NodeOpts {
     pub erl_args: Vec<String>,
     /// More environment variables for the node (`RELEASE_ROOT`, ...).
     pub env: Vec<(String, String)>,
+    /// The part before '@' instead of a random one: to start a node again
+    /// under the name of one that stopped, or a name of a given shape.
+    pub name: Option<String>,
 }
 
 /// How a test node becomes a distributed node.
@@ -158,6 +161,7 @@ impl Default for NodeOpts {
             udp_per_sec: 0,
             erl_args: Vec::new(),
             env: Vec::new(),
+            name: None,
         }
     }
 }
@@ -199,7 +203,10 @@ impl Node {
         );
         let ebin = demo_ebin();
         let dir = tempfile::tempdir().expect("temp dir for the node");
-        let name = format!("etop_t_{}", random_hex());
+        let name = opts
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("etop_t_{}", random_hex()));
         // With `cookie_hidden` the node makes up its own; see `wait_ready`.
         let cookie = opts
             .cookie
