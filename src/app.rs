@@ -8,7 +8,7 @@ use crate::dist::ConnectOpts;
 use crate::dist::term::Term;
 use crate::error::{Error, Result, exit};
 use crate::host::HostWatch;
-use crate::node::{self, CookieSources};
+use crate::node::{self, CookieSources, Reach};
 use crate::text::say;
 use crate::ui::session::{self, Display};
 use crate::ui::{frame, term};
@@ -165,6 +165,10 @@ fn attach(
             file: conn.cookie_file.as_deref(),
             flag: conn.cookie.as_deref(),
         },
+        &Reach {
+            port: conn.port,
+            timeout: Duration::from_secs_f64(conn.connect_timeout),
+        },
     )?;
     if out.verbose {
         say(format!(
@@ -177,6 +181,7 @@ fn attach(
         mode: target.mode,
         target: target.name,
         port: conn.port,
+        epmd_port: target.epmd_port,
         cookie: target.cookie,
         cookie_origin: target.origin,
         our_name: conn

@@ -15,7 +15,7 @@ use etop::dist::Connection;
 use etop::dist::etf;
 use etop::dist::term::{self, Term, atom};
 use etop::host::{ThreadStat, thread_rows};
-use etop::node::discover::{CookieLookup, CookieSource, LocalNode, NameKind};
+use etop::node::discover::{CookieLookup, CookieSource, EpmdNames, LocalNode, NameFrom, NameKind};
 use etop::views::column::Grid;
 use etop::views::ets::{Ets, EtsSort};
 use etop::views::msacc::{Msacc, MsaccShaper, decode, report};
@@ -182,17 +182,15 @@ fn golden_frames_of_recorded_samples() {
         os_pid: pid,
         uid: 1000,
         user: user.into(),
-        argv: vec![],
         name: name.map(str::to_string),
         name_kind: name.map(|_| NameKind::Short),
+        name_from: name.map(|_| NameFrom::Argv),
         listen_ports: vec![42449],
-        proto_dist: None,
-        epmd_module: None,
-        release_root: None,
-        home: None,
         otp_release: Some("25.2.3".into()),
+        erts_version: Some("13.1.5".into()),
         cookie,
         environ_readable: true,
+        ..LocalNode::default()
     };
     let found = |source| CookieLookup::Found {
         source,
@@ -212,7 +210,10 @@ fn golden_frames_of_recorded_samples() {
         ),
         node(30001, None, "root", CookieLookup::NotFound),
     ];
-    let lines = nodes::lines(&locals, &[("demo".into(), 42449)]);
+    let lines = nodes::lines(
+        &locals,
+        &EpmdNames::single(4369, vec![("demo".into(), 42449)]),
+    );
     let grid = Grid::new(&nodes::COLUMNS, &lines);
     let f = Frame {
         json: serde_json::Value::Array(grid.json_rows()),

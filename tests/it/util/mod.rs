@@ -415,6 +415,7 @@ impl Node {
             mode: target.mode(),
             target,
             port: None,
+            epmd_port: None,
             cookie: Cookie::new(&self.cookie).expect("non-empty cookie"),
             cookie_origin: CookieOrigin::Flag,
             our_name: format!("{EVAL_NAME_PREFIX}{}", &random_hex()[..8]),
