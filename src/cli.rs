@@ -34,7 +34,8 @@ Keys on a terminal:
 Exit codes:
   0  ok, quit, or the output pipe was closed
   1  unexpected failure
-  2  usage error, no cookie found, several local nodes and none named
+  2  usage error, no cookie (the line says where the node's is), several local
+     nodes and none named
   3  node unreachable: EPMD down, unknown name, refused, timeout
   4  cookie rejected, or connection not allowed
   5  connection lost and not regained (batch: retried for 3 intervals, at least 10 s)
@@ -54,9 +55,9 @@ Pid         Name or Initial Func  Reds  Memory  MsgQ  Current Function
 <0.0.0>     init                     1   21.1K     0  init:loop/1
 
 Local nodes, etop nodes:
-Node            OS pid  User  Dist port  OTP     Cookie from
-demo@db1          7448  app       42449  25.2.3  releases/COOKIE
-worker@db1       21578  app       37799  25.2.3  $HOME/.erlang.cookie of user app
+Node            OS pid  User  Dist port  OTP     ERTS    Cookie from
+demo@db1          7448  app       42449  25      13.1.5  releases/COOKIE
+worker@db1       21578  app       37799  25.2.3  13.1.5  $HOME/.erlang.cookie of user app
 
 OS threads, etop threads --once demo:
   TID  Thread           S  CPU%  User%  Sys%  VolCS  InvolCS  Core
@@ -114,7 +115,8 @@ pub struct TopArgs {
 #[derive(Debug, Clone, Args)]
 pub struct Session {
     /// The node: name@host; a bare name or an OS pid for a node on this host;
-    /// nothing for the only node on this host.
+    /// nothing for the node RELEASE_NODE names (inside a release's shell), else
+    /// the only node on this host.
     #[arg(value_name = "NODE")]
     pub node: Option<String>,
 
@@ -199,7 +201,8 @@ pub enum Command {
     )]
     Msacc {
         /// The node: name@host; a bare name or an OS pid for a node on this
-        /// host; nothing for the only node on this host.
+        /// host; nothing for the node RELEASE_NODE names (inside a release's
+        /// shell), else the only node on this host.
         #[arg(value_name = "NODE")]
         node: Option<String>,
         /// Seconds to measure. Ctrl-C ends the window early and still reports.
