@@ -626,6 +626,30 @@ mod tests {
     }
 
     #[test]
+    fn a_beam_without_a_name_says_why_and_what_to_do() {
+        let epmd = EpmdNames::single(4369, vec![("rabbit".into(), 25672)]);
+        let hidden = LocalNode {
+            os_pid: 473,
+            user: "rabbitmq".into(),
+            unreadable: vec![Unreadable::Sockets, Unreadable::Environment],
+            ..LocalNode::default()
+        };
+        assert_eq!(
+            unnamed_error(&hidden, &epmd).to_string(),
+            "the BEAM with pid 473 (user rabbitmq) has no -sname/-name in its arguments, and \
+             etop cannot read its sockets (/proc/473/fd) to find its name in EPMD; EPMD here \
+             knows: rabbit; give its name (etop NAME), or run as user rabbitmq or root"
+        );
+        let plain = LocalNode {
+            os_pid: 12,
+            ..LocalNode::default()
+        };
+        let line = unnamed_error(&plain, &epmd).to_string();
+        assert!(line.contains("is not a distributed node"), "{line}");
+        assert!(line.contains("'etop threads --pid 12'"), "{line}");
+    }
+
+    #[test]
     fn no_cookie_names_where_the_nodes_is_and_never_says_create_one() {
         let target = NodeName::parse("rabbit@vm", "vm").unwrap();
         let node = LocalNode {

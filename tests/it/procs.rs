@@ -161,6 +161,37 @@ fn reductions_sort_puts_the_busy_loop_first() {
 }
 
 #[test]
+fn a_reductions_stream_says_which_rows_hold_totals_and_which_windows() {
+    let node = Node::start(NodeOpts { busy: 1, ..quiet() });
+    let out = etop([
+        "-n", "3", "-i", "0.3", "-l", "5", "--format", "csv", &node.full,
+    ])
+    .cookie_env(&node.cookie)
+    .run()
+    .success();
+    let records = parse_csv(&out.stdout);
+    let col = |name: &str| {
+        records[0]
+            .iter()
+            .position(|c| c == name)
+            .unwrap_or_else(|| panic!("no '{name}' column\n{out}"))
+    };
+    let (time, reds, kind) = (col("time"), col("reds"), col("reds_kind"));
+    let rows = &records[1..];
+    assert_eq!(rows.len(), 15, "three frames of five rows\n{out}");
+    // The first frame of a reductions stream holds totals, and says so; the
+    // others the reductions of their window. Every row has its number.
+    for (i, r) in rows.iter().enumerate() {
+        let want = if i < 5 { "total" } else { "window" };
+        assert_eq!(r[kind], want, "row {i}\n{out}");
+        r[reds]
+            .parse::<u64>()
+            .unwrap_or_else(|_| panic!("row {i}: '{}' is not a count\n{out}", r[reds]));
+    }
+    assert!(rows[..5].iter().all(|r| r[time] == rows[0][time]), "{out}");
+}
+
+#[test]
 fn iterations_and_interval() {
     let node = Node::start(NodeOpts::default());
     let out = etop(["-n", "3", "-i", "0.3", "--format", "json", &node.full])
