@@ -42,10 +42,17 @@ fn a_restarted_node_is_announced_and_its_os_line_comes_back() {
     );
     text.wait_for_line(AT_ONCE, |l| l.starts_with("OS:"));
 
+    let name = first.name.clone();
     drop(first);
+    // EPMD forgets a name when its node's connection to it closes: the new
+    // node can take it only then.
+    wait_until(Duration::from_secs(10), "the old node leaves EPMD", || {
+        etop::node::epmd::names("localhost", Duration::from_secs(1))
+            .is_ok_and(|n| !n.iter().any(|(k, _)| *k == name))
+    });
     // The same node again: same name, same cookie, a new VM.
     let second = Node::start(NodeOpts {
-        name: full.split_once('@').map(|(n, _)| n.to_string()),
+        name: Some(name),
         cookie: Some(cookie.clone()),
         busy: 1,
         ..quiet()
