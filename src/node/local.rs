@@ -518,10 +518,24 @@ fn env_cookie() -> Result<Option<String>> {
 pub fn local_vm(given: Option<&str>, proc_root: &Path) -> Result<LocalNode> {
     check_given(given)?;
     let (all, _) = local_nodes(proc_root);
-    let found = match given {
-        Some(n) => find_local(&all, n),
-        None if all.len() == 1 => all.first(),
-        None => None,
+    // Inside a release's shell, its node; else the only VM, a release's
+    // temporary shells aside.
+    let release = ReleaseEnv::from_env();
+    let released = release
+        .target(
+            &crate::host::short_hostname(),
+            discover::host_fqdn(proc_root).as_deref(),
+        )
+        .and_then(|r| r.ok())
+        .map(|(name, _)| name.to_string());
+    let lasting: Vec<&LocalNode> = all.iter().filter(|n| !n.temporary).collect();
+    let found = match (given, released) {
+        (Some(n), _) => find_local(&all, n),
+        (None, Some(name)) => all
+            .iter()
+            .find(|n| n.name.as_deref() == Some(name.as_str())),
+        (None, None) if lasting.len() == 1 => lasting.first().copied(),
+        (None, None) => None,
     };
     match found {
         Some(l) => Ok(l.clone()),

@@ -53,6 +53,23 @@ fn a_release_shell_environment_picks_its_own_node_with_no_arguments() {
     assert!(out.stdout.starts_with(&format!("{}  ", app.full)), "{out}");
     assert!(!parse_table(&out).is_empty(), "{out}");
 
+    // `etop threads` too: the release's VM, without NODE or --pid.
+    let out = release_env(etop([
+        "threads",
+        "--once",
+        "-i",
+        QUICK,
+        "--proc-root",
+        &fake.arg(),
+    ]))
+    .run()
+    .success();
+    assert!(
+        out.stdout
+            .starts_with(&format!("{} (beam pid {})", app.full, app.os_pid())),
+        "{out}"
+    );
+
     // The release's node need not be seen in /proc: RELEASE_NODE and the
     // release's host rules name it.
     let empty = FakeProc::new(&[]);
@@ -86,6 +103,10 @@ fn a_release_shell_environment_picks_its_own_node_with_no_arguments() {
     // etop attaches to the release's node with its own cookie.
     let pair = FakeProc::new(&[app.os_pid(), shell.os_pid()]);
     attaches_with_targets_cookie(&pair, None, &app, "argv");
+    let out = etop(["threads", "--once", "-i", QUICK, "--proc-root", &pair.arg()])
+        .run()
+        .success();
+    assert!(out.stdout.starts_with(&app.full), "{out}");
     // It is listed, as what it is.
     let (listed, out) = nodes_json(&pair);
     let line = &listed[&u64::from(shell.os_pid())];
