@@ -222,9 +222,10 @@ fn unnamed_error(n: &LocalNode, epmd: &EpmdNames) -> Error {
         Error::Usage(format!(
             "the BEAM with pid {pid} (user {user}) has no -sname/-name in its arguments, and \
              etop cannot read its sockets (/proc/{pid}/fd) to find its name in EPMD; {known}; \
-             give its name (etop NAME), or run as user {user} or root",
+             give its name (etop NAME), or {who}",
             pid = n.os_pid,
-            user = n.user
+            user = n.user,
+            who = discover::run_as(&n.user),
         ))
     } else {
         Error::Usage(format!(

@@ -5,7 +5,7 @@
 
 use super::Frame;
 use super::column::{Cell, Column, Grid, Show};
-use crate::node::discover::{CookieLookup, EpmdNames, LocalNode, NameFrom, Unreadable};
+use crate::node::discover::{CookieLookup, EpmdNames, LocalNode, NameFrom, Unreadable, run_as};
 use crate::node::{dist_port, local_nodes};
 use std::path::Path;
 
@@ -124,9 +124,9 @@ pub fn lines(nodes: &[LocalNode], epmd: &EpmdNames) -> Vec<NodeLine> {
         .collect()
 }
 
-/// For a node /proc hides parts of: which columns that touched, how they
-/// were filled anyway, and what to do. `me` is the user etop runs as.
-pub fn note(n: &LocalNode, dist_port: Option<u16>, me: &str) -> Option<String> {
+/// For a node /proc hides parts of: which columns that touched and how
+/// they were filled anyway, and what /proc hid.
+fn hidden(n: &LocalNode, dist_port: Option<u16>) -> Option<(String, Vec<Unreadable>)> {
     if n.unreadable.is_empty() {
         return None;
     }
@@ -151,20 +151,48 @@ pub fn note(n: &LocalNode, dist_port: Option<u16>, me: &str) -> Option<String> {
     if matches!(n.cookie, CookieLookup::Unreadable { .. }) {
         cols.push("Cookie from unreadable".to_string());
     }
-    let entries: Vec<&str> = n.unreadable.iter().map(|u| u.entry()).collect();
-    let what = words(&n.unreadable, ", ");
-    let cols = if cols.is_empty() {
-        String::new()
-    } else {
-        format!("{}: ", cols.join("; "))
-    };
-    Some(format!(
-        "pid {pid} (user {user}): {cols}etop runs as user {me} and may not read \
-         /proc/{pid}/{{{entries}}} ({what}); run as user {user} or root to see them",
-        pid = n.os_pid,
-        user = n.user,
-        entries = entries.join(","),
-    ))
+    Some((cols.join("; "), n.unreadable.clone()))
+}
+
+/// The notes above the table: for the nodes /proc hides parts of, which
+/// columns that touched, how they were filled anyway, and who may read
+/// them; one line for the nodes of one user alike. `me` is the user etop
+/// runs as.
+pub fn notes(nodes: &[LocalNode], lines: &[NodeLine], me: &str) -> Vec<String> {
+    type Key = (String, String, Vec<Unreadable>);
+    let mut groups: Vec<(Key, Vec<u32>)> = Vec::new();
+    for (n, l) in nodes.iter().zip(lines) {
+        let Some((cols, parts)) = hidden(n, l.dist_port) else {
+            continue;
+        };
+        let key = (n.user.clone(), cols, parts);
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, pids)) => pids.push(n.os_pid),
+            None => groups.push((key, vec![n.os_pid])),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|((user, cols, parts), pids)| {
+            let (who, proc_dir) = match pids.as_slice() {
+                [one] => (format!("pid {one}"), one.to_string()),
+                many => (format!("pids {}", words(many, ", ")), "PID".to_string()),
+            };
+            let entries: Vec<&str> = parts.iter().map(|u| u.entry()).collect();
+            let cols = if cols.is_empty() {
+                String::new()
+            } else {
+                format!("{cols}: ")
+            };
+            format!(
+                "{who} (user {user}): {cols}etop runs as user {me} and may not read \
+                 /proc/{proc_dir}/{{{entries}}} ({what}); {run_as} to see them",
+                entries = entries.join(","),
+                what = words(&parts, ", "),
+                run_as = run_as(&user),
+            )
+        })
+        .collect()
 }
 
 /// The user etop runs as, as notes name it.
@@ -191,11 +219,7 @@ pub fn frame(proc_root: &Path) -> Frame {
     let header = if grid.rows.is_empty() {
         vec!["no Erlang nodes run on this host".to_string()]
     } else {
-        nodes
-            .iter()
-            .zip(&lines)
-            .filter_map(|(n, l)| note(n, l.dist_port, &me))
-            .collect()
+        notes(&nodes, &lines, &me)
     };
     Frame {
         header,
@@ -237,14 +261,38 @@ mod tests {
             ],
             ..LocalNode::default()
         };
+        let one = std::slice::from_ref(&n);
         assert_eq!(
-            note(&n, Some(25672), "bob").as_deref(),
-            Some(
+            notes(one, &lines(one, &EpmdNames::default()), "bob"),
+            vec![
                 "pid 473 (user rabbitmq): Node from EPMD, by a port its user listens on; OTP \
                  from the same paths on this host; Cookie from unreadable: etop runs as user \
                  bob and may not read /proc/473/{fd,environ,root} (its sockets, its \
                  environment, its files); run as user rabbitmq or root to see them"
-            )
+            ]
+        );
+        // Nodes of one user alike: one line for all.
+        let twin = LocalNode {
+            os_pid: 474,
+            ..n.clone()
+        };
+        let both = [n.clone(), twin];
+        let said = notes(&both, &lines(&both, &EpmdNames::default()), "bob");
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(
+            said[0].starts_with("pids 473, 474 (user rabbitmq)"),
+            "{said:?}"
+        );
+        assert!(said[0].contains("/proc/PID/{fd,environ,root}"), "{said:?}");
+        // Root's own: who may read them is root.
+        let roots = LocalNode {
+            user: "root".into(),
+            ..n.clone()
+        };
+        let r = std::slice::from_ref(&roots);
+        assert!(
+            notes(r, &lines(r, &EpmdNames::default()), "bob")[0]
+                .ends_with("; run as root to see them")
         );
         let line = &lines(std::slice::from_ref(&n), &EpmdNames::default())[0];
         assert_eq!(line.node, "rabbit@vm");
@@ -258,7 +306,8 @@ mod tests {
             unreadable: Vec::new(),
             ..n
         };
-        assert_eq!(note(&open, Some(1), "bob"), None);
+        let o = std::slice::from_ref(&open);
+        assert!(notes(o, &lines(o, &EpmdNames::default()), "bob").is_empty());
     }
 
     #[test]

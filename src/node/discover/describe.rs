@@ -324,7 +324,7 @@ pub(super) struct CookieInputs<'a> {
 
 fn unreadable_reason(err: &io::Error, user: &str) -> String {
     if err.kind() == io::ErrorKind::PermissionDenied {
-        format!("permission denied: run as user {user} or root")
+        format!("permission denied: {}", run_as(user))
     } else {
         err.to_string()
     }
@@ -409,10 +409,7 @@ pub(super) fn resolve_cookie(
         // etop could not see or in RELEASE_COOKIE.
         return CookieLookup::Unreadable {
             source: first_source.unwrap_or(CookieSource::ReleaseCookieEnv),
-            reason: format!(
-                "cannot read the process environment: run as user {} or root",
-                inp.user
-            ),
+            reason: format!("cannot read the process environment: {}", run_as(inp.user)),
         };
     }
     CookieLookup::NotFound

@@ -138,6 +138,16 @@ impl fmt::Display for NameFrom {
     }
 }
 
+/// Who may read what another user's process hides: `run as user app or
+/// root`, or `run as root` for root's own.
+pub fn run_as(user: &str) -> String {
+    if user == "root" {
+        "run as root".to_string()
+    } else {
+        format!("run as user {user} or root")
+    }
+}
+
 /// What /proc did not let etop read of a process (another user's, when
 /// etop does not run as root or as that user).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
