@@ -8,7 +8,7 @@ use crate::dist::ConnectOpts;
 use crate::dist::term::Term;
 use crate::error::{Error, Result, exit};
 use crate::host::HostWatch;
-use crate::node::{self, CookieSources};
+use crate::node::{self, CookieSources, Reach};
 use crate::text::say;
 use crate::ui::session::{self, Display};
 use crate::ui::{frame, term};
@@ -116,7 +116,9 @@ fn reply_view<V: ReplyView>(
     request: impl Fn(i64) -> Term + Send + 'static,
 ) -> Result<()> {
     let (frames, out) = (&s.frames, &s.out);
-    let (collector, _) = attach(&s.conn, out, s.node.as_deref())?;
+    let (mut collector, _) = attach(&s.conn, out, s.node.as_deref())?;
+    let shown = display(frames, out);
+    collector.say_reconnects(out.verbose && !shown.tty);
     let feed = RequestFeed {
         collector,
         view,
@@ -124,11 +126,7 @@ fn reply_view<V: ReplyView>(
         timeout: frame_timeout(frames),
         what,
     };
-    session::run(
-        feed,
-        ReplyShaper::new(shape, frames.once),
-        display(frames, out),
-    )
+    session::run(feed, ReplyShaper::new(shape, frames.once), shown)
 }
 
 /// A slow frame is waited for well past the interval before it counts as
@@ -172,6 +170,10 @@ fn attach(
             file: conn.cookie_file.as_deref(),
             flag: conn.cookie.as_deref(),
         },
+        &Reach {
+            port: conn.port,
+            timeout: Duration::from_secs_f64(conn.connect_timeout),
+        },
     )?;
     if out.verbose {
         say(format!(
@@ -198,6 +200,7 @@ fn attach(
         mode: target.mode,
         target: target.name,
         port: conn.port,
+        epmd_port: target.epmd_port,
         cookie: target.cookie,
         cookie_origin: target.origin,
         our_name: conn
@@ -220,7 +223,9 @@ fn attach(
 
 fn procs(top: &TopArgs) -> Result<()> {
     let s = &top.session;
-    let (collector, os_pid) = attach(&s.conn, &s.out, s.node.as_deref())?;
+    let (mut collector, os_pid) = attach(&s.conn, &s.out, s.node.as_deref())?;
+    let shown = display(&s.frames, &s.out);
+    collector.say_reconnects(s.out.verbose && !shown.tty);
     let key: SortKey = top.procs.sort.into();
     let feed = ProcFeed {
         collector,
@@ -231,6 +236,7 @@ fn procs(top: &TopArgs) -> Result<()> {
         os_pid,
         proc_root: s.conn.host.proc_root.clone(),
         host: HostWatch::new(),
+        epoch: 0,
     };
     // A one-shot run shows real per-interval numbers: its first sample only
     // sets the baseline.
@@ -240,7 +246,7 @@ fn procs(top: &TopArgs) -> Result<()> {
         s.frames.once && !top.procs.accumulate,
     );
     shaper.show_schedulers = top.procs.schedulers;
-    session::run(feed, shaper, display(&s.frames, &s.out))
+    session::run(feed, shaper, shown)
 }
 
 fn threads(

@@ -353,7 +353,7 @@ fn each_certificate_problem_is_one_line() {
         args.push(node.name.clone());
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = run_etop(node, &args);
-        assert_eq!(out.code, Some(7), "{out}\n{}", node.log());
+        assert_eq!(out.code, Some(8), "{out}\n{}", node.log());
         assert_eq!(
             single_error_line(&out),
             format!("etop: TLS with {}: {why}", node.full),
