@@ -163,6 +163,16 @@ fn attach(
              prefer --cookie-file or ERLANG_COOKIE",
         );
     }
+    let flags = node::discover::ssl_dist::TlsFlags {
+        cert: conn.tls.tls_cert.as_deref(),
+        key: conn.tls.tls_key.as_deref(),
+        ca: conn.tls.tls_ca.as_deref(),
+    };
+    // Files the operator named are checked before anything is asked of the
+    // network, as a cookie file is: a typo is a usage error, not a lookup.
+    if let Some(files) = node::discover::ssl_dist::choose(flags, None, node.unwrap_or(""))? {
+        crate::dist::tls::Tls::load(&files)?;
+    }
     let target = node::target(
         node,
         &conn.host.proc_root,
@@ -182,15 +192,8 @@ fn attach(
         ));
     }
     let os_pid = target.local.as_ref().map(|n| n.os_pid);
-    let tls = node::discover::ssl_dist::choose(
-        node::discover::ssl_dist::TlsFlags {
-            cert: conn.tls.tls_cert.as_deref(),
-            key: conn.tls.tls_key.as_deref(),
-            ca: conn.tls.tls_ca.as_deref(),
-        },
-        target.local.as_ref(),
-        &target.name.to_string(),
-    )?;
+    let tls =
+        node::discover::ssl_dist::choose(flags, target.local.as_ref(), &target.name.to_string())?;
     if out.verbose
         && let Some(t) = &tls
     {
