@@ -468,6 +468,41 @@ fn tls_error(e: rustls::Error) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e)
 }
 
+/// How many reads of the socket [`with_alert`] makes at most: rustls reads
+/// 4 KB at a time, so this is 64 KB, as much plaintext as rustls keeps.
+const AFTER_FAILURE_READS: usize = 16;
+
+/// The error for a socket that failed under `conn`: the node's alert if it
+/// sent one before the failure, else `e`. A node that refuses etop's
+/// certificate sends its alert and closes at once, while etop may still be
+/// writing the rest of its flight (rustls writes one record per call): that
+/// write fails (EPIPE, ECONNRESET) with the alert unread in the socket.
+/// Never waits: the kernel keeps what arrived before the close readable.
+fn with_alert(conn: &mut ClientConnection, socket: &TcpStream, e: io::Error) -> io::Error {
+    for _ in 0..AFTER_FAILURE_READS {
+        match conn.read_tls(&mut Raw(socket)) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                if let Err(tls) = conn.process_new_packets() {
+                    return tls_error(tls);
+                }
+            }
+        }
+    }
+    // rustls keeps an error it met before (say, by the reader thread).
+    match conn.process_new_packets() {
+        Err(tls) => tls_error(tls),
+        Ok(_) => e,
+    }
+}
+
+/// Writes what rustls has ready until it is all out: `Ok(true)`, or the
+/// socket is full: `Ok(false)`. A failure tells the node's alert if there
+/// is one, see [`with_alert`].
+fn send(conn: &mut ClientConnection, socket: &TcpStream) -> io::Result<bool> {
+    drain(conn, socket).map_err(|e| with_alert(conn, socket, e))
+}
+
 /// Writes what rustls has ready until it is all out: `Ok(true)`, or the
 /// socket is full: `Ok(false)`.
 fn drain(conn: &mut ClientConnection, socket: &TcpStream) -> io::Result<bool> {
@@ -486,7 +521,7 @@ impl TlsStream {
         let s = &*self.shared;
         loop {
             let mut conn = s.lock()?;
-            if !drain(&mut conn, s.socket.get_ref())? {
+            if !send(&mut conn, s.socket.get_ref())? {
                 drop(conn);
                 ready!(s.socket.poll_writable(cx))?;
                 continue;
@@ -594,7 +629,7 @@ impl AsyncWrite for TlsStream {
             let mut conn = s.lock()?;
             // What an earlier write left goes first: this bounds what
             // waits in rustls to one write's worth.
-            if !drain(&mut conn, s.socket.get_ref())? {
+            if !send(&mut conn, s.socket.get_ref())? {
                 drop(conn);
                 ready!(s.socket.poll_writable(cx))?;
                 continue;
@@ -614,7 +649,7 @@ impl AsyncWrite for TlsStream {
         let s = &*self.shared;
         loop {
             let mut conn = s.lock()?;
-            if drain(&mut conn, s.socket.get_ref())? {
+            if send(&mut conn, s.socket.get_ref())? {
                 return Poll::Ready(Ok(()));
             }
             drop(conn);
@@ -645,6 +680,52 @@ mod tests {
         assert_eq!(as_written("DnsName(\"db1.example\")"), "db1.example");
         assert_eq!(as_written("IpAddress(10.0.0.1)"), "10.0.0.1");
         assert_eq!(as_written("DirectoryName"), "DirectoryName");
+    }
+
+    /// A node that refuses etop's certificate: its alert is in the socket,
+    /// then it closes, and etop's next write fails. The alert is what is
+    /// reported, not the broken pipe.
+    #[test]
+    fn an_alert_sent_before_the_close_beats_the_failed_write() {
+        use std::net::TcpListener;
+        use std::time::Duration;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let socket = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (node, _) = listener.accept().unwrap();
+        // handshake_failure as a TLS 1.2 node sends it, in plaintext.
+        (&node)
+            .write_all(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28])
+            .unwrap();
+        drop(node);
+        // Bytes to a closed socket draw a reset; once it is in, writes fail.
+        let mut broken = false;
+        for _ in 0..400 {
+            if (&socket).write(b"x").is_err() {
+                broken = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(broken, "the socket never broke");
+        socket.set_nonblocking(true).unwrap();
+        let config =
+            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(RootCertStore::empty())
+                .with_no_client_auth();
+        let name = ServerName::try_from("node.invalid").unwrap();
+        let mut conn = ClientConnection::new(Arc::new(config), name).unwrap();
+        assert!(conn.wants_write(), "a ClientHello to send");
+        let e = send(&mut conn, &socket).unwrap_err();
+        let tls = e.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>());
+        assert_eq!(
+            tls,
+            Some(&rustls::Error::AlertReceived(
+                AlertDescription::HandshakeFailure
+            )),
+            "{e}"
+        );
     }
 
     #[test]
