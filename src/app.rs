@@ -56,6 +56,11 @@ fn run(cli: Cli) -> Result<()> {
     }
     match cli.command {
         None => procs(&cli.top),
+        Some(Command::Completions { shell }) => {
+            use std::io::Write;
+            std::io::stdout().write_all(&shell.script())?;
+            Ok(())
+        }
         Some(Command::Nodes { format, host }) => {
             term::write_batch(&frame::once(&nodes::frame(&host.proc_root), format))?;
             Ok(())
@@ -158,6 +163,16 @@ fn attach(
              prefer --cookie-file or ERLANG_COOKIE",
         );
     }
+    let flags = node::discover::ssl_dist::TlsFlags {
+        cert: conn.tls.tls_cert.as_deref(),
+        key: conn.tls.tls_key.as_deref(),
+        ca: conn.tls.tls_ca.as_deref(),
+    };
+    // Files the operator named are checked before anything is asked of the
+    // network, as a cookie file is: a typo is a usage error, not a lookup.
+    if let Some(files) = node::discover::ssl_dist::choose(flags, None, node.unwrap_or(""))? {
+        crate::dist::tls::Tls::load(&files)?;
+    }
     let target = node::target(
         node,
         &conn.host.proc_root,
@@ -177,6 +192,13 @@ fn attach(
         ));
     }
     let os_pid = target.local.as_ref().map(|n| n.os_pid);
+    let tls =
+        node::discover::ssl_dist::choose(flags, target.local.as_ref(), &target.name.to_string())?;
+    if out.verbose
+        && let Some(t) = &tls
+    {
+        say(format!("speaking TLS with the files from {}", t.source));
+    }
     let opts = ConnectOpts {
         mode: target.mode,
         target: target.name,
@@ -189,6 +211,7 @@ fn attach(
             .clone()
             .unwrap_or_else(ConnectOpts::default_our_name),
         timeout: Duration::from_secs_f64(conn.connect_timeout),
+        tls,
     };
     let collector = Collector::connect(opts, conn.agent_max_heap.unwrap_or(0))?;
     if out.verbose {

@@ -27,9 +27,19 @@ Examples:
   etop ets -s growth demo            the ETS tables that grow fastest
   etop msacc --duration 5 --format csv demo > msacc.csv
                                      where the VM's threads spend their time
+  etop --tls-cert me.pem --tls-key me.key --tls-ca ca.pem demo@db1.example.com
+                                     a node with -proto_dist inet_tls (a local one
+                                     needs no flags: its own options are used)
+  etop completions bash              a completion script for bash, zsh or fish
 
 Keys on a terminal:
   q, Esc or Ctrl-C quits; the table redraws when the terminal is resized.
+
+Environment:
+  ERLANG_COOKIE   the node's cookie (before the node's own and ~/.erlang.cookie)
+  ERL_EPMD_PORT   EPMD's port, as for erl
+  COLUMNS         the text width when not writing to a terminal
+  NO_COLOR        no styling in --help and usage errors (etop's output has no colour)
 
 Exit codes:
   0  ok, quit, or the output pipe was closed
@@ -39,7 +49,8 @@ Exit codes:
   3  node unreachable: EPMD down, unknown name, refused, timeout
   4  cookie rejected, or connection not allowed
   5  connection lost and not regained (batch: retried for 3 intervals, at least 10 s)
-  6  the node answered but a remote call failed";
+  6  the node answered but a remote call failed
+  8  TLS distribution: a certificate refused (the node's by etop, or etop's by the node)";
 
 /// What each view prints, for the man page's OUTPUT section (blocks separated
 /// by blank lines; a block's first line is its caption).
@@ -55,9 +66,9 @@ Pid         Name or Initial Func  Reds  Memory  MsgQ  Current Function
 <0.0.0>     init                     1   21.1K     0  init:loop/1
 
 Local nodes, etop nodes:
-Node            OS pid  User  Dist port  OTP     ERTS    Cookie from
-demo@db1          7448  app       42449  25      13.1.5  releases/COOKIE
-worker@db1       21578  app       37799  25.2.3  13.1.5  $HOME/.erlang.cookie of user app
+Node            OS pid  User  Dist port  OTP     ERTS    Cookie from                       TLS
+demo@db1          7448  app       42449  25      13.1.5  releases/COOKIE                   yes
+worker@db1       21578  app       37799  25.2.3  13.1.5  $HOME/.erlang.cookie of user app  no
 
 OS threads, etop threads --once demo:
   TID  Thread           S  CPU%  User%  Sys%  VolCS  InvolCS  Core
@@ -87,7 +98,7 @@ scheduler                  2  0.5%      0.0%     47.0%  4.2%   1.8%  0.5%   46.0
 #[derive(Debug, Parser)]
 #[command(
     name = "etop",
-    version,
+    version = env!("ETOP_VERSION"),
     after_help = EXAMPLES,
     max_term_width = 100,
     args_conflicts_with_subcommands = true
@@ -133,7 +144,8 @@ pub struct Session {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// List the Erlang and Elixir nodes running on this host: name, OS pid,
-    /// user, distribution port, OTP release, and where the cookie comes from.
+    /// user, distribution port, OTP release, where the cookie comes from, and
+    /// whether it speaks TLS distribution.
     #[command(after_help = "Examples:\n  etop nodes\n  etop nodes --format json | jq .node")]
     Nodes {
         /// Output format: a table, CSV rows, or one JSON object per node.
@@ -217,6 +229,41 @@ pub enum Command {
         #[command(flatten)]
         conn: ConnArgs,
     },
+    /// Print a completion script for a shell, generated from etop's own
+    /// definition of its commands and flags.
+    #[command(
+        after_help = "Examples:\n  etop completions bash > ~/.local/share/bash-completion/completions/etop\n  \
+                            etop completions zsh > ~/.zfunc/_etop\n  \
+                            etop completions fish > ~/.config/fish/completions/etop.fish"
+    )]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+}
+
+/// The shells `etop completions` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+impl Shell {
+    /// The completion script for this shell.
+    pub fn script(self) -> Vec<u8> {
+        use clap::CommandFactory;
+        let shell = match self {
+            Shell::Bash => clap_complete::Shell::Bash,
+            Shell::Zsh => clap_complete::Shell::Zsh,
+            Shell::Fish => clap_complete::Shell::Fish,
+        };
+        let mut out = Vec::new();
+        clap_complete::generate(shell, &mut Cli::command(), "etop", &mut out);
+        out
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -371,6 +418,32 @@ pub struct ConnArgs {
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_interval,
           allow_negative_numbers = true)]
     pub connect_timeout: f64,
+
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+/// TLS distribution (nodes started with `-proto_dist inet_tls`).
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "TLS distribution")]
+pub struct TlsArgs {
+    /// Our client certificate (PEM; a chain may follow it), for a node
+    /// started with -proto_dist inet_tls. Any --tls-* flag makes etop speak
+    /// TLS and replaces the node's own options entirely; with none, etop
+    /// uses the client options (certfile, keyfile, cacertfile) of a local
+    /// node's -ssl_dist_optfile or -ssl_dist_opt.
+    #[arg(long, value_name = "PEM")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM, unencrypted). Default: read
+    /// from the --tls-cert file.
+    #[arg(long, value_name = "PEM")]
+    pub tls_key: Option<PathBuf>,
+
+    /// The CA certificates (PEM) the node's certificate must be signed by.
+    /// Its certificate must also hold the host part of the node's name.
+    #[arg(long, value_name = "PEM")]
+    pub tls_ca: Option<PathBuf>,
 }
 
 impl Cli {

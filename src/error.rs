@@ -19,6 +19,9 @@ pub mod exit {
     /// The node answered, but a remote call failed (for example an OTP release
     /// older than 23).
     pub const REMOTE: i32 = 6;
+    /// TLS distribution: a certificate was refused, the node's by etop or
+    /// etop's by the node.
+    pub const TLS: i32 = 8;
 }
 
 #[derive(Debug, Error)]
@@ -148,6 +151,22 @@ pub enum Error {
         limit_bytes: u64,
     },
 
+    #[error("cannot use the TLS {what} '{path}' ({named_by}): {err}")]
+    TlsFile {
+        what: &'static str,
+        path: String,
+        /// `--tls-cert`, or the node's option that names the file.
+        named_by: String,
+        err: String,
+    },
+
+    /// A certificate refused, by etop (the node's) or by the node (ours).
+    #[error("TLS with {node}: {why}")]
+    TlsRefused { node: String, why: String },
+
+    #[error("TLS handshake with {node} failed: {err}")]
+    TlsHandshake { node: String, err: String },
+
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -167,7 +186,7 @@ impl Error {
             | Error::BadNodeName { .. }
             | Error::NoCookie { .. }
             | Error::TargetCookieUnreadable { .. } => exit::USAGE,
-            Error::CookieFile { .. } => exit::USAGE,
+            Error::CookieFile { .. } | Error::TlsFile { .. } => exit::USAGE,
             Error::EpmdUnreachable { .. }
             | Error::EpmdBadReply { .. }
             | Error::UnknownNode { .. }
@@ -175,7 +194,9 @@ impl Error {
             | Error::Connect { .. }
             | Error::Timeout { .. }
             | Error::NamesTaken { .. }
-            | Error::Handshake { .. } => exit::UNREACHABLE,
+            | Error::Handshake { .. }
+            | Error::TlsHandshake { .. } => exit::UNREACHABLE,
+            Error::TlsRefused { .. } => exit::TLS,
             Error::CookieRejected { .. } | Error::NotAllowed { .. } => exit::REJECTED,
             Error::ConnectionLost { .. } | Error::Gone { .. } | Error::WindowLost { .. } => {
                 exit::LOST
@@ -196,6 +217,7 @@ impl Error {
                 | Error::Timeout { .. }
                 | Error::ConnectionLost { .. }
                 | Error::Handshake { .. }
+                | Error::TlsHandshake { .. }
         )
     }
 }
@@ -253,6 +275,11 @@ mod tests {
             .exit_code(),
             rejected.exit_code(),
             lost.exit_code(),
+            Error::TlsRefused {
+                node: "a@b".into(),
+                why: "its certificate has expired".into(),
+            }
+            .exit_code(),
         ];
         let mut sorted = codes.to_vec();
         sorted.dedup();

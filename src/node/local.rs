@@ -254,13 +254,6 @@ pub fn resolve_with(
     let (nodes, epmd) = local_nodes(proc_root);
     let short_host = crate::host::short_hostname();
     let pick = |n: &LocalNode| -> Result<Resolved> {
-        if n.tls() {
-            return Err(Error::Usage(format!(
-                "{} uses TLS distribution (-proto_dist {}): not supported yet",
-                n.name.as_deref().unwrap_or("the node"),
-                n.proto_dist.as_deref().unwrap_or("?")
-            )));
-        }
         let Some(name) = n.name.as_deref() else {
             return Err(unnamed_error(n, &epmd));
         };
