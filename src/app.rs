@@ -10,7 +10,8 @@ use crate::dist::ConnectOpts;
 use crate::dist::term::Term;
 use crate::error::{Error, Result, exit};
 use crate::host::HostWatch;
-use crate::node::{self, CookieSources};
+use crate::node::discover::ssl_dist::{self, TlsFlags};
+use crate::node::{self, CookieSources, Reach};
 use crate::text::say;
 use crate::ui::session::{self, Display};
 use crate::ui::{frame, term};
@@ -62,6 +63,11 @@ fn run(cli: Cli) -> Result<()> {
     }
     match cli.command {
         None => procs(&cli.top),
+        Some(Command::Completions { shell }) => {
+            use std::io::Write;
+            std::io::stdout().write_all(&shell.script())?;
+            Ok(())
+        }
         Some(Command::Nodes { format, host }) => {
             term::write_batch(&frame::once(&nodes::frame(&host.proc_root), format))?;
             Ok(())
@@ -120,7 +126,9 @@ fn reply_view<V: ReplyView>(
         return cluster_reply_view(s, (view, shape, what), request);
     }
     let (frames, out) = (&s.frames, &s.out);
-    let (collector, _) = attach(&s.conn, out, s.node.as_deref())?;
+    let (mut collector, _) = attach(&s.conn, out, s.node.as_deref())?;
+    let shown = display(frames, out);
+    collector.say_reconnects(out.verbose && !shown.tty);
     let feed = RequestFeed {
         collector,
         view,
@@ -128,11 +136,7 @@ fn reply_view<V: ReplyView>(
         timeout: frame_timeout(frames),
         what,
     };
-    session::run(
-        feed,
-        ReplyShaper::new(shape, frames.once),
-        display(frames, out),
-    )
+    session::run(feed, ReplyShaper::new(shape, frames.once), shown)
 }
 
 /// A slow frame is waited for well past the interval before it counts as
@@ -188,12 +192,22 @@ fn connect_opts(
              prefer --cookie-file or ERLANG_COOKIE",
         );
     }
+    let flags = tls_flags(conn);
+    // Files the operator named are checked before anything is asked of the
+    // network, as a cookie file is: a typo is a usage error, not a lookup.
+    if let Some(files) = ssl_dist::choose(flags, None, node.unwrap_or(""))? {
+        crate::dist::tls::Tls::load(&files)?;
+    }
     let target = node::target(
         node,
         &conn.host.proc_root,
         &CookieSources {
             file: conn.cookie_file.as_deref(),
             flag: conn.cookie.as_deref(),
+        },
+        &Reach {
+            port: conn.port,
+            timeout: Duration::from_secs_f64(conn.connect_timeout),
         },
     )?;
     if out.verbose {
@@ -203,10 +217,17 @@ fn connect_opts(
         ));
     }
     let os_pid = target.local.as_ref().map(|n| n.os_pid);
+    let tls = ssl_dist::choose(flags, target.local.as_ref(), &target.name.to_string())?;
+    if out.verbose
+        && let Some(t) = &tls
+    {
+        say(format!("speaking TLS with the files from {}", t.source));
+    }
     let opts = ConnectOpts {
         mode: target.mode,
         target: target.name,
         port: conn.port,
+        epmd_port: target.epmd_port,
         cookie: target.cookie,
         cookie_origin: target.origin,
         our_name: conn
@@ -214,8 +235,18 @@ fn connect_opts(
             .clone()
             .unwrap_or_else(ConnectOpts::default_our_name),
         timeout: Duration::from_secs_f64(conn.connect_timeout),
+        tls,
     };
     Ok((opts, os_pid))
+}
+
+/// The `--tls-*` flags, for every node a session attaches to.
+fn tls_flags(conn: &ConnArgs) -> TlsFlags<'_> {
+    TlsFlags {
+        cert: conn.tls.tls_cert.as_deref(),
+        key: conn.tls.tls_key.as_deref(),
+        ca: conn.tls.tls_ca.as_deref(),
+    }
 }
 
 fn procs(top: &TopArgs) -> Result<()> {
@@ -223,7 +254,9 @@ fn procs(top: &TopArgs) -> Result<()> {
     if s.is_cluster() {
         return cluster_procs(top);
     }
-    let (collector, os_pid) = attach(&s.conn, &s.out, s.node.as_deref())?;
+    let (mut collector, os_pid) = attach(&s.conn, &s.out, s.node.as_deref())?;
+    let shown = display(&s.frames, &s.out);
+    collector.say_reconnects(s.out.verbose && !shown.tty);
     let key: SortKey = top.procs.sort.into();
     let feed = ProcFeed {
         collector,
@@ -234,6 +267,7 @@ fn procs(top: &TopArgs) -> Result<()> {
         os_pid,
         proc_root: s.conn.host.proc_root.clone(),
         host: HostWatch::new(),
+        epoch: 0,
     };
     // A one-shot run shows real per-interval numbers: its first sample only
     // sets the baseline.
@@ -243,7 +277,7 @@ fn procs(top: &TopArgs) -> Result<()> {
         s.frames.once && !top.procs.accumulate,
     );
     shaper.show_schedulers = top.procs.schedulers;
-    session::run(feed, shaper, display(&s.frames, &s.out))
+    session::run(feed, shaper, shown)
 }
 
 fn threads(
@@ -276,19 +310,42 @@ fn threads(
     session::run(feed, shaper, display(frames, out))
 }
 
-/// What a cluster session attaches to: the entry node, with the cookie
-/// resolved for it (used for every node); the other nodes named, each in
-/// its own name mode; or the entry node's connected nodes, in its mode.
+/// What a cluster session attaches to: the entry node, resolved as a single
+/// node is (EPMD first, then its cookie, which is used for every node); the
+/// other nodes named, each in its own name mode; or the entry node's
+/// connected nodes, in its mode. Another node is reached as the entry node
+/// reaches it (its EPMD port, its TLS files) unless it runs on this host,
+/// where its own EPMD port and TLS options are used; `--tls-*` flags apply
+/// to every node.
 fn cluster_plan(s: &Session) -> Result<(Plan, Watched)> {
-    let (entry, _) = connect_opts(&s.conn, &s.out, s.node.as_deref())?;
-    let named = if s.more_nodes.is_empty() {
+    // The other NODEs are checked before the network is asked anything.
+    let others = if s.more_nodes.is_empty() {
         Vec::new()
     } else {
         node::resolve_all(&s.more_nodes, &s.conn.host.proc_root)?
-            .into_iter()
-            .map(|r| (r.target, r.mode))
-            .collect()
     };
+    let (entry, _) = connect_opts(&s.conn, &s.out, s.node.as_deref())?;
+    let flags = tls_flags(&s.conn);
+    let named = others
+        .into_iter()
+        .map(|r| {
+            let (epmd_port, tls) = match &r.local {
+                Some(local) => (
+                    r.epmd_port(),
+                    ssl_dist::choose(flags, Some(local), &r.target.to_string())?,
+                ),
+                None => (entry.epmd_port, entry.tls.clone()),
+            };
+            Ok(ConnectOpts {
+                target: r.target,
+                mode: r.mode,
+                port: None,
+                epmd_port,
+                tls,
+                ..entry.clone()
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
     let membership = if s.cluster || s.cluster_hidden {
         Membership::Connected {
             hidden: s.cluster_hidden,

@@ -46,11 +46,12 @@ pub enum Membership {
 
 /// What to attach to.
 pub struct Plan {
-    /// How to reach the entry node; every other node is reached with its
-    /// cookie, our name and its timeouts, through EPMD.
+    /// How to reach the entry node; the nodes it is connected to are reached
+    /// as it reaches them: with its cookie, EPMD port and TLS files, our name
+    /// and its timeouts, through EPMD.
     pub entry: ConnectOpts,
-    /// More nodes named on the command line, with their name modes.
-    pub named: Vec<(NodeName, NameMode)>,
+    /// How to reach the more nodes named on the command line.
+    pub named: Vec<ConnectOpts>,
     pub membership: Membership,
     pub heap_limit_bytes: u64,
     /// How long reading a node's connected nodes may take.
@@ -366,9 +367,8 @@ impl<T: Send + 'static> Cluster<T> {
             }
             Membership::Named => {
                 c.add(entry, plan.entry, true, None)?;
-                for (name, mode) in plan.named {
-                    let opts = c.opts_for(name.clone(), mode);
-                    c.add(name.to_string(), opts, true, None)?;
+                for opts in plan.named {
+                    c.add(opts.target.to_string(), opts, true, None)?;
                 }
             }
         }
@@ -402,8 +402,9 @@ impl<T: Send + 'static> Cluster<T> {
         self.members.is_empty()
     }
 
-    /// Options for another node of the cluster: the entry's cookie and our
-    /// name, found through EPMD.
+    /// Options for a node the cluster lists: the entry's cookie, EPMD port,
+    /// TLS files and our name, found through EPMD, as the entry node itself
+    /// reaches it.
     fn opts_for(&self, target: NodeName, mode: NameMode) -> ConnectOpts {
         ConnectOpts {
             target,

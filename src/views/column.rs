@@ -29,6 +29,9 @@ pub enum Cell {
         full: String,
         short: String,
     },
+    /// Yes or no: `yes` or nothing on a terminal, `true`/`false` in CSV and
+    /// JSON.
+    Flag(bool),
 }
 
 impl Cell {
@@ -54,6 +57,8 @@ impl Cell {
             Cell::Delta(Some(v)) => signed(*v, v.unsigned_abs().to_string()),
             Cell::DeltaBytes(Some(v)) => signed(*v, human_bytes(v.unsigned_abs())),
             Cell::Pct(Some(v)) => format!("{v:.1}"),
+            Cell::Flag(true) => "yes".to_string(),
+            Cell::Flag(false) => String::new(),
             Cell::Count(None)
             | Cell::Bytes(None)
             | Cell::Delta(None)
@@ -71,6 +76,7 @@ impl Cell {
             Cell::Count(v) | Cell::Bytes(v) => v.map(|v| v.to_string()).unwrap_or_default(),
             Cell::Delta(v) | Cell::DeltaBytes(v) => v.map(|v| v.to_string()).unwrap_or_default(),
             Cell::Pct(v) => v.map(|v| v.to_string()).unwrap_or_default(),
+            Cell::Flag(b) => b.to_string(),
         }
     }
 
@@ -82,6 +88,7 @@ impl Cell {
             Cell::Count(v) | Cell::Bytes(v) => v.map(Value::from).unwrap_or(Value::Null),
             Cell::Delta(v) | Cell::DeltaBytes(v) => v.map(Value::from).unwrap_or(Value::Null),
             Cell::Pct(v) => v.map(Value::from).unwrap_or(Value::Null),
+            Cell::Flag(b) => Value::Bool(*b),
         }
     }
 }

@@ -98,12 +98,15 @@ fn node_names(frame: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn state_of<'a>(frame: &'a Value, node: &str) -> &'a str {
+fn node_of<'a>(frame: &'a Value, node: &str) -> &'a Value {
     frame["nodes"]
         .as_array()
         .and_then(|a| a.iter().find(|n| n["node"] == node))
-        .and_then(|n| n["state"].as_str())
-        .unwrap_or("absent")
+        .unwrap_or(&Value::Null)
+}
+
+fn state_of<'a>(frame: &'a Value, node: &str) -> &'a str {
+    node_of(frame, node)["state"].as_str().unwrap_or("absent")
 }
 
 /// The test: on a 4-node cluster, the process with the growing
@@ -182,7 +185,7 @@ fn the_growing_mailbox_comes_first_with_its_node_in_every_format() {
     let records = parse_csv(&out.stdout);
     assert_eq!(
         records[0].join(","),
-        "time,node,pid,name,registered_name,initial_call,reds,memory_bytes,msgq,current_function",
+        "time,node,pid,name,registered_name,initial_call,reds,reds_kind,memory_bytes,msgq,current_function",
         "{out}"
     );
     assert_eq!(records.len(), 11, "{out}");
@@ -207,6 +210,7 @@ fn the_growing_mailbox_comes_first_with_its_node_in_every_format() {
     assert_eq!(listed, all, "{out}");
     for n in f["nodes"].as_array().expect("nodes") {
         assert_eq!(n["answered"], true, "{n}\n{out}");
+        assert_eq!((&n["epoch"], &n["reconnected"]), (&1.into(), &false.into()));
         assert!(num(&n["procs"], "procs", &out) > 20.0, "{n}\n{out}");
         assert!(
             num(&n["memory_total_bytes"], "memory", &out) > 1e6,
@@ -351,6 +355,9 @@ fn a_stopped_node_is_marked_and_comes_back() {
         ..quiet_node()
     });
     connect(&back, &nodes[0]);
+    // Its first answer on the new connection says it is one.
+    let again = etop.wait_for_line(t, |l| node_of(&frame(l), &gone)["reconnected"] == true);
+    assert_eq!(node_of(&frame(&again), &gone)["epoch"], 2, "{again}");
     etop.wait_for_line(t, |l| {
         let f = frame(l);
         state_of(&f, &gone) == "ok" && f["header"]["answered"] == 3
@@ -385,8 +392,8 @@ fn a_stopped_node_is_marked_and_comes_back() {
     );
 }
 
-/// A batch run ends with exit code 5 once no node has answered for three
-/// frames in a row.
+/// A batch run ends with exit code 5 once no node has answered for the
+/// retry window of a single node's run (three intervals, at least 10 s).
 #[test]
 fn a_batch_run_ends_when_no_node_answers() {
     let mut nodes = cluster(vec![quiet_node(); 2]);
@@ -409,6 +416,57 @@ fn a_batch_run_ends_when_no_node_answers() {
         last.starts_with("etop: lost the connection to every node (2): none answered"),
         "{out}"
     );
+    // Retried as a single node's run is, and said once.
+    assert_eq!(
+        out.stderr.matches("none answered within").count(),
+        2,
+        "the failure is said once, then given up on\n{out}"
+    );
+    assert!(out.stderr.contains("; retrying for up to "), "{out}");
+}
+
+/// The entry node is resolved as a single node is: EPMD is asked before any
+/// cookie is looked for, so a wrong name says so whatever the cookie; a
+/// node that is there but whose cookie cannot be found says where it is.
+/// The other NODEs are checked before anything is attached.
+#[test]
+fn the_entry_node_is_resolved_as_a_single_node_is() {
+    let running = Node::start(quiet_node());
+    let host = short_host();
+    let nosuch = format!("nosuch_{}@{host}", &random_hex()[..8]);
+    for args in [
+        vec!["--cluster", &nosuch],
+        vec![&nosuch, &running.full],
+        vec!["ports", &nosuch, &running.full],
+    ] {
+        let mut all = args.clone();
+        all.push("--once");
+        let out = etop(all).run();
+        assert_eq!(out.code, Some(3), "{out}");
+        let line = single_error_line(&out);
+        assert!(line.starts_with("etop: no node named 'nosuch_"), "{out}");
+        assert!(line.contains(&running.name), "{out}");
+        assert!(!line.contains("cookie"), "{out}");
+    }
+    // There, with no cookie anywhere: the cookie line of a single node.
+    let empty = FakeProc::new(&[]);
+    let out = etop([
+        "--once",
+        "--proc-root",
+        &empty.arg(),
+        "--cluster",
+        &running.full,
+    ])
+    .run();
+    assert_eq!(out.code, Some(2), "{out}");
+    assert!(
+        single_error_line(&out).starts_with(&format!("etop: no cookie for {}", running.full)),
+        "{out}"
+    );
+    // A malformed second NODE is a usage error, whatever the first.
+    let out = etop(["--once", &running.full, "a@b@c"]).run();
+    assert_eq!(out.code, Some(2), "{out}");
+    single_error_line(&out);
 }
 
 /// Ports and ETS tables merge the same way: the busiest socket and the

@@ -10,8 +10,9 @@ use super::Feed;
 use crate::agent::cluster::{Ask, Cluster, MAX_WATCHED, NodeReport, NodeState, Round};
 use crate::error::{Error, Result};
 use crate::text::say;
+use crate::views::restart::{Incarnation, Reconnect, Restarts};
 use serde_json::{Map, Value};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -212,8 +213,46 @@ impl Watched {
     }
 }
 
-/// A node's state as the strip says it.
-pub fn state_text<T>(n: &NodeReport<T>) -> String {
+/// Each node's reconnections, followed as a single node's view follows
+/// them: a node that restarted or whose connection was regained says so on
+/// its strip line for a few frames.
+#[derive(Debug, Default)]
+pub struct NodeRestarts(HashMap<String, Restarts>);
+
+impl NodeRestarts {
+    /// Takes in the incarnation behind a node's answer shown this frame.
+    pub fn observe(&mut self, node: &str, now: Incarnation) -> Reconnect {
+        self.0.entry(node.to_string()).or_default().observe(now)
+    }
+
+    /// Forgets the nodes no longer watched.
+    pub fn retain(&mut self, present: &HashSet<String>) {
+        self.0.retain(|n, _| present.contains(n));
+    }
+}
+
+/// What a node's entry in `nodes` says of its connection: which one the
+/// answer came on (`null` without an answer), and whether it is the first
+/// after a reconnection.
+pub fn connection_json(epoch: Option<u64>, r: &Reconnect) -> Map<String, Value> {
+    let mut o = Map::new();
+    o.insert("epoch".into(), epoch.into());
+    o.insert("reconnected".into(), r.first.into());
+    o
+}
+
+/// A node's state as the strip says it, and after a reconnection, what
+/// became of the node.
+pub fn state_text<T>(n: &NodeReport<T>, r: &Reconnect) -> String {
+    let mut s = state_only(n);
+    if let Some(notice) = &r.notice {
+        s.push_str("; ");
+        s.push_str(notice);
+    }
+    s
+}
+
+fn state_only<T>(n: &NodeReport<T>) -> String {
     let secs = n.silent.as_secs_f64();
     let mut s = match &n.state {
         NodeState::Answered => "ok".to_string(),

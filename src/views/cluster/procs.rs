@@ -2,14 +2,17 @@
 //! node as for one node, merged here by the sort key into the top N
 //! overall, under a strip with each node's load and a cluster total.
 
-use super::{Strip, Watched, node_json, short_names, state_text, state_word};
+use super::{
+    NodeRestarts, Strip, Watched, connection_json, node_json, short_names, state_text, state_word,
+};
 use crate::agent::SortKey;
 use crate::agent::cluster::{NodeReport, Round};
-use crate::agent::sample::{Sample, window};
+use crate::agent::sample::{Sample, node_started, window};
 use crate::text::human_bytes;
 use crate::views::column::{Cell, Grid};
 use crate::views::procs::frame::{COLUMNS, sort_word};
 use crate::views::procs::model::{Model, NameStyle, Row};
+use crate::views::restart::{Incarnation, Reconnect};
 use crate::views::{Frame, Shaper};
 use serde_json::{Map, Value, json};
 use std::collections::{HashMap, HashSet};
@@ -45,6 +48,7 @@ pub struct ClusterProcShaper {
     /// room); `None`: every node's line.
     pub room: Option<Box<dyn Fn() -> usize>>,
     prev: HashMap<String, Sample>,
+    restarts: NodeRestarts,
     rounds: u64,
 }
 
@@ -66,6 +70,7 @@ impl ClusterProcShaper {
             watched,
             room: None,
             prev: HashMap::new(),
+            restarts: NodeRestarts::default(),
             rounds: 0,
         }
     }
@@ -172,8 +177,11 @@ impl Shaper for ClusterProcShaper {
         self.rounds += 1;
         let present: HashSet<String> = round.nodes.iter().map(|n| n.name.clone()).collect();
         self.prev.retain(|n, _| present.contains(n));
+        self.restarts.retain(&present);
         let mut reports: Vec<NodeReport<Sample>> = round.nodes;
         let mut figures: Vec<Option<Figures>> = Vec::with_capacity(reports.len());
+        // Per node: the connection its answer came on, and what changed.
+        let mut conns: Vec<(Option<u64>, Reconnect)> = Vec::with_capacity(reports.len());
         // (rank, node index, row); stable sort keeps each node's order and
         // the nodes' name order among equals.
         let mut ranked: Vec<(i64, usize, Row)> = Vec::new();
@@ -183,8 +191,18 @@ impl Shaper for ClusterProcShaper {
             }
             let Some(s) = node.answer.take() else {
                 figures.push(None);
+                conns.push((None, Reconnect::default()));
                 continue;
             };
+            let reconnect = self.restarts.observe(
+                &node.name,
+                Incarnation {
+                    epoch: s.epoch,
+                    started: node_started(s.clock, s.node_mono_us, s.node_start_us),
+                    os_pid: None,
+                },
+            );
+            conns.push((Some(s.epoch), reconnect));
             let (m, s) = self.model(&node.name, s);
             figures.push(Some(self.figures(&m, &s)));
             ranked.extend(
@@ -243,7 +261,10 @@ impl Shaper for ClusterProcShaper {
                 .iter()
                 .zip(&figures)
                 .zip(&shorts)
-                .map(|((n, f), short)| (short.clone(), strip_values(f.as_ref()), state_text(n)))
+                .zip(&conns)
+                .map(|(((n, f), short), (_, r))| {
+                    (short.clone(), strip_values(f.as_ref()), state_text(n, r))
+                })
                 .collect(),
             total: (
                 strip_values((n_answered > 0).then_some(&sum)),
@@ -262,7 +283,12 @@ impl Shaper for ClusterProcShaper {
         let nodes: Vec<Value> = reports
             .iter()
             .zip(&figures)
-            .map(|(n, f)| node_json(n, figures_json(f.as_ref())))
+            .zip(&conns)
+            .map(|((n, f), (epoch, r))| {
+                let mut v = figures_json(f.as_ref());
+                v.extend(connection_json(*epoch, r));
+                node_json(n, v)
+            })
             .collect();
         let mut head = Map::new();
         head.insert("entry".into(), self.watched.entry.clone().into());
@@ -347,6 +373,7 @@ mod tests {
             delta: false,
             rows,
             epoch: 1,
+            node_start_us: None,
             elixir: false,
         }
     }
@@ -398,7 +425,12 @@ mod tests {
         let f = shaper().shape(round).expect("a frame");
         let g = &f.grids[0];
         let nodes: Vec<String> = g.rows.iter().map(|r| r[0].to_text()).collect();
-        let queues: Vec<String> = g.rows.iter().map(|r| r[7].to_text()).collect();
+        let msgq = g
+            .columns
+            .iter()
+            .position(|c| c.key == "msgq")
+            .expect("a MsgQ column");
+        let queues: Vec<String> = g.rows.iter().map(|r| r[msgq].to_text()).collect();
         assert_eq!(nodes, ["b", "a", "b"]);
         assert_eq!(queues, ["900", "50", "50"]);
         assert_eq!(f.json["rows"][0]["node"], "b@h");
@@ -419,6 +451,55 @@ mod tests {
         assert!(strip[3].starts_with("c ") && strip[3].contains("no answer for 7 s: lost"));
         assert!(strip[4].starts_with("all") && strip[4].ends_with("2 of 3 answered"));
         assert!(strip[4].contains("900"), "{strip:?}");
+    }
+
+    #[test]
+    fn a_node_that_restarted_says_so_on_its_strip_line() {
+        use crate::agent::sample::Clock;
+        // A's answer on connection `epoch`, from a VM up `up_secs` at noon.
+        let answer = |epoch: u64, up_secs: i64| {
+            let mut smp = sample("a@h", vec![row(1, 5)]);
+            smp.epoch = epoch;
+            smp.clock = Some(Clock {
+                date: (2026, 1, 2),
+                time: (12, 0, 0),
+            });
+            smp.node_mono_us = Some(up_secs * 1_000_000 + 7);
+            smp.node_start_us = Some(7);
+            smp
+        };
+        let round = |a: Sample| Round {
+            nodes: vec![
+                report("a@h", Some(a)),
+                report("b@h", Some(sample("b@h", vec![row(2, 1)]))),
+            ],
+            joined: vec![],
+            forgotten: vec![],
+            unwatched: 0,
+        };
+        let mut s = shaper();
+        let f = s.shape(round(answer(1, 3600))).expect("a frame");
+        assert_eq!(f.json["nodes"][0]["epoch"], 1);
+        assert_eq!(f.json["nodes"][0]["reconnected"], false);
+        assert!(f.header[2].ends_with("  ok"), "{:?}", f.header);
+        let f = s.shape(round(answer(2, 30))).expect("a frame");
+        assert_eq!(f.json["nodes"][0]["epoch"], 2);
+        assert_eq!(f.json["nodes"][0]["reconnected"], true);
+        assert_eq!(f.json["nodes"][1]["reconnected"], false);
+        assert!(
+            f.header[2].ends_with("ok; node restarted at 11:59:30; reconnected"),
+            "{:?}",
+            f.header
+        );
+        assert!(f.header[3].ends_with("  ok"), "{:?}", f.header);
+        // Said for a few frames, then the line is plain again.
+        for _ in 1..crate::views::restart::NOTICE_FRAMES {
+            let f = s.shape(round(answer(2, 31))).expect("a frame");
+            assert_eq!(f.json["nodes"][0]["reconnected"], false);
+            assert!(f.header[2].contains("node restarted"), "{:?}", f.header);
+        }
+        let f = s.shape(round(answer(2, 32))).expect("a frame");
+        assert!(f.header[2].ends_with("  ok"), "{:?}", f.header);
     }
 
     #[test]

@@ -1,12 +1,15 @@
 //! Ports and ETS tables of several nodes: each node's top N, merged by the
 //! view's sort key, under a strip with each node's count and a total.
 
-use super::{Strip, Watched, node_json, short_names, state_text, state_word};
+use super::{
+    NodeRestarts, Strip, Watched, connection_json, node_json, short_names, state_text, state_word,
+};
 use crate::agent::cluster::{NodeReport, Round};
-use crate::agent::sample::{Clock, Reply, ReplyHeader, reply_header, reply_rows};
+use crate::agent::sample::{Clock, Reply, ReplyHeader, node_started, reply_header, reply_rows};
 use crate::dist::term::{Map as TermMap, Term, atom, int, list};
 use crate::views::column::{Cell, Grid};
 use crate::views::reply::{ReplyClock, ReplyView};
+use crate::views::restart::{Incarnation, Reconnect};
 use crate::views::{Frame, Shaper};
 use serde_json::{Map, Value, json};
 use std::collections::{HashMap, HashSet};
@@ -20,6 +23,9 @@ struct Figures {
     cost_ms: f64,
     heap_bytes: u64,
     heap_limit_bytes: u64,
+    /// The connection the answer came on, and what changed.
+    epoch: u64,
+    reconnect: Reconnect,
 }
 
 pub struct ClusterReplyShaper<V: ReplyView> {
@@ -31,6 +37,7 @@ pub struct ClusterReplyShaper<V: ReplyView> {
     /// Lines the strip may take; `None`: every node's line.
     pub room: Option<Box<dyn Fn() -> usize>>,
     clocks: HashMap<String, ReplyClock>,
+    restarts: NodeRestarts,
     rounds: u64,
 }
 
@@ -43,6 +50,7 @@ impl<V: ReplyView> ClusterReplyShaper<V> {
             watched,
             room: None,
             clocks: HashMap::new(),
+            restarts: NodeRestarts::default(),
             rounds: 0,
         }
     }
@@ -87,6 +95,7 @@ impl<V: ReplyView> Shaper for ClusterReplyShaper<V> {
         self.rounds += 1;
         let present: HashSet<String> = round.nodes.iter().map(|n| n.name.clone()).collect();
         self.clocks.retain(|n, _| present.contains(n));
+        self.restarts.retain(&present);
         let mut reports: Vec<NodeReport<Reply>> = round.nodes;
         let mut figures: Vec<Option<Figures>> = Vec::with_capacity(reports.len());
         let mut ranked: Vec<(Option<i64>, usize, V::Row)> = Vec::new();
@@ -101,6 +110,14 @@ impl<V: ReplyView> Shaper for ClusterReplyShaper<V> {
             };
             let window = clock.window(&r);
             let h = reply_header(&r.info);
+            let reconnect = self.restarts.observe(
+                &node.name,
+                Incarnation {
+                    epoch: r.epoch,
+                    started: node_started(h.clock, h.mono_us, h.start_us),
+                    os_pid: None,
+                },
+            );
             ranked.extend(
                 reply_rows(&r.info, V::decode_row)
                     .into_iter()
@@ -114,6 +131,8 @@ impl<V: ReplyView> Shaper for ClusterReplyShaper<V> {
                 cost_ms: h.cost_ms,
                 heap_bytes: h.heap_bytes,
                 heap_limit_bytes: h.heap_limit_bytes,
+                epoch: r.epoch,
+                reconnect,
             }));
         }
         if self.rounds == 1 && self.baseline_first {
@@ -160,6 +179,9 @@ impl<V: ReplyView> Shaper for ClusterReplyShaper<V> {
                 .map(|f| f.heap_limit_bytes)
                 .max()
                 .unwrap_or(0),
+            // Restarts are told per node, on the strip.
+            mono_us: None,
+            start_us: None,
         };
         let summed = Term::Map(TermMap {
             map: sums
@@ -175,6 +197,7 @@ impl<V: ReplyView> Shaper for ClusterReplyShaper<V> {
         let (line, own) = self.view.head(&whole, window, &summed);
         let mut header = vec![line];
         let n_answered = answered.len();
+        let no_reconnect = Reconnect::default();
         let strip = Strip {
             titles: probe.iter().map(|(t, _, _)| *t).collect(),
             lines: reports
@@ -185,7 +208,7 @@ impl<V: ReplyView> Shaper for ClusterReplyShaper<V> {
                     (
                         short.clone(),
                         strip_values(probe.len(), f.as_ref().map(|f| f.values.as_slice())),
-                        state_text(n),
+                        state_text(n, f.as_ref().map_or(&no_reconnect, |f| &f.reconnect)),
                     )
                 })
                 .collect(),
@@ -226,6 +249,10 @@ impl<V: ReplyView> Shaper for ClusterReplyShaper<V> {
                         .map(|c| c.to_string())
                         .into(),
                 );
+                v.extend(connection_json(
+                    f.as_ref().map(|f| f.epoch),
+                    f.as_ref().map_or(&no_reconnect, |f| &f.reconnect),
+                ));
                 node_json(n, v)
             })
             .collect();
