@@ -3,6 +3,7 @@
 #   make demo    start a demo node that looks loaded and attach etop to it
 #   make bench   etop's cost on the target against OTP's etop collector
 #   make soak    every view watching real nodes for a long time (about 15 min)
+#   make bench-cluster  etop's own cost watching 16 nodes of 10k processes
 #   make man     regenerate man/etop.1 from the command-line definition
 #   make static  one static binary for any x86_64 Linux host (musl), stripped
 #   make install the binary, the man page and shell completions under
@@ -29,7 +30,7 @@ BASHDIR := $(DESTDIR)$(PREFIX)/share/bash-completion/completions
 ZSHDIR := $(DESTDIR)$(PREFIX)/share/zsh/site-functions
 FISHDIR := $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
 
-.PHONY: all build release static install uninstall test deps demo bench bench-smoke soak man clean
+.PHONY: all build release static install uninstall test deps demo bench bench-smoke bench-cluster soak man clean
 
 all: build
 
@@ -103,6 +104,9 @@ bench: deps release
 
 soak: deps release
 	bench/soak
+
+bench-cluster: deps release
+	bench/cluster
 
 man:
 	ETOP_UPDATE_MAN=1 $(CARGO) test --test it man_page_is_up_to_date

@@ -27,6 +27,9 @@ Examples:
   etop ets -s growth demo            the ETS tables that grow fastest
   etop msacc --duration 5 --format csv demo > msacc.csv
                                      where the VM's threads spend their time
+  etop --cluster --sort msgq rabbit@mq1
+                                     biggest mailboxes of the whole cluster
+  etop ports --once a@db1 b@db2      the busiest ports of two nodes, merged
   etop --tls-cert me.pem --tls-key me.key --tls-ca ca.pem demo@db1.example.com
                                      a node with -proto_dist inet_tls (a local one
                                      needs no flags: its own options are used)
@@ -48,7 +51,8 @@ Exit codes:
      nodes and none named
   3  node unreachable: EPMD down, unknown name, refused, timeout
   4  cookie rejected, or connection not allowed
-  5  connection lost and not regained (batch: retried for 3 intervals, at least 10 s)
+  5  connection lost and not regained (batch: retried for 3 intervals, at least 10 s);
+     with several nodes: none answered for as long
   6  the node answered but a remote call failed
   8  TLS distribution: a certificate refused (the node's by etop, or etop's by the node)";
 
@@ -83,6 +87,18 @@ Port         Name      Owner                 Owner Pid  Local            Remote 
 ETS tables, etop ets -s growth demo:
 Table       Id  Owner       Type  Access  Size  Memory  +Size  +Memory
 demo_cache      <0.2088.0>  set   public  6800    759K  +2000    +219K
+
+A whole cluster, etop --cluster --once --sort msgq a@db1:
+cluster of 4 nodes via a@db1  2026-11-30 06:08:17  sorted by message queue, reductions over 1.0 s
+Node  CPU  Procs  RunQ  Memory  MaxMsgQ  State
+a      0%    101     0   17.5M        0  ok
+b      0%    101     0   17.2M        0  ok
+c      1%    102     0   19.5M    16697  ok
+d       -      -     -       -        -  no answer for 4 s: lost the connection to d@db1: closed; retrying
+all    0%    304     0   54.2M    16697  3 of 4 answered
+Node  Pid        Name or Initial Func  Reds  Memory   MsgQ  Current Function
+c     <0.137.0>  metrics_worker        5326    2.3M  16697  timer:sleep/1
+a     <0.0.0>    init                     1   21.1K      0  init:loop/1
 
 Microstate accounting, etop msacc -d 2 demo (first table; a per-state table follows):
 Thread type          Threads   aux  check_io  emulator    gc  other  port   sleep
@@ -130,6 +146,25 @@ pub struct Session {
     /// the only node on this host.
     #[arg(value_name = "NODE")]
     pub node: Option<String>,
+
+    /// More nodes, watched with NODE in one table: each node's top N,
+    /// merged, with a Node column and a line per node above it. NODE's
+    /// cookie is used for all, and the --tls-* flags apply to all.
+    #[arg(value_name = "MORE_NODES")]
+    pub more_nodes: Vec<String>,
+
+    /// Watch NODE's whole cluster: NODE and every node it is connected to
+    /// (erlang:nodes()), in one table, with NODE's cookie, reached as NODE
+    /// reaches them (its EPMD port, its TLS files). Nodes that join
+    /// are added at the next frame; a node that stops answering is marked
+    /// and attached again when it is back.
+    #[arg(long, conflicts_with = "more_nodes")]
+    pub cluster: bool,
+
+    /// Like --cluster, and also the hidden nodes NODE is connected to
+    /// (remote shells, tools), never another etop session.
+    #[arg(long, conflicts_with = "more_nodes")]
+    pub cluster_hidden: bool,
 
     #[command(flatten)]
     pub frames: FrameArgs,
@@ -312,6 +347,13 @@ impl From<SortArg> for SortKey {
     }
 }
 
+impl Session {
+    /// Several nodes in one view: `--cluster`, or more than one NODE.
+    pub fn is_cluster(&self) -> bool {
+        self.cluster || self.cluster_hidden || !self.more_nodes.is_empty()
+    }
+}
+
 /// How often, how many, and for how long frames are shown.
 #[derive(Debug, Clone, Args)]
 pub struct FrameArgs {
@@ -458,9 +500,13 @@ impl Cli {
         let mut cmd = Cli::command();
         let matches = cmd.try_get_matches_from_mut(args)?;
         let cli = Cli::from_arg_matches(&matches)?;
+        let s = &cli.top.session;
         if cli.command.is_none()
-            && let Some(node) = cli.top.session.node.as_deref()
-            && cmd.find_subcommand(node).is_some()
+            && let Some(node) = s
+                .node
+                .iter()
+                .chain(&s.more_nodes)
+                .find(|n| cmd.find_subcommand(n).is_some())
         {
             return Err(cmd.error(
                 clap::error::ErrorKind::ArgumentConflict,
@@ -723,6 +769,48 @@ mod tests {
         }
         assert!(parse(&["--name", &"a".repeat(201), "n"]).is_err());
         assert!(parse(&["--name", &"a".repeat(200), "n"]).is_ok());
+    }
+
+    #[test]
+    fn several_nodes_and_whole_clusters() {
+        let s = parse(&["a@h"]).unwrap().top.session;
+        assert!(!s.is_cluster() && s.more_nodes.is_empty());
+        let s = parse(&["--cluster", "a@h", "--once"]).unwrap().top.session;
+        assert!(s.is_cluster() && s.cluster && !s.cluster_hidden);
+        assert_eq!(s.node.as_deref(), Some("a@h"));
+        let s = parse(&["--cluster-hidden", "a@h"]).unwrap().top.session;
+        assert!(s.is_cluster() && s.cluster_hidden);
+        let s = parse(&["a@h", "b@h", "c@h"]).unwrap().top.session;
+        assert!(s.is_cluster());
+        assert_eq!(s.node.as_deref(), Some("a@h"));
+        assert_eq!(s.more_nodes, ["b@h", "c@h"]);
+        for sub in ["ports", "ets"] {
+            let c = parse(&[sub, "--cluster", "a@h"]).unwrap();
+            match c.command {
+                Some(Command::Ports { session, .. } | Command::Ets { session, .. }) => {
+                    assert!(session.cluster)
+                }
+                other => panic!("{other:?}"),
+            }
+            let c = parse(&[sub, "a@h", "b@h"]).unwrap();
+            match c.command {
+                Some(Command::Ports { session, .. } | Command::Ets { session, .. }) => {
+                    assert_eq!(session.more_nodes, ["b@h"])
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        // A cluster comes from one entry node; a command name is not a node.
+        assert!(parse(&["--cluster", "a@h", "b@h"]).is_err());
+        let e = parse(&["a@h", "ports"]).unwrap_err().to_string();
+        assert!(e.contains("'ports' is a command"), "{e}");
+        for single in [
+            &["msacc", "a@h", "b@h"][..],
+            &["threads", "a", "b"],
+            &["msacc", "--cluster", "a"],
+        ] {
+            assert!(parse(single).is_err(), "{single:?}");
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod util;
 
 mod agent; // the agent's top-N selection against a full sort
 mod attach; // reaching a node: EPMD, names, ports, sessions; failing clearly
+mod cluster; // several nodes in one view: merged tables, the strip, nodes coming and going
 mod cookies; // where the cookie comes from; cookie files refused at once
 mod discovery; // the BEAMs on this host (`etop nodes`)
 mod ets; // `etop ets`

@@ -443,3 +443,96 @@ fn tls_files_and_peers_that_are_not_tls() {
     );
     silent.join().expect("the silent peer");
 }
+
+/// A cluster of TLS nodes: the node etop knows only by name is reached with
+/// the entry node's own client options, as the entry node reaches it; the
+/// `--tls-*` flags, given, serve every node, the entry node included.
+#[test]
+fn every_node_of_a_cluster_over_tls() {
+    let pki = Pki::new("cluster");
+    let host = short_host();
+    let server = pki.issue("node", &[&host], false);
+    let cookie = format!("C{}", random_hex().to_uppercase());
+    let opts = |how| NodeOpts {
+        cookie: Some(cookie.clone()),
+        ..tls_node(&pki, &server, how, Harness::Evals)
+    };
+    let nodes = Node::start_all(vec![opts(Options::File), opts(Options::Flags)]);
+    let (entry, other) = (&nodes[0], &nodes[1]);
+    let r = entry.eval(&format!("net_kernel:connect_node('{}')", other.full));
+    assert_eq!(r, "'true'", "{}", entry.log());
+    let all = [entry.full.clone(), other.full.clone()];
+    let answered_by_all = |out: &Output| {
+        let f = the_json(out);
+        assert_eq!(f["header"]["answered"], 2, "{out}");
+        let mut seen: Vec<String> = f["nodes"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|n| n["state"] == "ok")
+                    .map(|n| n["node"].as_str().unwrap_or("?").to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        seen.sort();
+        let mut want = all.to_vec();
+        want.sort();
+        assert_eq!(seen, want, "{out}");
+    };
+
+    // Only the entry node is on this host as far as etop can tell.
+    let fake = FakeProc::new(&[entry.os_pid()]);
+    let out = etop([
+        "--once",
+        "-i",
+        QUICK,
+        "--format",
+        "json",
+        "--proc-root",
+        &fake.arg(),
+        "--cluster",
+        &entry.full,
+    ])
+    .cookie_env(&cookie)
+    .run()
+    .success();
+    answered_by_all(&out);
+
+    // Nothing local, the nodes named: the flags for both.
+    let operator = pki.issue("operator", &[], false);
+    let empty = no_local_nodes();
+    let out = etop([
+        "--once",
+        "-i",
+        QUICK,
+        "--format",
+        "json",
+        "--proc-root",
+        path_str(empty.path()),
+        "--tls-cert",
+        path_str(&operator.cert),
+        "--tls-key",
+        path_str(&operator.key),
+        "--tls-ca",
+        pki.ca(),
+        &entry.full,
+        &other.full,
+    ])
+    .cookie_env(&cookie)
+    .run()
+    .success();
+    answered_by_all(&out);
+
+    // A flag file that is not there is refused before any node is asked.
+    let out = etop([
+        "--once",
+        "--tls-ca",
+        "/nonexistent/ca.pem",
+        "--cluster",
+        &entry.full,
+    ])
+    .cookie_env(&cookie)
+    .run();
+    assert_eq!(out.code, Some(2), "{out}");
+    assert!(single_error_line(&out).contains("--tls-ca"), "{out}");
+}
