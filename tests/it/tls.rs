@@ -2,7 +2,7 @@
 //! check their peers' certificates (`verify_peer`, `fail_if_no_peer_cert`),
 //! and certificates made here by a test CA. etop attaches with the node's
 //! own client options or with `--tls-*`, and every certificate problem is
-//! one line and exit code 7.
+//! one line and exit code 8.
 
 use crate::util::*;
 use etop::node::discover::ssl_dist::{ServerName, TlsFile, TlsFiles};
