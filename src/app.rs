@@ -2,16 +2,22 @@
 //! stderr and an exit code.
 
 use crate::agent::SortKey;
+use crate::agent::cluster::{Ask, Cluster, Membership, Plan};
 use crate::agent::collector::{Collector, View};
+use crate::agent::sample::{Reply, Sample};
 use crate::cli::{Cli, Command, ConnArgs, FrameArgs, OutputArgs, Session, TopArgs};
 use crate::dist::ConnectOpts;
 use crate::dist::term::Term;
 use crate::error::{Error, Result, exit};
 use crate::host::HostWatch;
-use crate::node::{self, CookieSources};
+use crate::node::discover::ssl_dist::{self, TlsFlags};
+use crate::node::{self, CookieSources, Reach};
 use crate::text::say;
 use crate::ui::session::{self, Display};
 use crate::ui::{frame, term};
+use crate::views::cluster::procs::ClusterProcShaper;
+use crate::views::cluster::reply::ClusterReplyShaper;
+use crate::views::cluster::{ClusterFeed, Watched, open_files_for_cluster};
 use crate::views::ets::Ets;
 use crate::views::msacc::{MsaccFeed, MsaccShaper};
 use crate::views::ports::Ports;
@@ -20,7 +26,8 @@ use crate::views::reply::{ReplyShaper, ReplyView, RequestFeed};
 use crate::views::threads::{ThreadFeed, ThreadShaper, ThreadSort};
 use crate::views::{Format, ets, nodes, ports};
 use std::path::Path;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 pub fn main() -> i32 {
     let cli = match Cli::parse_args(std::env::args_os()) {
@@ -56,6 +63,11 @@ fn run(cli: Cli) -> Result<()> {
     }
     match cli.command {
         None => procs(&cli.top),
+        Some(Command::Completions { shell }) => {
+            use std::io::Write;
+            std::io::stdout().write_all(&shell.script())?;
+            Ok(())
+        }
         Some(Command::Nodes { format, host }) => {
             term::write_batch(&frame::once(&nodes::frame(&host.proc_root), format))?;
             Ok(())
@@ -108,10 +120,15 @@ fn run(cli: Cli) -> Result<()> {
 fn reply_view<V: ReplyView>(
     s: &Session,
     (view, shape, what): (View, V, &'static str),
-    request: impl Fn(i64) -> Term + Send + 'static,
+    request: impl Fn(i64) -> Term + Send + Sync + 'static,
 ) -> Result<()> {
+    if s.is_cluster() {
+        return cluster_reply_view(s, (view, shape, what), request);
+    }
     let (frames, out) = (&s.frames, &s.out);
-    let (collector, _) = attach(&s.conn, out, s.node.as_deref())?;
+    let (mut collector, _) = attach(&s.conn, out, s.node.as_deref())?;
+    let shown = display(frames, out);
+    collector.say_reconnects(out.verbose && !shown.tty);
     let feed = RequestFeed {
         collector,
         view,
@@ -119,11 +136,7 @@ fn reply_view<V: ReplyView>(
         timeout: frame_timeout(frames),
         what,
     };
-    session::run(
-        feed,
-        ReplyShaper::new(shape, frames.once),
-        display(frames, out),
-    )
+    session::run(feed, ReplyShaper::new(shape, frames.once), shown)
 }
 
 /// A slow frame is waited for well past the interval before it counts as
@@ -154,39 +167,7 @@ fn attach(
     out: &OutputArgs,
     node: Option<&str>,
 ) -> Result<(Collector, Option<u32>)> {
-    if conn.cookie.is_some() {
-        say(
-            "warning: --cookie is visible to other users in the process list; \
-             prefer --cookie-file or ERLANG_COOKIE",
-        );
-    }
-    let target = node::target(
-        node,
-        &conn.host.proc_root,
-        &CookieSources {
-            file: conn.cookie_file.as_deref(),
-            flag: conn.cookie.as_deref(),
-        },
-    )?;
-    if out.verbose {
-        say(format!(
-            "attaching to {} with the cookie from {}",
-            target.name, target.origin
-        ));
-    }
-    let os_pid = target.local.as_ref().map(|n| n.os_pid);
-    let opts = ConnectOpts {
-        mode: target.mode,
-        target: target.name,
-        port: conn.port,
-        cookie: target.cookie,
-        cookie_origin: target.origin,
-        our_name: conn
-            .name
-            .clone()
-            .unwrap_or_else(ConnectOpts::default_our_name),
-        timeout: Duration::from_secs_f64(conn.connect_timeout),
-    };
+    let (opts, os_pid) = connect_opts(conn, out, node)?;
     let collector = Collector::connect(opts, conn.agent_max_heap.unwrap_or(0))?;
     if out.verbose {
         say(format!(
@@ -198,9 +179,84 @@ fn attach(
     Ok((collector, os_pid))
 }
 
+/// Which node, with which cookie and under which name of ours; and the
+/// node's OS pid when it runs on this host.
+fn connect_opts(
+    conn: &ConnArgs,
+    out: &OutputArgs,
+    node: Option<&str>,
+) -> Result<(ConnectOpts, Option<u32>)> {
+    if conn.cookie.is_some() {
+        say(
+            "warning: --cookie is visible to other users in the process list; \
+             prefer --cookie-file or ERLANG_COOKIE",
+        );
+    }
+    let flags = tls_flags(conn);
+    // Files the operator named are checked before anything is asked of the
+    // network, as a cookie file is: a typo is a usage error, not a lookup.
+    if let Some(files) = ssl_dist::choose(flags, None, node.unwrap_or(""))? {
+        crate::dist::tls::Tls::load(&files)?;
+    }
+    let target = node::target(
+        node,
+        &conn.host.proc_root,
+        &CookieSources {
+            file: conn.cookie_file.as_deref(),
+            flag: conn.cookie.as_deref(),
+        },
+        &Reach {
+            port: conn.port,
+            timeout: Duration::from_secs_f64(conn.connect_timeout),
+        },
+    )?;
+    if out.verbose {
+        say(format!(
+            "attaching to {} with the cookie from {}",
+            target.name, target.origin
+        ));
+    }
+    let os_pid = target.local.as_ref().map(|n| n.os_pid);
+    let tls = ssl_dist::choose(flags, target.local.as_ref(), &target.name.to_string())?;
+    if out.verbose
+        && let Some(t) = &tls
+    {
+        say(format!("speaking TLS with the files from {}", t.source));
+    }
+    let opts = ConnectOpts {
+        mode: target.mode,
+        target: target.name,
+        port: conn.port,
+        epmd_port: target.epmd_port,
+        cookie: target.cookie,
+        cookie_origin: target.origin,
+        our_name: conn
+            .name
+            .clone()
+            .unwrap_or_else(ConnectOpts::default_our_name),
+        timeout: Duration::from_secs_f64(conn.connect_timeout),
+        tls,
+    };
+    Ok((opts, os_pid))
+}
+
+/// The `--tls-*` flags, for every node a session attaches to.
+fn tls_flags(conn: &ConnArgs) -> TlsFlags<'_> {
+    TlsFlags {
+        cert: conn.tls.tls_cert.as_deref(),
+        key: conn.tls.tls_key.as_deref(),
+        ca: conn.tls.tls_ca.as_deref(),
+    }
+}
+
 fn procs(top: &TopArgs) -> Result<()> {
     let s = &top.session;
-    let (collector, os_pid) = attach(&s.conn, &s.out, s.node.as_deref())?;
+    if s.is_cluster() {
+        return cluster_procs(top);
+    }
+    let (mut collector, os_pid) = attach(&s.conn, &s.out, s.node.as_deref())?;
+    let shown = display(&s.frames, &s.out);
+    collector.say_reconnects(s.out.verbose && !shown.tty);
     let key: SortKey = top.procs.sort.into();
     let feed = ProcFeed {
         collector,
@@ -211,6 +267,7 @@ fn procs(top: &TopArgs) -> Result<()> {
         os_pid,
         proc_root: s.conn.host.proc_root.clone(),
         host: HostWatch::new(),
+        epoch: 0,
     };
     // A one-shot run shows real per-interval numbers: its first sample only
     // sets the baseline.
@@ -220,7 +277,7 @@ fn procs(top: &TopArgs) -> Result<()> {
         s.frames.once && !top.procs.accumulate,
     );
     shaper.show_schedulers = top.procs.schedulers;
-    session::run(feed, shaper, display(&s.frames, &s.out))
+    session::run(feed, shaper, shown)
 }
 
 fn threads(
@@ -251,4 +308,133 @@ fn threads(
     };
     let shaper = ThreadShaper::new(label, sort, frames.lines as usize, frames.once);
     session::run(feed, shaper, display(frames, out))
+}
+
+/// What a cluster session attaches to: the entry node, resolved as a single
+/// node is (EPMD first, then its cookie, which is used for every node); the
+/// other nodes named, each in its own name mode; or the entry node's
+/// connected nodes, in its mode. Another node is reached as the entry node
+/// reaches it (its EPMD port, its TLS files) unless it runs on this host,
+/// where its own EPMD port and TLS options are used; `--tls-*` flags apply
+/// to every node.
+fn cluster_plan(s: &Session) -> Result<(Plan, Watched)> {
+    // The other NODEs are checked before the network is asked anything.
+    let others = if s.more_nodes.is_empty() {
+        Vec::new()
+    } else {
+        node::resolve_all(&s.more_nodes, &s.conn.host.proc_root)?
+    };
+    let (entry, _) = connect_opts(&s.conn, &s.out, s.node.as_deref())?;
+    let flags = tls_flags(&s.conn);
+    let named = others
+        .into_iter()
+        .map(|r| {
+            let (epmd_port, tls) = match &r.local {
+                Some(local) => (
+                    r.epmd_port(),
+                    ssl_dist::choose(flags, Some(local), &r.target.to_string())?,
+                ),
+                None => (entry.epmd_port, entry.tls.clone()),
+            };
+            Ok(ConnectOpts {
+                target: r.target,
+                mode: r.mode,
+                port: None,
+                epmd_port,
+                tls,
+                ..entry.clone()
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let membership = if s.cluster || s.cluster_hidden {
+        Membership::Connected {
+            hidden: s.cluster_hidden,
+        }
+    } else {
+        Membership::Named
+    };
+    let interval = Duration::from_secs_f64(s.frames.interval_secs());
+    let watched = Watched {
+        entry: entry.target.to_string(),
+        whole_cluster: membership != Membership::Named,
+    };
+    let plan = Plan {
+        entry,
+        named,
+        membership,
+        heap_limit_bytes: s.conn.agent_max_heap.unwrap_or(0),
+        timeout: frame_timeout(&s.frames),
+        forget_after: (interval * 12).max(Duration::from_secs(60)),
+    };
+    Ok((plan, watched))
+}
+
+/// Attaches to every node of a cluster session and says so with -v.
+fn start_cluster<T: Send + 'static>(s: &Session, plan: Plan) -> Result<(Cluster<T>, Option<u64>)> {
+    let open_files = open_files_for_cluster();
+    let cluster = Cluster::start(plan)?;
+    if s.out.verbose {
+        say(format!(
+            "watching {} nodes from {}",
+            cluster.len(),
+            cluster.entry()
+        ));
+    }
+    Ok((cluster, open_files))
+}
+
+/// On a terminal, the strip leaves the table at least a few rows.
+fn strip_room(d: &Display) -> Option<Box<dyn Fn() -> usize>> {
+    d.tty.then(|| {
+        Box::new(|| term::Screen::size().1.saturating_sub(12).max(3)) as Box<dyn Fn() -> usize>
+    })
+}
+
+/// The process table of several nodes, merged.
+fn cluster_procs(top: &TopArgs) -> Result<()> {
+    let s = &top.session;
+    let (plan, watched) = cluster_plan(s)?;
+    let (cluster, open_files) = start_cluster::<Sample>(s, plan)?;
+    let key: SortKey = top.procs.sort.into();
+    let lines = s.frames.lines as usize;
+    let delta = key == SortKey::Reductions && !top.procs.accumulate;
+    let timeout = frame_timeout(&s.frames);
+    let ask: Ask<Sample> = Arc::new(move |c: &mut Collector| c.sample(key, lines, delta, timeout));
+    let d = display(&s.frames, &s.out);
+    let feed = ClusterFeed::new(cluster, ask, d.interval, !d.tty, !d.tty, open_files);
+    let mut shaper = ClusterProcShaper::new(
+        key,
+        top.procs.accumulate,
+        top.procs.names,
+        lines,
+        s.frames.once && !top.procs.accumulate,
+        watched,
+    );
+    shaper.room = strip_room(&d);
+    session::run(feed, shaper, d)
+}
+
+/// Ports or ETS tables of several nodes, merged.
+fn cluster_reply_view<V: ReplyView>(
+    s: &Session,
+    (view, shape, what): (View, V, &'static str),
+    request: impl Fn(i64) -> Term + Send + Sync + 'static,
+) -> Result<()> {
+    let (plan, watched) = cluster_plan(s)?;
+    let (cluster, open_files) = start_cluster::<Reply>(s, plan)?;
+    let timeout = frame_timeout(&s.frames);
+    let ask: Ask<Reply> = Arc::new(move |c: &mut Collector| {
+        let (info, epoch) = c.frame(view, &request, timeout, what)?;
+        Ok(Reply {
+            info,
+            epoch,
+            taken_at: Instant::now(),
+        })
+    });
+    let d = display(&s.frames, &s.out);
+    let feed = ClusterFeed::new(cluster, ask, d.interval, !d.tty, !d.tty, open_files);
+    let mut shaper =
+        ClusterReplyShaper::new(shape, s.frames.lines as usize, s.frames.once, watched);
+    shaper.room = strip_room(&d);
+    session::run(feed, shaper, d)
 }

@@ -19,6 +19,9 @@ pub mod exit {
     /// The node answered, but a remote call failed (for example an OTP release
     /// older than 23).
     pub const REMOTE: i32 = 6;
+    /// TLS distribution: a certificate was refused, the node's by etop or
+    /// etop's by the node.
+    pub const TLS: i32 = 8;
 }
 
 #[derive(Debug, Error)]
@@ -29,10 +32,21 @@ pub enum Error {
     #[error("'{given}' is not a node name: {why}")]
     BadNodeName { given: String, why: String },
 
+    /// No cookie anywhere: `hint` says where the node's cookie likely is.
+    /// Never advice to make one up: a new random cookie can only be rejected.
+    #[error("no cookie for {node}: {hint}")]
+    NoCookie { node: String, hint: String },
+
+    /// The node's own cookie is where etop may not read it.
     #[error(
-        "no cookie found: pass --cookie-file PATH, set ERLANG_COOKIE, or create ~/.erlang.cookie"
+        "cannot read the cookie of {node}: {source_desc}: {reason}; or pass the node's \
+         cookie with --cookie-file PATH or ERLANG_COOKIE"
     )]
-    NoCookie,
+    TargetCookieUnreadable {
+        node: String,
+        source_desc: String,
+        reason: String,
+    },
 
     #[error("cannot read the cookie file '{path}': {err}")]
     CookieFile { path: String, err: std::io::Error },
@@ -137,6 +151,22 @@ pub enum Error {
         limit_bytes: u64,
     },
 
+    #[error("cannot use the TLS {what} '{path}' ({named_by}): {err}")]
+    TlsFile {
+        what: &'static str,
+        path: String,
+        /// `--tls-cert`, or the node's option that names the file.
+        named_by: String,
+        err: String,
+    },
+
+    /// A certificate refused, by etop (the node's) or by the node (ours).
+    #[error("TLS with {node}: {why}")]
+    TlsRefused { node: String, why: String },
+
+    #[error("TLS handshake with {node} failed: {err}")]
+    TlsHandshake { node: String, err: String },
+
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -152,8 +182,11 @@ fn known_list(known: &[String]) -> String {
 impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Usage(_) | Error::BadNodeName { .. } | Error::NoCookie => exit::USAGE,
-            Error::CookieFile { .. } => exit::USAGE,
+            Error::Usage(_)
+            | Error::BadNodeName { .. }
+            | Error::NoCookie { .. }
+            | Error::TargetCookieUnreadable { .. } => exit::USAGE,
+            Error::CookieFile { .. } | Error::TlsFile { .. } => exit::USAGE,
             Error::EpmdUnreachable { .. }
             | Error::EpmdBadReply { .. }
             | Error::UnknownNode { .. }
@@ -161,7 +194,9 @@ impl Error {
             | Error::Connect { .. }
             | Error::Timeout { .. }
             | Error::NamesTaken { .. }
-            | Error::Handshake { .. } => exit::UNREACHABLE,
+            | Error::Handshake { .. }
+            | Error::TlsHandshake { .. } => exit::UNREACHABLE,
+            Error::TlsRefused { .. } => exit::TLS,
             Error::CookieRejected { .. } | Error::NotAllowed { .. } => exit::REJECTED,
             Error::ConnectionLost { .. } | Error::Gone { .. } | Error::WindowLost { .. } => {
                 exit::LOST
@@ -182,6 +217,7 @@ impl Error {
                 | Error::Timeout { .. }
                 | Error::ConnectionLost { .. }
                 | Error::Handshake { .. }
+                | Error::TlsHandshake { .. }
         )
     }
 }
@@ -226,7 +262,11 @@ mod tests {
             reason: "closed".into(),
         };
         let codes = [
-            Error::NoCookie.exit_code(),
+            Error::NoCookie {
+                node: "a@b".into(),
+                hint: "h".into(),
+            }
+            .exit_code(),
             Error::EpmdUnreachable {
                 host: "h".into(),
                 port: 4369,
@@ -235,6 +275,11 @@ mod tests {
             .exit_code(),
             rejected.exit_code(),
             lost.exit_code(),
+            Error::TlsRefused {
+                node: "a@b".into(),
+                why: "its certificate has expired".into(),
+            }
+            .exit_code(),
         ];
         let mut sorted = codes.to_vec();
         sorted.dedup();

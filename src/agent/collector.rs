@@ -28,21 +28,47 @@ pub struct Collector {
     /// Per view, the `frame` number of the last reply received on this
     /// connection: the state the next frame's deltas must be computed from.
     bases: std::collections::HashMap<View, i64>,
+    /// Say on stderr when a new connection replaces a lost one (`-v`, when
+    /// frames are not repainted).
+    say_reconnects: bool,
 }
 
 impl Collector {
     /// Connects and starts the agent; errors here are reported as they are
     /// (wrong cookie, unknown node...), since nothing has been shown yet.
     pub fn connect(opts: ConnectOpts, heap_limit_bytes: u64) -> Result<Collector> {
-        let mut c = Collector {
+        let mut c = Collector::unconnected(opts, heap_limit_bytes);
+        c.ensure()?;
+        Ok(c)
+    }
+
+    /// A collector that connects on its first request (or `attach`): one
+    /// node of a cluster, which may be down when the session starts.
+    pub fn unconnected(opts: ConnectOpts, heap_limit_bytes: u64) -> Collector {
+        Collector {
             opts,
             heap_limit_bytes,
             live: None,
             epoch: 0,
             bases: Default::default(),
-        };
-        c.ensure()?;
-        Ok(c)
+            say_reconnects: false,
+        }
+    }
+
+    /// Connects and starts the agent unless already attached.
+    pub fn attach(&mut self) -> Result<()> {
+        self.ensure().map(|_| ())
+    }
+
+    /// The visible nodes this node is connected to, or the hidden ones (see
+    /// `agent::connected_nodes`).
+    pub fn connected_nodes(&mut self, hidden: bool, timeout: Duration) -> Result<Vec<String>> {
+        let (conn, _) = self.ensure()?;
+        let r = super::connected_nodes(conn, hidden, timeout);
+        if matches!(r, Err(Error::ConnectionLost { .. })) {
+            self.live = None;
+        }
+        r
     }
 
     fn ensure(&mut self) -> Result<&mut (Connection, Agent)> {
@@ -54,11 +80,22 @@ impl Collector {
             let agent = Agent::start(&mut conn, self.heap_limit_bytes)?;
             self.epoch += 1;
             self.bases.clear();
+            if self.say_reconnects && self.epoch > 1 {
+                crate::text::say(format!(
+                    "reconnected to {} as hidden node {} (connection {})",
+                    conn.peer, conn.ours, self.epoch
+                ));
+            }
             self.live = Some((conn, agent));
         }
         self.live
             .as_mut()
             .ok_or_else(|| Error::Usage("internal: no connection".into()))
+    }
+
+    /// Say on stderr each time a new connection replaces a lost one.
+    pub fn say_reconnects(&mut self, on: bool) {
+        self.say_reconnects = on;
     }
 
     pub fn peer(&self) -> String {

@@ -4,6 +4,7 @@
 //! (`column`), and the frame as JSON. The `ui` shows frames; it knows
 //! nothing of the screens.
 
+pub mod cluster;
 pub mod column;
 pub mod ets;
 pub mod msacc;
@@ -11,6 +12,7 @@ pub mod nodes;
 pub mod ports;
 pub mod procs;
 pub mod reply;
+pub mod restart;
 pub mod threads;
 
 use crate::error::Result;

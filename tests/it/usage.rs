@@ -10,9 +10,26 @@ fn help_and_version() {
     assert!(out.stdout.contains("--sort"), "{out}");
     assert!(out.stdout.contains("Exit codes:"), "{out}");
     let out = etop(["--version"]).run().success();
+    // The commit this binary was built from, as git names it.
+    let commit = std::process::Command::new("git")
+        .args([
+            "-C",
+            env!("CARGO_MANIFEST_DIR"),
+            "rev-parse",
+            "--short=12",
+            "HEAD",
+        ])
+        .output()
+        .expect("run git");
+    assert!(commit.status.success(), "git rev-parse failed");
+    let commit = String::from_utf8_lossy(&commit.stdout).trim().to_string();
+    let target = env!("ETOP_TARGET");
     assert_eq!(
         out.stdout.trim(),
-        format!("etop {}", env!("CARGO_PKG_VERSION")),
+        format!(
+            "etop {} (commit {commit}, {target})",
+            env!("CARGO_PKG_VERSION")
+        ),
         "{out}"
     );
 }
@@ -28,6 +45,9 @@ fn malformed_arguments_are_usage_errors() {
     for (args, mentions) in [
         (vec!["-s", "cpu", "n@h"], "cpu"),
         (vec!["-i", "0", "n@h"], "out of range"),
+        // Not "a value is required": `-1` is the value, not `--once`.
+        (vec!["--interval", "-1", "n@h"], "'-1' is out of range"),
+        (vec!["-i", "-1", "n@h"], "'-1' is out of range"),
         (vec!["--format", "xml", "n@h"], "xml"),
     ] {
         let out = etop(&args).cookie_env("anything").run();
@@ -118,7 +138,8 @@ fn render_subcommand(sub: &clap::Command) -> clap_mangen::roff::Roff {
 fn render_man() -> std::io::Result<Vec<u8>> {
     use clap::CommandFactory;
     use clap_mangen::roff::{Roff, roman};
-    let man = clap_mangen::Man::new(etop::cli::Cli::command());
+    // The release alone: the commit in --version would date the page.
+    let man = clap_mangen::Man::new(etop::cli::Cli::command().version(env!("CARGO_PKG_VERSION")));
     let mut out = Vec::new();
     man.render_title(&mut out)?;
     man.render_name_section(&mut out)?;

@@ -8,7 +8,7 @@ use crate::views::Frame;
 use crate::views::column::{Cell, Column, Grid, Show};
 
 /// The columns of the process table.
-pub const COLUMNS: [Column<Row>; 8] = [
+pub const COLUMNS: [Column<Row>; 9] = [
     Column::text("Pid", "pid", |r| Cell::text(&r.pid)),
     Column::flex("Name or Initial Func", "name", |r| Cell::text(&r.name)),
     Column::text("Registered name", "registered_name", |r: &Row| {
@@ -20,6 +20,10 @@ pub const COLUMNS: [Column<Row>; 8] = [
     })
     .only(Show::DATA),
     Column::num("Reds", "reds", |r| Cell::Count(r.reds)),
+    Column::text("Reds kind", "reds_kind", |r: &Row| {
+        Cell::OptText(r.reds_kind.map(str::to_string))
+    })
+    .only(Show::DATA),
     Column::num("Memory", "memory_bytes", |r| {
         Cell::Bytes(Some(r.memory_bytes))
     }),
@@ -52,7 +56,8 @@ pub fn frame(m: &Model) -> Frame {
     }
 }
 
-fn sort_word(k: SortKey) -> &'static str {
+/// How the header names a sort key.
+pub fn sort_word(k: SortKey) -> &'static str {
     match k {
         SortKey::Reductions => "reductions",
         SortKey::Memory => "memory",
@@ -77,13 +82,15 @@ fn window_text(h: &Header) -> String {
 pub fn header_lines(h: &Header) -> Vec<String> {
     let cpu = h.cpu_pct.map(|c| format!("{c:.0}%")).unwrap_or_default();
     let m = &h.memory;
-    let mut lines = vec![
-        format!(
-            "{}  {}  {}",
-            h.node,
-            h.clock.as_deref().unwrap_or(""),
-            window_text(h)
-        ),
+    let mut lines = vec![format!(
+        "{}  {}  {}",
+        h.node,
+        h.clock.as_deref().unwrap_or(""),
+        window_text(h)
+    )];
+    // Right under the node's name, where it is seen first.
+    lines.extend(h.notice.clone());
+    lines.extend([
         format!(
             "Load:  cpu   {:>8}    Memory:  total     {:>7}    binary {:>7}",
             cpu,
@@ -102,7 +109,7 @@ pub fn header_lines(h: &Header) -> Vec<String> {
             human_bytes(m.atom),
             human_bytes(m.ets)
         ),
-    ];
+    ]);
     if h.show_schedulers {
         lines.push(scheduler_line(h));
     }
@@ -116,7 +123,7 @@ pub fn header_lines(h: &Header) -> Vec<String> {
             "OS:    rss   {:>8} (VM total {}, overhead {})  threads {}  host cpu {} of {}  load {:.2} {:.2} {:.2}",
             human_bytes(os.rss_bytes),
             human_bytes(m.total),
-            human_bytes(os.rss_bytes.saturating_sub(m.total)),
+            overhead(os.rss_bytes, m.total),
             os.os_threads,
             host,
             os.cpus,
@@ -128,7 +135,19 @@ pub fn header_lines(h: &Header) -> Vec<String> {
     lines
 }
 
-/// `Schedulers: 1 98%  2 97%  | dirty cpu: 3 0%  4 0%`, blank on a first frame.
+/// RSS minus the VM's own total. It is negative when the VM counts memory
+/// it reserved but the OS has not made resident yet: shown as such, since
+/// a `0` there would claim RSS and VM total agree.
+fn overhead(rss_bytes: u64, vm_total_bytes: u64) -> String {
+    if rss_bytes >= vm_total_bytes {
+        human_bytes(rss_bytes - vm_total_bytes)
+    } else {
+        format!("-{}", human_bytes(vm_total_bytes - rss_bytes))
+    }
+}
+
+/// `Sched: 1 98%  2 97%  | dirty cpu: 1 0%  2 0%` (numbered as `etop
+/// threads` names them), blank on a first frame.
 fn scheduler_line(h: &Header) -> String {
     let part = |kind: &str| {
         h.schedulers
@@ -150,4 +169,66 @@ fn scheduler_line(h: &Header) -> String {
         line.push_str(&format!("  | dirty cpu: {dirty}"));
     }
     line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_negative_overhead_is_shown_negative() {
+        assert_eq!(overhead(3 << 30, 2 << 30), "1.0G");
+        assert_eq!(overhead(1 << 20, 1 << 20), "0");
+        // RSS 2.7G against a VM total of 3.7G.
+        assert_eq!(overhead(2_899_102_924, 3_972_844_748), "-1.0G");
+    }
+
+    #[test]
+    fn the_os_line_says_when_rss_is_below_the_vm_total() {
+        use crate::agent::sample::Memory;
+        use crate::views::procs::model::OsHeader;
+        let h = Header {
+            node: "n@h".into(),
+            clock: None,
+            cpu_pct: None,
+            procs: 1,
+            runq: 0,
+            memory: Memory {
+                total: 3_972_844_748,
+                ..Memory::default()
+            },
+            sort: SortKey::Memory,
+            accumulate: false,
+            window_secs: None,
+            cost_ms: 0.0,
+            agent_heap_bytes: 0,
+            agent_heap_limit_bytes: 0,
+            os: Some(OsHeader {
+                os_pid: 4242,
+                rss_bytes: 2_899_102_924,
+                os_threads: 20,
+                host_cpu_pct: None,
+                load_avg: [0.0; 3],
+                cpus: 2,
+            }),
+            schedulers: Vec::new(),
+            show_schedulers: false,
+            epoch: 2,
+            reconnected: true,
+            notice: Some("node restarted at 14:23:10 (new OS pid 4242); reconnected".into()),
+        };
+        let lines = header_lines(&h);
+        let os = lines
+            .iter()
+            .find(|l| l.starts_with("OS:"))
+            .expect("an OS line");
+        assert!(
+            os.contains("rss       2.7G (VM total 3.7G, overhead -1.0G)"),
+            "{os}"
+        );
+        assert_eq!(
+            lines[1],
+            "node restarted at 14:23:10 (new OS pid 4242); reconnected"
+        );
+    }
 }

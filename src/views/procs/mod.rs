@@ -7,9 +7,10 @@ pub mod model;
 
 use crate::agent::SortKey;
 use crate::agent::collector::Collector;
-use crate::agent::sample::{Sample, window};
+use crate::agent::sample::{Sample, node_started, window};
 use crate::error::Result;
 use crate::host::{self, HostWatch};
+use crate::views::restart::{Incarnation, Restarts};
 use crate::views::{Feed, Frame, Shaper};
 use model::{Model, NameStyle, OsSample};
 use std::path::PathBuf;
@@ -20,6 +21,8 @@ use std::time::Duration;
 pub struct ProcSample {
     pub node: Sample,
     pub os: Option<OsSample>,
+    /// The node's OS process, for a node on this host, as known now.
+    pub os_pid: Option<u32>,
 }
 
 pub struct ProcFeed {
@@ -32,6 +35,19 @@ pub struct ProcFeed {
     pub os_pid: Option<u32>,
     pub proc_root: PathBuf,
     pub host: HostWatch,
+    /// The epoch of the last sample (0 before the first): a new one means
+    /// a new connection, maybe to a restarted node under another OS pid.
+    pub epoch: u64,
+}
+
+impl ProcFeed {
+    /// The node's OS process once more, by its name: after a reconnection,
+    /// or when the one known is gone.
+    fn find_os_pid(&mut self, node: &Sample) {
+        if let Some(pid) = crate::node::local_os_pid(&node.node, &self.proc_root) {
+            self.os_pid = Some(pid);
+        }
+    }
 }
 
 impl Feed for ProcFeed {
@@ -40,15 +56,36 @@ impl Feed for ProcFeed {
         let node = self
             .collector
             .sample(self.key, self.lines, self.delta, self.timeout)?;
-        // The OS view is a bonus: if the process cannot be read (it may have
-        // restarted under another pid), the frame goes on without it.
-        let os = self.os_pid.and_then(|pid| {
-            Some(OsSample {
-                process: host::proc_stat(&self.proc_root, pid).ok()?,
-                host: self.host.sample().ok()?,
-            })
-        });
-        Ok(ProcSample { node, os })
+        let local = self.os_pid.is_some();
+        if local && self.epoch != 0 && node.epoch != self.epoch {
+            self.find_os_pid(&node);
+        }
+        self.epoch = node.epoch;
+        // The OS view is a bonus: if the process cannot be read, the frame
+        // goes on without it, and the next frames look for it by name.
+        let mut process = self
+            .os_pid
+            .and_then(|pid| host::proc_stat(&self.proc_root, pid).ok());
+        if local && process.is_none() {
+            self.find_os_pid(&node);
+            process = self
+                .os_pid
+                .and_then(|pid| host::proc_stat(&self.proc_root, pid).ok());
+        }
+        let os = match (self.os_pid, process) {
+            (Some(pid), Some(process)) => {
+                self.host
+                    .sample()
+                    .ok()
+                    .map(|host| OsSample { pid, process, host })
+            }
+            _ => None,
+        };
+        Ok(ProcSample {
+            node,
+            os,
+            os_pid: self.os_pid,
+        })
     }
     fn close(&mut self) {
         self.collector.close();
@@ -72,6 +109,7 @@ pub struct ProcShaper {
     /// One-shot runs sample twice and show only the second.
     pub baseline_first: bool,
     prev: Option<Sample>,
+    restarts: Restarts,
 }
 
 impl ProcShaper {
@@ -82,6 +120,7 @@ impl ProcShaper {
             names,
             baseline_first,
             prev: None,
+            restarts: Restarts::default(),
         }
     }
 }
@@ -89,7 +128,16 @@ impl ProcShaper {
 impl Shaper for ProcShaper {
     type Sample = ProcSample;
     fn shape(&mut self, s: ProcSample) -> Option<Frame> {
-        let ProcSample { node: s, os } = s;
+        let ProcSample {
+            node: s,
+            os,
+            os_pid,
+        } = s;
+        let reconnect = self.restarts.observe(Incarnation {
+            epoch: s.epoch,
+            started: node_started(s.clock, s.node_mono_us, s.node_start_us),
+            os_pid,
+        });
         let mut prev = self.prev.take();
         // A reductions frame the agent computed without the previous frame's
         // state holds totals: it starts a new window, like a first frame.
@@ -104,6 +152,8 @@ impl Shaper for ProcShaper {
         });
         let mut model = Model::new(&s, win, os.as_ref(), self.accumulate, self.names);
         model.header.show_schedulers = self.show_schedulers;
+        model.header.reconnected = reconnect.first;
+        model.header.notice = reconnect.notice;
         let first = prev.is_none();
         self.prev = Some(s);
         if first && self.baseline_first {
