@@ -402,6 +402,7 @@ proc_lib:spawn_opt(fun() ->
   % own code.
   Work = fun(Req, Prev, Me) ->
     WS = erlang:system_info(wordsize),
+    StartUs = erlang:convert_time_unit(erlang:system_info(start_time), native, microsecond),
     Dup = fun lists:duplicate/2,
     HeapNow = fun() ->
       {total_heap_size, H} = erlang:process_info(erlang:self(), total_heap_size),
