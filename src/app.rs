@@ -18,7 +18,7 @@ use crate::views::ports::Ports;
 use crate::views::procs::{ProcFeed, ProcShaper};
 use crate::views::reply::{ReplyShaper, ReplyView, RequestFeed};
 use crate::views::threads::{ThreadFeed, ThreadShaper, ThreadSort};
-use crate::views::{Format, ets, nodes, ports};
+use crate::views::{Format, Keys, SortChoice, ets, nodes, ports};
 use std::path::Path;
 use std::time::Duration;
 
@@ -69,15 +69,16 @@ fn run(cli: Cli) -> Result<()> {
             host,
         }) => threads(node.as_deref(), pid, sort, &frames, &out, &host.proc_root),
         Some(Command::Ports { sort, session }) => {
-            let n = session.frames.lines as usize;
+            let n = session.frames.rows();
             let request = move |base| ports::request(sort, n, base);
             reply_view(&session, (View::Ports, Ports { sort }, "ports"), request)
         }
         Some(Command::Ets { sort, session }) => {
-            let n = session.frames.lines as usize;
+            let n = session.frames.rows();
             let request = move |base| ets::request(sort, n, base);
             reply_view(&session, (View::Ets, Ets { sort }, "ets"), request)
         }
+        Some(Command::Proc { pid, session }) => proc_detail(&pid, &session),
         Some(Command::Msacc {
             node,
             duration,
@@ -98,6 +99,7 @@ fn run(cli: Cli) -> Result<()> {
                 frames: Some(1),
                 stats_file: None,
                 countdown: Some((label, window)),
+                keys: Keys::default(),
             };
             session::run(MsaccFeed::new(collector), MsaccShaper { threads }, shown)
         }
@@ -122,7 +124,7 @@ fn reply_view<V: ReplyView>(
     session::run(
         feed,
         ReplyShaper::new(shape, frames.once),
-        display(frames, out),
+        display(frames, out, Keys::default()),
     )
 }
 
@@ -132,10 +134,20 @@ fn frame_timeout(frames: &FrameArgs) -> Duration {
     (Duration::from_secs_f64(frames.interval_secs()) * 3).max(Duration::from_secs(15))
 }
 
-fn display(frames: &FrameArgs, out: &OutputArgs) -> Display {
-    let tty = term::stdout_is_tty() && !frames.batch && out.format == Format::Text;
+/// Is the interactive screen on: a terminal, text, no --batch, and no
+/// frame count (`--once` and `-n` print their frames on the normal screen,
+/// so the last one stays visible).
+fn interactive(frames: &FrameArgs, out: &OutputArgs) -> bool {
+    term::stdout_is_tty()
+        && !frames.batch
+        && out.format == Format::Text
+        && !frames.once
+        && frames.iterations.is_none()
+}
+
+fn display(frames: &FrameArgs, out: &OutputArgs, keys: Keys) -> Display {
     Display {
-        tty,
+        tty: interactive(frames, out),
         format: out.format,
         interval: Duration::from_secs_f64(frames.interval_secs()),
         frames: if frames.once {
@@ -145,6 +157,7 @@ fn display(frames: &FrameArgs, out: &OutputArgs) -> Display {
         },
         stats_file: out.stats_file.clone(),
         countdown: None,
+        keys,
     }
 }
 
@@ -198,16 +211,54 @@ fn attach(
     Ok((collector, os_pid))
 }
 
+/// The sorts of the process table, in the order of their columns.
+fn proc_sorts() -> Vec<SortChoice> {
+    vec![
+        SortChoice {
+            letter: Some('R'),
+            name: "reductions",
+            key: SortKey::Reductions,
+        },
+        SortChoice {
+            letter: Some('M'),
+            name: "memory",
+            key: SortKey::Memory,
+        },
+        SortChoice {
+            letter: Some('Q'),
+            name: "message queue",
+            key: SortKey::Msgq,
+        },
+    ]
+}
+
 fn procs(top: &TopArgs) -> Result<()> {
     let s = &top.session;
     let (collector, os_pid) = attach(&s.conn, &s.out, s.node.as_deref())?;
     let key: SortKey = top.procs.sort.into();
+    let sorts = proc_sorts();
+    let keys = Keys {
+        sort: sorts.iter().position(|c| c.key == key).unwrap_or(0),
+        sorts,
+        accumulate: Some(top.procs.accumulate),
+        filter: true,
+        detail: true,
+        fit_rows: s.frames.lines.is_none(),
+    };
+    let lines = match (s.frames.lines, interactive(&s.frames, &s.out)) {
+        (Some(n), _) => n as usize,
+        // The screen asks for what fits once it has drawn a frame.
+        (None, true) => term::Screen::size().1.saturating_sub(10).max(10),
+        (None, false) => 10,
+    };
     let feed = ProcFeed {
         collector,
         key,
-        lines: s.frames.lines as usize,
-        delta: key == SortKey::Reductions && !top.procs.accumulate,
+        lines,
+        accumulate: top.procs.accumulate,
         timeout: frame_timeout(&s.frames),
+        detail: None,
+        filter: top.procs.filter.as_ref().map(|f| f.expr.clone()),
         os_pid,
         proc_root: s.conn.host.proc_root.clone(),
         host: HostWatch::new(),
@@ -220,7 +271,31 @@ fn procs(top: &TopArgs) -> Result<()> {
         s.frames.once && !top.procs.accumulate,
     );
     shaper.show_schedulers = top.procs.schedulers;
-    session::run(feed, shaper, display(&s.frames, &s.out))
+    session::run(feed, shaper, display(&s.frames, &s.out, keys))
+}
+
+/// `etop proc PID`: one process in detail, once unless -n or -i ask for more.
+fn proc_detail(pid: &str, s: &Session) -> Result<()> {
+    let (collector, os_pid) = attach(&s.conn, &s.out, s.node.as_deref())?;
+    let feed = ProcFeed {
+        collector,
+        key: SortKey::Reductions,
+        lines: 1,
+        accumulate: false,
+        timeout: frame_timeout(&s.frames),
+        detail: Some(pid.to_string()),
+        filter: None,
+        os_pid,
+        proc_root: s.conn.host.proc_root.clone(),
+        host: HostWatch::new(),
+    };
+    let shaper = ProcShaper::new(false, crate::views::procs::model::NameStyle::Auto, false);
+    let mut shown = display(&s.frames, &s.out, Keys::default());
+    if s.frames.interval.is_none() && s.frames.iterations.is_none() {
+        shown.frames = Some(1);
+        shown.tty = false;
+    }
+    session::run(feed, shaper, shown)
 }
 
 fn threads(
@@ -249,6 +324,6 @@ fn threads(
         proc_root: proc_root.to_path_buf(),
         os_pid,
     };
-    let shaper = ThreadShaper::new(label, sort, frames.lines as usize, frames.once);
-    session::run(feed, shaper, display(frames, out))
+    let shaper = ThreadShaper::new(label, sort, frames.rows(), frames.once);
+    session::run(feed, shaper, display(frames, out, Keys::default()))
 }

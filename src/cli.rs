@@ -189,6 +189,24 @@ pub enum Command {
         #[command(flatten)]
         session: Session,
     },
+    /// One process in detail: registered name, initial and current call,
+    /// stack, status, mailbox length, memory, heap and stack sizes,
+    /// reductions and their rate, garbage collection, links, monitors and
+    /// monitored-by (counts, and the first with their names), trap_exit,
+    /// priority, group leader, parent and ancestors, binary memory. Never its
+    /// mailbox, state or dictionary. One snapshot, unless -n or -i ask for
+    /// more.
+    #[command(
+        after_help = "Examples:\n  etop proc '<0.123.0>' demo\n  etop proc '<0.123.0>' --format json demo | jq .links",
+        mut_arg("lines", |a| a.hide(true))
+    )]
+    Proc {
+        /// The process, as the node's shell prints it: <0.123.0>.
+        #[arg(value_name = "PID", value_parser = parse_pid)]
+        pid: String,
+        #[command(flatten)]
+        session: Session,
+    },
     /// Microstate accounting: where the VM's threads spend their time
     /// (emulator, gc, check_io, port, sleep...) over a window. The flag is
     /// turned on for the window and put back as it was, also if etop is
@@ -234,6 +252,32 @@ pub struct ProcArgs {
     /// schedulers). JSON frames always carry them.
     #[arg(long)]
     pub schedulers: bool,
+
+    /// Only processes that match: words that must appear in the name,
+    /// initial call or current function, and conditions such as
+    /// `mq>100 mem>10M reds>1000` (fields mq, mem, reds, reds_pct, heap,
+    /// bin; units K, M, G; `and`, `or`, parentheses). The same as `/` on a
+    /// terminal.
+    #[arg(long, value_name = "EXPR", value_parser = parse_filter)]
+    pub filter: Option<FilterArg>,
+}
+
+/// A `--filter` as typed and as parsed.
+#[derive(Debug, Clone)]
+pub struct FilterArg {
+    pub text: String,
+    pub expr: crate::views::filter::Expr,
+}
+
+fn parse_filter(s: &str) -> Result<FilterArg, String> {
+    match crate::views::filter::parse(s, &crate::views::filter::ProcFields) {
+        Ok(Some(expr)) => Ok(FilterArg {
+            text: s.to_string(),
+            expr,
+        }),
+        Ok(None) => Err("the filter is empty".into()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Sort keys as typed on the command line; etop's spellings are accepted.
@@ -268,10 +312,11 @@ pub struct FrameArgs {
     #[arg(short, long, value_name = "SECS", value_parser = parse_interval)]
     pub interval: Option<f64>,
 
-    /// How many processes to show. On a terminal, at most what fits.
-    #[arg(short, long, value_name = "N", default_value_t = 10,
+    /// How many processes to show: on a terminal, as many as fit unless
+    /// given; otherwise 10.
+    #[arg(short, long, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    pub lines: u32,
+    pub lines: Option<u32>,
 
     /// Stop after N frames.
     #[arg(short = 'n', long, value_name = "N",
@@ -290,6 +335,11 @@ pub struct FrameArgs {
 }
 
 impl FrameArgs {
+    /// Rows to show when the screen does not decide.
+    pub fn rows(&self) -> usize {
+        self.lines.unwrap_or(10) as usize
+    }
+
     /// The interval between frames, or the window of a --once run.
     pub fn interval_secs(&self) -> f64 {
         match (self.interval, self.once) {
@@ -391,6 +441,20 @@ impl Cli {
     }
 }
 
+/// A pid as the node's shell prints it, `<0.123.0>` (the brackets may be
+/// left out).
+fn parse_pid(s: &str) -> Result<String, String> {
+    let t = s.trim();
+    let inner = t.strip_prefix('<').unwrap_or(t);
+    let inner = inner.strip_suffix('>').unwrap_or(inner);
+    let parts: Vec<&str> = inner.split('.').collect();
+    if parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
+        Ok(format!("<{inner}>"))
+    } else {
+        Err(format!("'{s}' is not a pid; give it as the node's shell prints it: <0.123.0>"))
+    }
+}
+
 fn parse_interval(s: &str) -> Result<f64, String> {
     let v: f64 = s
         .trim()
@@ -474,7 +538,7 @@ mod tests {
         assert_eq!(c.node.as_deref(), Some("demo@vm"));
         assert_eq!(t.procs.sort, SortArg::Reductions);
         assert_eq!(c.frames.interval_secs(), 5.0);
-        assert_eq!(c.frames.lines, 10);
+        assert_eq!((c.frames.lines, c.frames.rows()), (None, 10));
         assert_eq!(c.out.format, Format::Text);
         assert!(!c.frames.once && !c.frames.batch && !t.procs.accumulate);
     }

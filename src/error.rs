@@ -137,6 +137,15 @@ pub enum Error {
         limit_bytes: u64,
     },
 
+    /// The process asked about did not answer within the bound (a huge
+    /// mailbox can make it slow to answer).
+    #[error("the process did not answer within {ms} ms on {node}; it may be busy or have a huge mailbox")]
+    SlowProcess { node: String, ms: u64 },
+
+    /// No such process on the node (it exited, or the pid is not one).
+    #[error("no such process on {node} (it has exited, or the pid is not one of this node's)")]
+    NoProcess { node: String },
+
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -167,6 +176,7 @@ impl Error {
                 exit::LOST
             }
             Error::Remote { .. } | Error::HeapLimit { .. } => exit::REMOTE,
+            Error::SlowProcess { .. } | Error::NoProcess { .. } => exit::REMOTE,
             Error::Io(_) => exit::FAILURE,
         }
     }
@@ -182,6 +192,7 @@ impl Error {
                 | Error::Timeout { .. }
                 | Error::ConnectionLost { .. }
                 | Error::Handshake { .. }
+                | Error::SlowProcess { .. }
         )
     }
 }

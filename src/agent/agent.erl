@@ -264,6 +264,64 @@ proc_lib:spawn_opt(fun() ->
       {ets, Key, N, _} -> EtsSample(Key, N, Prev)
     end
   end,
+  % One process in detail, for the detail view and etop proc: its numbers,
+  % where it is (the stack), what it is tied to (links, monitors, the first
+  % N of each with their names) and how much binary it holds. Never its
+  % mailbox, state or dictionary: they can be huge and hold secrets. Like
+  % Work, one fun that carries only its own code.
+  DetailWork = fun(PidText, N) ->
+    P = try erlang:list_to_pid(PidText) catch _:_ -> undefined end,
+    Items = [registered_name, initial_call, current_function, current_stacktrace, status,
+             message_queue_len, memory, heap_size, total_heap_size, stack_size, reductions,
+             garbage_collection, trap_exit, priority, group_leader, links, monitors,
+             monitored_by, binary],
+    Info = case is_pid(P) of
+      true -> erlang:process_info(P, Items);
+      false -> undefined
+    end,
+    case Info of
+      L when is_list(L) ->
+        M = maps:from_list(L),
+        NameOf = fun(X) when is_pid(X) ->
+                       case erlang:process_info(X, registered_name) of
+                         {registered_name, R} when is_atom(R) -> R;
+                         _ -> []
+                       end;
+                    (X) when is_port(X) ->
+                       case erlang:port_info(X, name) of {name, Nm} -> Nm; _ -> [] end;
+                    (_) -> []
+                 end,
+        First = fun(List) -> [{X, NameOf(X)} || X <- lists:sublist(List, N)] end,
+        Monitored = [case Mon of {_, X} -> X; X -> X end || Mon <- maps:get(monitors, M)],
+        Bins = maps:get(binary, M),
+        Init = case maps:get(initial_call, M) of
+          {proc_lib, init_p, _} = I0 ->
+            try proc_lib:translate_initial_call(P) catch _:_ -> I0 end;
+          I0 -> I0
+        end,
+        % Newer nodes name a process's parent and ancestors without its
+        % whole dictionary; older ones do not, and these stay undefined.
+        Parent = case catch erlang:process_info(P, parent) of {parent, Pa} -> Pa; _ -> undefined end,
+        Ancestors = case catch erlang:process_info(P, {dictionary, '$ancestors'}) of
+          {{dictionary, '$ancestors'}, A} when is_list(A) -> lists:sublist(A, N);
+          _ -> undefined
+        end,
+        Gc = maps:get(garbage_collection, M),
+        {ok, M#{pid => P, initial_call := Init,
+                current_stacktrace := lists:sublist(maps:get(current_stacktrace, M), 2 * N),
+                links := First(maps:get(links, M)), links_count => length(maps:get(links, M)),
+                monitors := First(Monitored), monitors_count => length(Monitored),
+                monitored_by := First(maps:get(monitored_by, M)),
+                monitored_by_count => length(maps:get(monitored_by, M)),
+                binary := lists:sum([Sz || {_, Sz, _} <- Bins]), binary_count => length(Bins),
+                garbage_collection := maps:from_list([KV || {K, _} = KV <- Gc,
+                                                            lists:member(K, [minor_gcs, fullsweep_after,
+                                                                             min_heap_size, max_heap_size])]),
+                parent => Parent, ancestors => Ancestors,
+                word_bytes => erlang:system_info(wordsize)}};
+      _ -> {error, no_such_process}
+    end
+  end,
   WS = erlang:system_info(wordsize),
   % A frame over Items processes (or ports, or tables) needs about Words
   % words each (measured: 45 to 65 for the process sorts, with nothing
@@ -353,6 +411,29 @@ proc_lib:spawn_opt(fun() ->
       {error, E} -> {{error, E}, St1}
     end
   end,
+  % A detail answer waits at most Ms: asking a process with a huge mailbox
+  % for its memory has been seen to take over a second, and a frame must
+  % say so rather than freeze.
+  Detail = fun(PidText, N, Ms) ->
+    Agent = erlang:self(),
+    Limit = Ceiling(Need(1, 0)),
+    W = proc_lib:spawn_opt(fun() ->
+        erlang:put('$initial_call', {etop, frame_worker, 0}),
+        R = try {detail_done, DetailWork(PidText, N)} catch C:E -> {frame_failed, {C, E}} end,
+        Agent ! {erlang:element(1, R), erlang:self(), erlang:element(2, R)}
+      end, [{max_heap_size, HeapOpts(Limit)}]),
+    MRef = erlang:monitor(process, W),
+    receive
+      {detail_done, W, R} -> erlang:demonitor(MRef, [flush]), R;
+      {frame_failed, W, Why} -> erlang:demonitor(MRef, [flush]), {error, Why};
+      {'DOWN', MRef, process, W, killed} -> {error, {heap_limit, Limit * WS}};
+      {'DOWN', MRef, process, W, Reason} -> {error, {frame_worker, Reason}}
+    after Ms ->
+      erlang:exit(W, kill),
+      erlang:demonitor(MRef, [flush]),
+      {error, {detail_timeout, Ms}}
+    end
+  end,
   Handle = fun({sample, Item, _, WantDelta, Base} = Req, St) ->
                  % Reductions deltas under churn build a map of the last
                  % frame; memory values are mostly distinct, so the top-N
@@ -367,6 +448,7 @@ proc_lib:spawn_opt(fun() ->
                  Frame(ports, Req, Base, erlang:system_info(port_count), 64, St);
               ({ets, _, _, Base} = Req, St) ->
                  Frame(ets, Req, Base, erlang:system_info(ets_count), 64, St);
+              ({detail, PidText, N, Ms}, St) -> {Detail(PidText, N, Ms), St};
               (msacc_start, St) -> MsaccStart(St);
               (msacc_collect, St) -> MsaccCollect(St);
               (Other, St) -> {{error, {unknown_request, Other}}, St}

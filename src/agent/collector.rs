@@ -3,6 +3,7 @@
 //! state it keeps from the previous frame; only a reply that arrived moves
 //! that state on.
 
+use super::detail::{ProcDetail, decode_detail};
 use super::sample::{Sample, decode_sample};
 use super::{Agent, SortKey};
 use crate::dist::term::{self, Term};
@@ -129,6 +130,25 @@ impl Collector {
         decode_sample(&info, key, epoch).ok_or_else(|| Error::Remote {
             node: self.peer(),
             what: "a sample".into(),
+            detail: "unexpected reply shape".into(),
+        })
+    }
+
+    /// One process in detail (`pid` as `<0.123.0>`), its first `n` links,
+    /// monitors and stack frames. The node gives it at most `bound`; a
+    /// process that takes longer is `Error::SlowProcess`.
+    pub fn detail(
+        &mut self,
+        pid: &str,
+        n: usize,
+        bound: Duration,
+        timeout: Duration,
+    ) -> Result<ProcDetail> {
+        let req = crate::agent::detail_request(pid, n, bound.as_millis() as u64);
+        let (info, _) = self.request(req, timeout, "a process detail")?;
+        decode_detail(&info).ok_or_else(|| Error::Remote {
+            node: self.peer(),
+            what: "a process detail".into(),
             detail: "unexpected reply shape".into(),
         })
     }

@@ -10,6 +10,7 @@
 //! guard process restores if the connection drops before we do.
 
 pub mod collector;
+pub mod detail;
 pub mod sample;
 
 use crate::dist::term::{self, Pid, Term, atom, charlist, int, list, tuple};
@@ -30,6 +31,8 @@ pub const ALLOWED_RPC: &[(&str, &str, usize)] = &[
 pub const AGENT_CALLS: &[&str] = &[
     "proc_lib:spawn_opt/2",
     "erlang:monitor/2",
+    "erlang:list_to_pid/1",
+    "erlang:exit/2",
     "erlang:link/1",
     "erlang:unlink/1",
     "erlang:put/2",
@@ -132,6 +135,18 @@ pub fn sample_request(key: SortKey, n: usize, delta: bool, base: i64) -> Term {
         int(n as i64),
         atom(if delta { "true" } else { "false" }),
         int(base),
+    ])
+}
+
+/// The request for one process in detail: `pid` as the node's shell prints
+/// it (`<0.123.0>`), the first `n` links, monitors and stack frames, and at
+/// most `ms` milliseconds of the node's time.
+pub fn detail_request(pid: &str, n: usize, ms: u64) -> Term {
+    tuple(vec![
+        atom("detail"),
+        charlist(pid),
+        int(n as i64),
+        int(i64::try_from(ms).unwrap_or(i64::MAX)),
     ])
 }
 

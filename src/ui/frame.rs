@@ -23,7 +23,10 @@ pub fn text(f: &Frame, width: usize, max_rows: usize) -> String {
         f.grids
             .iter()
             .filter(|g| g.columns.iter().any(|c| c.show.text))
-            .map(|g| table::text(g, width, max_rows)),
+            .map(|g| match &g.caption {
+                Some(c) => format!("{}\n{}", truncate(c, width), table::text(g, width, max_rows)),
+                None => table::text(g, width, max_rows),
+            }),
     );
     parts.join("\n\n")
 }

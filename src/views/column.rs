@@ -190,6 +190,8 @@ impl<R> Column<R> {
 /// A table with its row type erased: what the renderers take.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Grid {
+    /// A line above the table on a terminal (`Links (3)`).
+    pub caption: Option<String>,
     pub columns: Vec<Spec>,
     pub rows: Vec<Vec<Cell>>,
 }
@@ -197,6 +199,7 @@ pub struct Grid {
 impl Grid {
     pub fn new<R>(columns: &[Column<R>], rows: &[R]) -> Grid {
         Grid {
+            caption: None,
             columns: columns.iter().map(|c| c.spec.clone()).collect(),
             rows: rows
                 .iter()
@@ -220,6 +223,12 @@ impl Grid {
                 Value::Object(obj)
             })
             .collect()
+    }
+
+    /// The same grid with a caption.
+    pub fn titled(mut self, caption: impl Into<String>) -> Grid {
+        self.caption = Some(caption.into());
+        self
     }
 
     pub fn has_csv(&self) -> bool {

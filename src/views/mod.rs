@@ -6,6 +6,7 @@
 
 pub mod column;
 pub mod ets;
+pub mod filter;
 pub mod msacc;
 pub mod nodes;
 pub mod ports;
@@ -13,6 +14,7 @@ pub mod procs;
 pub mod reply;
 pub mod threads;
 
+use crate::agent::SortKey;
 use crate::error::Result;
 use column::Grid;
 
@@ -24,10 +26,50 @@ pub enum Format {
     Json,
 }
 
+/// What the operator changes while a view runs, for the feed (what to ask
+/// the node) and the shaper (how to show it).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Control {
+    Sort(SortKey),
+    /// Total reductions instead of reductions in the window.
+    Accumulate(bool),
+    Filter(Option<filter::Expr>),
+    /// How many rows to ask the node for (as many as the screen shows).
+    Rows(usize),
+    /// Show one process in detail (its pid as `<0.N.S>`), or the table again.
+    Detail(Option<String>),
+}
+
+/// A sort the keys can choose.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SortChoice {
+    /// The key that picks it (`M`, `R`, `Q`), if any; `<` and `>` reach all.
+    pub letter: Option<char>,
+    pub name: &'static str,
+    pub key: SortKey,
+}
+
+/// What the interactive screen of a view offers.
+#[derive(Debug, Clone, Default)]
+pub struct Keys {
+    /// The sorts, in the order of their columns.
+    pub sorts: Vec<SortChoice>,
+    /// Which of `sorts` is in force at the start.
+    pub sort: usize,
+    /// `a` toggles totals; `None` when the view has no such thing.
+    pub accumulate: Option<bool>,
+    pub filter: bool,
+    pub detail: bool,
+    /// Ask the node for as many rows as the screen shows.
+    pub fit_rows: bool,
+}
+
 /// Produces one sample per call, on the collector thread.
 pub trait Feed: Send + 'static {
     type Sample: Send + 'static;
     fn sample(&mut self) -> Result<Self::Sample>;
+    /// Applies what the operator changed; the next sample follows it.
+    fn control(&mut self, _c: &Control) {}
     /// Called once when the session ends, to undo anything on the target.
     fn close(&mut self) {}
     /// When told to stop, take one last sample first (msacc collects what it
@@ -46,6 +88,8 @@ pub trait Feed: Send + 'static {
 pub trait Shaper {
     type Sample;
     fn shape(&mut self, s: Self::Sample) -> Option<Frame>;
+    /// Applies what the operator changed.
+    fn control(&mut self, _c: &Control) {}
 }
 
 /// A frame ready to show in any format.
@@ -61,6 +105,8 @@ pub struct Frame {
     pub json: serde_json::Value,
     /// A short note for the status line (what the sample cost the node).
     pub note: String,
+    /// The column whose value names a row (`pid`): the selection follows it.
+    pub id_column: Option<&'static str>,
 }
 
 /// The status line's word on what a frame cost the node: time, and the

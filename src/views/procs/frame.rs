@@ -49,6 +49,7 @@ pub fn frame(m: &Model) -> Frame {
             m.header.agent_heap_bytes,
             m.header.agent_heap_limit_bytes,
         ),
+        id_column: Some("pid"),
     }
 }
 

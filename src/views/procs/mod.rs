@@ -2,6 +2,7 @@
 //! a node on this host, what the OS sees of it) and a shaper that turns
 //! consecutive samples into a model and a frame.
 
+pub mod detail;
 pub mod frame;
 pub mod model;
 
@@ -10,36 +11,76 @@ use crate::agent::collector::Collector;
 use crate::agent::sample::{Sample, window};
 use crate::error::Result;
 use crate::host::{self, HostWatch};
-use crate::views::{Feed, Frame, Shaper};
+use crate::agent::detail::ProcDetail;
+use crate::views::filter::Expr;
+use crate::views::{Control, Feed, Frame, Shaper};
 use model::{Model, NameStyle, OsSample};
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// One sample of the process view: the node's, and the OS's for a node on
-/// this host.
-pub struct ProcSample {
-    pub node: Sample,
-    pub os: Option<OsSample>,
+/// One sample of the process view: the table (the node's sample, and the
+/// OS's for a node on this host), or one process in detail.
+pub enum ProcSample {
+    Table {
+        node: Sample,
+        os: Option<OsSample>,
+    },
+    Detail {
+        detail: Box<ProcDetail>,
+        node: String,
+    },
 }
 
 pub struct ProcFeed {
     pub collector: Collector,
     pub key: SortKey,
     pub lines: usize,
-    pub delta: bool,
+    /// Totals instead of reductions in the window.
+    pub accumulate: bool,
     pub timeout: Duration,
+    /// The process shown in detail, if any.
+    pub detail: Option<String>,
+    pub filter: Option<Expr>,
     /// The node's OS process, when it runs on this host.
     pub os_pid: Option<u32>,
     pub proc_root: PathBuf,
     pub host: HostWatch,
 }
 
+impl ProcFeed {
+    /// Reductions ranked by their change in the window.
+    fn delta(&self) -> bool {
+        self.key == SortKey::Reductions && !self.accumulate
+    }
+}
+
+/// How long a process may take to answer a detail request on the node.
+const DETAIL_BOUND: Duration = Duration::from_secs(2);
+
 impl Feed for ProcFeed {
     type Sample = ProcSample;
+    fn control(&mut self, c: &Control) {
+        match c {
+            Control::Sort(k) => self.key = *k,
+            Control::Accumulate(a) => self.accumulate = *a,
+            Control::Rows(n) => self.lines = (*n).clamp(1, 10_000),
+            Control::Detail(pid) => self.detail = pid.clone(),
+            Control::Filter(f) => self.filter = f.clone(),
+        }
+    }
     fn sample(&mut self) -> Result<ProcSample> {
+        if let Some(pid) = &self.detail {
+            let detail = self
+                .collector
+                .detail(pid, detail::FIRST_N, DETAIL_BOUND, self.timeout)?;
+            return Ok(ProcSample::Detail {
+                detail: Box::new(detail),
+                node: self.collector.peer(),
+            });
+        }
         let node = self
             .collector
-            .sample(self.key, self.lines, self.delta, self.timeout)?;
+            .sample(self.key, self.lines, self.delta(), self.timeout)?;
         // The OS view is a bonus: if the process cannot be read (it may have
         // restarted under another pid), the frame goes on without it.
         let os = self.os_pid.and_then(|pid| {
@@ -48,13 +89,16 @@ impl Feed for ProcFeed {
                 host: self.host.sample().ok()?,
             })
         });
-        Ok(ProcSample { node, os })
+        Ok(ProcSample::Table { node, os })
     }
     fn close(&mut self) {
         self.collector.close();
     }
     fn stats(&self, r: &Result<ProcSample>) -> Option<serde_json::Value> {
-        let s = r.as_ref().ok().map(|s| &s.node);
+        let s = match r {
+            Ok(ProcSample::Table { node, .. }) => Some(node),
+            _ => None,
+        };
         let mut line = self.collector.stats(
             s.map(|s| s.cost_us as i64),
             s.map(|s| s.heap_bytes as i64),
@@ -72,6 +116,7 @@ pub struct ProcShaper {
     /// One-shot runs sample twice and show only the second.
     pub baseline_first: bool,
     prev: Option<Sample>,
+    prev_detail: Option<ProcDetail>,
 }
 
 impl ProcShaper {
@@ -82,14 +127,29 @@ impl ProcShaper {
             names,
             baseline_first,
             prev: None,
+            prev_detail: None,
         }
     }
 }
 
 impl Shaper for ProcShaper {
     type Sample = ProcSample;
+    fn control(&mut self, c: &Control) {
+        match c {
+            Control::Accumulate(a) => self.accumulate = *a,
+            Control::Detail(None) => self.prev_detail = None,
+            _ => {}
+        }
+    }
     fn shape(&mut self, s: ProcSample) -> Option<Frame> {
-        let ProcSample { node: s, os } = s;
+        let (s, os) = match s {
+            ProcSample::Table { node, os } => (node, os),
+            ProcSample::Detail { detail, node } => {
+                let f = detail::frame(&detail, self.prev_detail.as_ref(), &node, self.names);
+                self.prev_detail = Some(*detail);
+                return Some(f);
+            }
+        };
         let mut prev = self.prev.take();
         // A reductions frame the agent computed without the previous frame's
         // state holds totals: it starts a new window, like a first frame.

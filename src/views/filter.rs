@@ -1,0 +1,526 @@
+//! The filter language, one parser for the `/` prompt, `--filter` and
+//! `etop watch --fail-if`: conditions on a process's numbers (`mq>100
+//! mem>10M reds>1000`), words that must appear in its name, initial call or
+//! current function, joined by `and` (or nothing) and `or`, with
+//! parentheses. Fields are dotted names; which ones a context knows is the
+//! caller's to say, so a bad field is an error at its position, before any
+//! node is asked.
+//!
+//! Numbers take a unit: `K`, `M`, `G`, `T` are powers of 1024 for fields
+//! counted in bytes and of 1000 for the others; `%` marks a share of a
+//! limit (`node.procs>80%`).
+
+use std::fmt;
+
+/// A comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Gt,
+    Ge,
+    Lt,
+    Le,
+    Eq,
+    Ne,
+}
+
+impl Op {
+    pub fn holds(self, a: f64, b: f64) -> bool {
+        match self {
+            Op::Gt => a > b,
+            Op::Ge => a >= b,
+            Op::Lt => a < b,
+            Op::Le => a <= b,
+            Op::Eq => a == b,
+            Op::Ne => a != b,
+        }
+    }
+
+    fn text(self) -> &'static str {
+        match self {
+            Op::Gt => ">",
+            Op::Ge => ">=",
+            Op::Lt => "<",
+            Op::Le => "<=",
+            Op::Eq => "=",
+            Op::Ne => "!=",
+        }
+    }
+}
+
+/// The right side of a comparison.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// A number, units applied.
+    Num(f64),
+    /// A share of the field's limit, in percent.
+    Pct(f64),
+    /// A name the context resolves (`runq>schedulers`).
+    Name(String),
+}
+
+/// A parsed filter.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    /// Every part holds.
+    All(Vec<Expr>),
+    /// Some part holds.
+    Any(Vec<Expr>),
+    /// `field op value`.
+    Cmp {
+        field: String,
+        op: Op,
+        value: Value,
+    },
+    /// A word that must appear in the name, the initial call or the current
+    /// function (case-insensitive).
+    Word(String),
+}
+
+/// What a context knows of its fields.
+pub trait Fields {
+    /// Is `field` known here; is it counted in bytes?
+    fn kind(&self, field: &str) -> Option<FieldKind>;
+    /// The fields known, for the error line.
+    fn known(&self) -> Vec<&'static str>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldKind {
+    /// Units are powers of 1024.
+    Bytes,
+    /// Units are powers of 1000.
+    Count,
+}
+
+/// A filter that does not parse: what, and at which character (from 1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    pub column: usize,
+    pub what: String,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "at character {}: {}", self.column, self.what)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// The fields of the process table.
+pub struct ProcFields;
+
+impl Fields for ProcFields {
+    fn kind(&self, field: &str) -> Option<FieldKind> {
+        match field {
+            "mem" | "memory" | "heap" | "bin" | "binary" => Some(FieldKind::Bytes),
+            "mq" | "msgq" | "reds" | "reds_pct" => Some(FieldKind::Count),
+            _ => None,
+        }
+    }
+    fn known(&self) -> Vec<&'static str> {
+        vec!["mq", "mem", "reds", "reds_pct", "heap", "bin"]
+    }
+}
+
+/// Parses `text` for a context whose fields are `fields`. An empty filter
+/// is `None`.
+pub fn parse(text: &str, fields: &dyn Fields) -> Result<Option<Expr>, ParseError> {
+    let tokens = lex(text)?;
+    if tokens.is_empty() {
+        return Ok(None);
+    }
+    let mut p = Parser {
+        tokens,
+        at: 0,
+        fields,
+        end: text.chars().count() + 1,
+    };
+    let e = p.any()?;
+    if let Some(t) = p.tokens.get(p.at) {
+        return Err(ParseError {
+            column: t.column,
+            what: format!("unexpected '{}'", t.text),
+        });
+    }
+    Ok(Some(e))
+}
+
+#[derive(Debug, Clone)]
+struct Token {
+    kind: Tok,
+    text: String,
+    column: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Word,
+    Op(Op),
+    Open,
+    Close,
+}
+
+fn lex(text: &str) -> Result<Vec<Token>, ParseError> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let column = i + 1;
+        if c.is_whitespace() {
+            i += 1;
+            continue;
+        }
+        let (kind, len) = match c {
+            '(' => (Tok::Open, 1),
+            ')' => (Tok::Close, 1),
+            '>' | '<' | '=' | '!' => {
+                let two = chars.get(i + 1) == Some(&'=');
+                let op = match (c, two) {
+                    ('>', true) => Op::Ge,
+                    ('>', false) => Op::Gt,
+                    ('<', true) => Op::Le,
+                    ('<', false) => Op::Lt,
+                    ('=', _) => Op::Eq,
+                    ('!', true) => Op::Ne,
+                    _ => {
+                        return Err(ParseError {
+                            column,
+                            what: "'!' must be followed by '='".into(),
+                        });
+                    }
+                };
+                let len = if two && c != '=' { 2 } else { 1 };
+                // `==` is `=`.
+                let len = if c == '=' && two { 2 } else { len };
+                (Tok::Op(op), len)
+            }
+            _ => {
+                let mut j = i;
+                while j < chars.len() && !chars[j].is_whitespace() && !"()<>=!".contains(chars[j])
+                {
+                    j += 1;
+                }
+                (Tok::Word, j - i)
+            }
+        };
+        out.push(Token {
+            kind,
+            text: chars[i..i + len].iter().collect(),
+            column,
+        });
+        i += len;
+    }
+    Ok(out)
+}
+
+struct Parser<'a> {
+    tokens: Vec<Token>,
+    at: usize,
+    fields: &'a dyn Fields,
+    end: usize,
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> Option<&Token> {
+        self.tokens.get(self.at)
+    }
+
+    fn is_word(&self, w: &str) -> bool {
+        self.peek()
+            .is_some_and(|t| t.kind == Tok::Word && t.text.eq_ignore_ascii_case(w))
+    }
+
+    fn any(&mut self) -> Result<Expr, ParseError> {
+        let mut parts = vec![self.all()?];
+        while self.is_word("or") {
+            self.at += 1;
+            parts.push(self.all()?);
+        }
+        Ok(if parts.len() == 1 {
+            parts.remove(0)
+        } else {
+            Expr::Any(parts)
+        })
+    }
+
+    fn all(&mut self) -> Result<Expr, ParseError> {
+        let mut parts = vec![self.term()?];
+        loop {
+            if self.is_word("and") {
+                self.at += 1;
+                parts.push(self.term()?);
+                continue;
+            }
+            match self.peek() {
+                Some(t) if t.kind == Tok::Close => break,
+                Some(_) if self.is_word("or") => break,
+                Some(_) => parts.push(self.term()?),
+                None => break,
+            }
+        }
+        Ok(if parts.len() == 1 {
+            parts.remove(0)
+        } else {
+            Expr::All(parts)
+        })
+    }
+
+    fn term(&mut self) -> Result<Expr, ParseError> {
+        let Some(t) = self.peek().cloned() else {
+            return Err(ParseError {
+                column: self.end,
+                what: "a condition is missing at the end".into(),
+            });
+        };
+        self.at += 1;
+        match t.kind {
+            Tok::Open => {
+                let e = self.any()?;
+                match self.peek() {
+                    Some(c) if c.kind == Tok::Close => {
+                        self.at += 1;
+                        Ok(e)
+                    }
+                    _ => Err(ParseError {
+                        column: t.column,
+                        what: "this '(' is not closed".into(),
+                    }),
+                }
+            }
+            Tok::Close => Err(ParseError {
+                column: t.column,
+                what: "')' without '('".into(),
+            }),
+            Tok::Op(_) => Err(ParseError {
+                column: t.column,
+                what: format!("'{}' needs a field before it, as in mq{}100", t.text, t.text),
+            }),
+            Tok::Word => match self.peek() {
+                Some(Token {
+                    kind: Tok::Op(op), ..
+                }) => {
+                    let op = *op;
+                    self.at += 1;
+                    self.comparison(&t, op)
+                }
+                _ => Ok(Expr::Word(t.text.to_lowercase())),
+            },
+        }
+    }
+
+    fn comparison(&mut self, field: &Token, op: Op) -> Result<Expr, ParseError> {
+        let name = field.text.to_lowercase();
+        let Some(kind) = self.fields.kind(&name) else {
+            return Err(ParseError {
+                column: field.column,
+                what: format!(
+                    "unknown field '{}' (known: {})",
+                    field.text,
+                    self.fields.known().join(", ")
+                ),
+            });
+        };
+        let Some(v) = self.peek().cloned().filter(|t| t.kind == Tok::Word) else {
+            return Err(ParseError {
+                column: self.peek().map(|t| t.column).unwrap_or(self.end),
+                what: format!("'{}{}' needs a value", field.text, op.text()),
+            });
+        };
+        self.at += 1;
+        let value = value(&v, kind)?;
+        Ok(Expr::Cmp {
+            field: name,
+            op,
+            value,
+        })
+    }
+}
+
+fn value(t: &Token, kind: FieldKind) -> Result<Value, ParseError> {
+    let s = t.text.as_str();
+    if let Some(p) = s.strip_suffix('%') {
+        return p
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite())
+            .map(Value::Pct)
+            .ok_or_else(|| ParseError {
+                column: t.column,
+                what: format!("'{s}' is not a percentage"),
+            });
+    }
+    if s.chars().next().is_some_and(|c| c.is_ascii_alphabetic()) {
+        return Ok(Value::Name(s.to_lowercase()));
+    }
+    let split = s
+        .find(|c: char| c.is_ascii_alphabetic())
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let base: f64 = match kind {
+        FieldKind::Bytes => 1024.0,
+        FieldKind::Count => 1000.0,
+    };
+    let power = match unit.to_ascii_uppercase().trim_end_matches('B') {
+        "" => 0,
+        "K" => 1,
+        "M" => 2,
+        "G" => 3,
+        "T" => 4,
+        _ => {
+            return Err(ParseError {
+                column: t.column + split,
+                what: format!("'{unit}' is not a unit (K, M, G, T)"),
+            });
+        }
+    };
+    let n: f64 = num
+        .replace('_', "")
+        .parse()
+        .ok()
+        .filter(|v: &f64| v.is_finite())
+        .ok_or_else(|| ParseError {
+            column: t.column,
+            what: format!("'{s}' is not a number"),
+        })?;
+    Ok(Value::Num(n * base.powi(power)))
+}
+
+/// What a filter is evaluated against for one process.
+pub trait Subject {
+    /// A number of the subject; `None` when unknown (the condition fails).
+    fn number(&self, field: &str) -> Option<f64>;
+    /// The texts a word may appear in.
+    fn texts(&self) -> Vec<&str>;
+    /// `field`'s limit, for a percentage.
+    fn limit(&self, _field: &str) -> Option<f64> {
+        None
+    }
+    /// A named value (`schedulers`).
+    fn name(&self, _name: &str) -> Option<f64> {
+        None
+    }
+}
+
+impl Expr {
+    /// Does the filter hold for `s`?
+    pub fn holds(&self, s: &dyn Subject) -> bool {
+        match self {
+            Expr::All(parts) => parts.iter().all(|e| e.holds(s)),
+            Expr::Any(parts) => parts.iter().any(|e| e.holds(s)),
+            Expr::Word(w) => s.texts().iter().any(|t| t.to_lowercase().contains(w)),
+            Expr::Cmp { field, op, value } => {
+                let Some(a) = s.number(field) else {
+                    return false;
+                };
+                let b = match value {
+                    Value::Num(n) => Some(*n),
+                    Value::Pct(p) => s.limit(field).map(|l| l * p / 100.0),
+                    Value::Name(n) => s.name(n),
+                };
+                b.is_some_and(|b| op.holds(a, b))
+            }
+        }
+    }
+
+    /// Every comparison in the filter, for callers that need to know which
+    /// fields to read.
+    pub fn fields(&self) -> Vec<&str> {
+        match self {
+            Expr::All(p) | Expr::Any(p) => p.iter().flat_map(Expr::fields).collect(),
+            Expr::Cmp { field, .. } => vec![field.as_str()],
+            Expr::Word(_) => Vec::new(),
+        }
+    }
+
+    /// Does the filter use words (names, functions)?
+    pub fn has_words(&self) -> bool {
+        match self {
+            Expr::All(p) | Expr::Any(p) => p.iter().any(Expr::has_words),
+            Expr::Word(_) => true,
+            Expr::Cmp { .. } => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Expr {
+        parse(s, &ProcFields).unwrap().unwrap()
+    }
+
+    fn err(s: &str) -> ParseError {
+        parse(s, &ProcFields).unwrap_err()
+    }
+
+    struct P {
+        mq: f64,
+        mem: f64,
+        name: &'static str,
+    }
+
+    impl Subject for P {
+        fn number(&self, field: &str) -> Option<f64> {
+            match field {
+                "mq" => Some(self.mq),
+                "mem" => Some(self.mem),
+                _ => None,
+            }
+        }
+        fn texts(&self) -> Vec<&str> {
+            vec![self.name]
+        }
+    }
+
+    #[test]
+    fn conditions_words_and_or() {
+        assert_eq!(
+            p("mq>100"),
+            Expr::Cmp {
+                field: "mq".into(),
+                op: Op::Gt,
+                value: Value::Num(100.0)
+            }
+        );
+        assert_eq!(
+            p("mem>=10M"),
+            Expr::Cmp {
+                field: "mem".into(),
+                op: Op::Ge,
+                value: Value::Num(10.0 * 1024.0 * 1024.0)
+            }
+        );
+        assert!(matches!(p("mq>1k reds>1000"), Expr::All(v) if v.len() == 2));
+        assert!(matches!(p("worker or mq>5"), Expr::Any(v) if v.len() == 2));
+        assert!(matches!(p("(mq>1 or mem>1) and worker"), Expr::All(v) if v.len() == 2));
+        assert_eq!(parse("  ", &ProcFields), Ok(None));
+        let worker = P {
+            mq: 2000.0,
+            mem: 1.0,
+            name: "metrics_worker",
+        };
+        assert!(p("mq>1k").holds(&worker));
+        assert!(p("WORKER mq>=2000").holds(&worker));
+        assert!(!p("mq>1k and mem>1K").holds(&worker));
+        assert!(p("mq>1M or metrics").holds(&worker));
+        assert!(!p("reds>1").holds(&worker), "unknown values never hold");
+    }
+
+    #[test]
+    fn errors_say_where() {
+        let e = err("mq>100 foo>3");
+        assert_eq!(e.column, 8);
+        assert!(e.what.contains("unknown field 'foo'"), "{e}");
+        assert!(e.what.contains("mq, mem"), "{e}");
+        assert_eq!(err("mq>").what, "'mq>' needs a value");
+        assert_eq!(err("mq>10X").column, 6);
+        assert_eq!(err("(mq>1").column, 1);
+        assert_eq!(err("mq>1)").column, 5);
+        assert_eq!(err(">5").column, 1);
+        assert!(err("mq>abc%").what.contains("percentage"));
+        assert_eq!(err("mq>1 and").what, "a condition is missing at the end");
+    }
+}
