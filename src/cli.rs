@@ -448,10 +448,16 @@ fn parse_pid(s: &str) -> Result<String, String> {
     let inner = t.strip_prefix('<').unwrap_or(t);
     let inner = inner.strip_suffix('>').unwrap_or(inner);
     let parts: Vec<&str> = inner.split('.').collect();
-    if parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
+    if parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    {
         Ok(format!("<{inner}>"))
     } else {
-        Err(format!("'{s}' is not a pid; give it as the node's shell prints it: <0.123.0>"))
+        Err(format!(
+            "'{s}' is not a pid; give it as the node's shell prints it: <0.123.0>"
+        ))
     }
 }
 

@@ -139,7 +139,9 @@ pub enum Error {
 
     /// The process asked about did not answer within the bound (a huge
     /// mailbox can make it slow to answer).
-    #[error("the process did not answer within {ms} ms on {node}; it may be busy or have a huge mailbox")]
+    #[error(
+        "the process did not answer within {ms} ms on {node}; it may be busy or have a huge mailbox"
+    )]
     SlowProcess { node: String, ms: u64 },
 
     /// No such process on the node (it exited, or the pid is not one).

@@ -150,6 +150,12 @@ proc_lib:spawn_opt(fun() ->
          swt => erlang:statistics(scheduler_wall_time), cost_us => T1 - T0,
          elixir => erlang:module_loaded('Elixir.Kernel'),
          schedulers => erlang:system_info(schedulers),
+         limits => {Len, erlang:system_info(process_limit),
+                    erlang:system_info(port_count), erlang:system_info(port_limit),
+                    erlang:system_info(atom_count), erlang:system_info(atom_limit),
+                    erlang:system_info(ets_count), erlang:system_info(ets_limit)},
+         uptime_ms => erlang:element(1, erlang:statistics(wall_clock)),
+         reds_total => erlang:element(1, erlang:statistics(reductions)),
          delta => IsDelta,
          heap_bytes => erlang:max(H1, erlang:max(H2, H3)) * WS,
          rows => Rows}, Next}

@@ -54,6 +54,44 @@ pub struct ProcRow {
     pub msgq: u64,
 }
 
+/// Counts the VM caps, each as (count, limit): a node at its process or
+/// atom limit stops working, so the header shows how close it is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct Limits {
+    pub procs: (u64, u64),
+    pub ports: (u64, u64),
+    pub atoms: (u64, u64),
+    pub ets: (u64, u64),
+}
+
+impl Limits {
+    /// Each count with the name an operator calls it by.
+    pub fn counts(&self) -> [(&'static str, u64, u64); 4] {
+        [
+            ("processes", self.procs.0, self.procs.1),
+            ("ports", self.ports.0, self.ports.1),
+            ("atoms", self.atoms.0, self.atoms.1),
+            ("ets tables", self.ets.0, self.ets.1),
+        ]
+    }
+}
+
+fn decode_limits(t: &Term) -> Option<Limits> {
+    let v: Vec<u64> = term::as_tuple(t)?
+        .iter()
+        .map(|x| term::as_i64(x).map(|n| n.max(0) as u64))
+        .collect::<Option<_>>()?;
+    let [a, b, c, d, e, f, g, h] = v[..] else {
+        return None;
+    };
+    Some(Limits {
+        procs: (a, b),
+        ports: (c, d),
+        atoms: (e, f),
+        ets: (g, h),
+    })
+}
+
 /// `erlang:memory/0`, the parts the header shows.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct Memory {
@@ -116,6 +154,13 @@ pub struct Sample {
     /// frame, or the agent no longer held the previous frame's state).
     pub delta: bool,
     pub rows: Vec<ProcRow>,
+    /// Counts against their limits.
+    pub limits: Option<Limits>,
+    /// Time since the node started, in milliseconds.
+    pub uptime_ms: Option<u64>,
+    /// All reductions the node has run (`statistics(reductions)`): the
+    /// denominator of each process's share.
+    pub reds_total: Option<u64>,
     /// Which connection produced it; samples of different connections (a
     /// restarted node) are never compared.
     pub epoch: u64,
@@ -218,6 +263,13 @@ pub fn decode_sample(info: &Term, key: SortKey, epoch: u64) -> Option<Sample> {
         key,
         delta: get("delta").is_some_and(|t| term::is_atom(t, "true")),
         rows,
+        limits: get("limits").and_then(decode_limits),
+        uptime_ms: get("uptime_ms")
+            .and_then(term::as_i64)
+            .map(|v| v.max(0) as u64),
+        reds_total: get("reds_total")
+            .and_then(term::as_i64)
+            .map(|v| v.max(0) as u64),
         epoch,
         elixir: get("elixir").is_some_and(|t| term::is_atom(t, "true")),
     })

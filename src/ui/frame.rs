@@ -24,10 +24,26 @@ pub fn text(f: &Frame, width: usize, max_rows: usize) -> String {
             .iter()
             .filter(|g| g.columns.iter().any(|c| c.show.text))
             .map(|g| match &g.caption {
-                Some(c) => format!("{}\n{}", truncate(c, width), table::text(g, width, max_rows)),
+                // An empty section says so in its caption (`Links (0)`):
+                // column titles over nothing would only add noise.
+                Some(c) if g.rows.is_empty() => truncate(c, width),
+                Some(c) => format!(
+                    "{}\n{}",
+                    truncate(c, width),
+                    table::text(g, width, max_rows)
+                ),
                 None => table::text(g, width, max_rows),
             }),
     );
+    if !f.footer.is_empty() {
+        parts.push(
+            f.footer
+                .iter()
+                .map(|l| truncate(l, width))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        );
+    }
     parts.join("\n\n")
 }
 

@@ -37,6 +37,35 @@ const INTERVALS: [f64; 10] = [0.2, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 15.0, 30.0, 60
 /// Lines of the screen that are not table rows: a blank line and the
 /// titles above the table, the status line and the keys line below.
 const CHROME: usize = 4;
+/// Warning lines shown under the table at most; more are counted.
+const WARN_LINES: usize = 3;
+
+/// The lines under the table a frame's warnings take (with the blank line
+/// above them).
+fn footer_lines(f: Option<&Frame>) -> usize {
+    match f.map(|f| f.footer.len()).unwrap_or(0) {
+        0 => 0,
+        n => n.min(WARN_LINES) + 1,
+    }
+}
+
+/// The warning lines as shown: the first few, then how many more.
+fn footer_text(f: &Frame, width: usize) -> Vec<String> {
+    let mut out: Vec<String> = f
+        .footer
+        .iter()
+        .take(WARN_LINES)
+        .map(|l| crate::text::truncate(l, width))
+        .collect();
+    if f.footer.len() > WARN_LINES {
+        let more = f.footer.len() - WARN_LINES + 1;
+        out.pop();
+        out.push(format!(
+            "! … and {more} more warnings (--format json lists them all)"
+        ));
+    }
+    out
+}
 
 pub struct Top {
     term: Terminal<CrosstermBackend<Stdout>>,
@@ -93,7 +122,8 @@ impl Top {
     pub fn capacity(&self) -> usize {
         let height = self.term.size().map(|s| s.height as usize).unwrap_or(24);
         let header = self.frame.as_ref().map(|f| f.header.len()).unwrap_or(5);
-        height.saturating_sub(header + CHROME).max(1)
+        let footer = footer_lines(self.frame.as_ref());
+        height.saturating_sub(header + CHROME + footer).max(1)
     }
 
     /// When the view takes as many rows as fit, what to ask the node for
@@ -102,7 +132,8 @@ impl Top {
         if !self.keys.fit_rows {
             return None;
         }
-        let want = self.capacity();
+        // Warnings come and go; the rows asked of the node stay put.
+        let want = self.capacity() + footer_lines(self.frame.as_ref());
         (want != self.rows_asked).then(|| {
             self.rows_asked = want;
             Act::Feed(Control::Rows(want))
@@ -395,13 +426,24 @@ impl View {
                 .iter()
                 .map(|l| Line::raw(crate::text::truncate(l, area.width as usize)))
                 .collect();
-            let [head, _, table_area] = Layout::vertical([
+            let warn = footer_lines(Some(frame));
+            let [head, _, table_area, warn_area] = Layout::vertical([
                 Constraint::Length(header.len() as u16),
                 Constraint::Length(1),
                 Constraint::Min(1),
+                Constraint::Length(warn as u16),
             ])
             .areas(body);
             f.render_widget(Paragraph::new(header), head);
+            if warn > 0 {
+                let mut lines = vec![Line::raw("")];
+                lines.extend(
+                    footer_text(frame, area.width as usize)
+                        .into_iter()
+                        .map(Line::raw),
+                );
+                f.render_widget(Paragraph::new(lines), warn_area);
+            }
             if let Some(g) = frame.grids.first() {
                 self.draw_table(f, table_area, g, offset, rows_fit, widths);
             }

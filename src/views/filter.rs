@@ -66,11 +66,7 @@ pub enum Expr {
     /// Some part holds.
     Any(Vec<Expr>),
     /// `field op value`.
-    Cmp {
-        field: String,
-        op: Op,
-        value: Value,
-    },
+    Cmp { field: String, op: Op, value: Value },
     /// A word that must appear in the name, the initial call or the current
     /// function (case-insensitive).
     Word(String),
@@ -198,8 +194,7 @@ fn lex(text: &str) -> Result<Vec<Token>, ParseError> {
             }
             _ => {
                 let mut j = i;
-                while j < chars.len() && !chars[j].is_whitespace() && !"()<>=!".contains(chars[j])
-                {
+                while j < chars.len() && !chars[j].is_whitespace() && !"()<>=!".contains(chars[j]) {
                     j += 1;
                 }
                 (Tok::Word, j - i)
@@ -295,7 +290,10 @@ impl Parser<'_> {
             }),
             Tok::Op(_) => Err(ParseError {
                 column: t.column,
-                what: format!("'{}' needs a field before it, as in mq{}100", t.text, t.text),
+                what: format!(
+                    "'{}' needs a field before it, as in mq{}100",
+                    t.text, t.text
+                ),
             }),
             Tok::Word => match self.peek() {
                 Some(Token {
@@ -354,9 +352,7 @@ fn value(t: &Token, kind: FieldKind) -> Result<Value, ParseError> {
     if s.chars().next().is_some_and(|c| c.is_ascii_alphabetic()) {
         return Ok(Value::Name(s.to_lowercase()));
     }
-    let split = s
-        .find(|c: char| c.is_ascii_alphabetic())
-        .unwrap_or(s.len());
+    let split = s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let base: f64 = match kind {
         FieldKind::Bytes => 1024.0,

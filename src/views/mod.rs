@@ -107,6 +107,8 @@ pub struct Frame {
     pub note: String,
     /// The column whose value names a row (`pid`): the selection follows it.
     pub id_column: Option<&'static str>,
+    /// Lines under the tables: warnings.
+    pub footer: Vec<String>,
 }
 
 /// The status line's word on what a frame cost the node: time, and the

@@ -264,6 +264,7 @@ pub fn frame(r: &Report, threads: bool) -> Frame {
         json: serde_json::to_value(r).unwrap_or_default(),
         note: String::new(),
         id_column: None,
+        footer: Vec::new(),
     }
 }
 

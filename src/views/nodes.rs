@@ -87,5 +87,6 @@ pub fn frame(proc_root: &Path) -> Frame {
         json,
         note: String::new(),
         id_column: None,
+        footer: Vec::new(),
     }
 }

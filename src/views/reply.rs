@@ -135,6 +135,7 @@ impl<V: ReplyView> Shaper for ReplyShaper<V> {
             json: Value::Object(json),
             note: super::cost_note(h.cost_ms, h.heap_bytes, h.heap_limit_bytes),
             id_column: None,
+            footer: Vec::new(),
         })
     }
 }

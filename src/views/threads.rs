@@ -158,6 +158,7 @@ pub fn frame(
         json,
         note: String::new(),
         id_column: None,
+        footer: Vec::new(),
     }
 }
 

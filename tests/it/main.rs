@@ -9,7 +9,7 @@ mod attach; // reaching a node: EPMD, names, ports, sessions; failing clearly
 mod cookies; // where the cookie comes from; cookie files refused at once
 mod discovery; // the BEAMs on this host (`etop nodes`)
 mod ets; // `etop ets`
-mod golden;
+mod golden; // rendered frames of recorded samples, in every format
 mod hostile_peers; // peers that send what they should not
 mod hostile_text; // names that are escape sequences
 mod msacc; // `etop msacc`, and its flag always put back
@@ -18,5 +18,6 @@ mod procs; // the process table: sorts, formats, headers
 mod safety; // the node is left as it was: long runs, the heap ceiling
 mod terminal; // repaint, keys, signals, stale marks, restore
 mod threads; // `etop threads`
+mod top; // the interactive top: keys, filter, detail, warnings
 mod usage; // --help, --version, the man page, usage errors
-mod wire_props; // the wire parsers against thousands of mutated inputs // rendered frames of recorded samples, in every format
+mod wire_props; // the wire parsers against thousands of mutated inputs

@@ -14,9 +14,13 @@ use serde_json::{Value, json};
 pub const FIRST_N: usize = 20;
 
 static STACK: [Column<StackFrame>; 3] = [
-    Column::flex("Function", "function", |f| Cell::text(f.function.to_string())),
+    Column::flex("Function", "function", |f| {
+        Cell::text(f.function.to_string())
+    }),
     Column::flex("File", "file", |f| Cell::OptText(f.file.clone())),
-    Column::num("Line", "line", |f| Cell::Count(f.line.map(|l| l.max(0) as u64))),
+    Column::num("Line", "line", |f| {
+        Cell::Count(f.line.map(|l| l.max(0) as u64))
+    }),
 ];
 
 static PEERS: [Column<Peer>; 2] = [
@@ -32,15 +36,27 @@ struct Numbers {
 
 static NUMBERS: [Column<Numbers>; 10] = [
     Column::text("Pid", "pid", |n| Cell::text(n.d.pid.to_string())),
-    Column::text("Name", "registered_name", |n| Cell::OptText(n.d.registered_name.clone())),
+    Column::text("Name", "registered_name", |n| {
+        Cell::OptText(n.d.registered_name.clone())
+    }),
     Column::text("Status", "status", |n| Cell::text(&n.d.status)),
-    Column::num("MsgQ", "message_queue_len", |n| Cell::Count(Some(n.d.message_queue_len))),
-    Column::num("Memory", "memory_bytes", |n| Cell::Bytes(Some(n.d.memory_bytes))),
-    Column::num("Heap", "total_heap_bytes", |n| Cell::Bytes(Some(n.d.total_heap_bytes))),
+    Column::num("MsgQ", "message_queue_len", |n| {
+        Cell::Count(Some(n.d.message_queue_len))
+    }),
+    Column::num("Memory", "memory_bytes", |n| {
+        Cell::Bytes(Some(n.d.memory_bytes))
+    }),
+    Column::num("Heap", "total_heap_bytes", |n| {
+        Cell::Bytes(Some(n.d.total_heap_bytes))
+    }),
     Column::num("Reds", "reductions", |n| Cell::Count(Some(n.d.reductions))),
     Column::num("Reds/s", "reds_per_sec", |n| Cell::Pct(n.reds_per_sec)),
-    Column::num("Links", "links_count", |n| Cell::Count(Some(n.d.links.count))),
-    Column::num("Binary", "binary_bytes", |n| Cell::Bytes(Some(n.d.binary_bytes))),
+    Column::num("Links", "links_count", |n| {
+        Cell::Count(Some(n.d.links.count))
+    }),
+    Column::num("Binary", "binary_bytes", |n| {
+        Cell::Bytes(Some(n.d.binary_bytes))
+    }),
 ];
 
 fn mfa(m: &Option<Mfa>, style: bool) -> String {
@@ -74,7 +90,10 @@ fn peers_json(p: &FirstOf) -> Value {
 pub fn frame(d: &ProcDetail, prev: Option<&ProcDetail>, node: &str, names: NameStyle) -> Frame {
     let elixir = matches!(names, NameStyle::Elixir);
     let reds_per_sec = prev.filter(|p| p.pid == d.pid).and_then(|p| {
-        let secs = d.taken_at.saturating_duration_since(p.taken_at).as_secs_f64();
+        let secs = d
+            .taken_at
+            .saturating_duration_since(p.taken_at)
+            .as_secs_f64();
         let reds = d.reductions.checked_sub(p.reductions)?;
         (secs > 0.0).then(|| reds as f64 / secs)
     });
@@ -194,7 +213,8 @@ pub fn frame(d: &ProcDetail, prev: Option<&ProcDetail>, node: &str, names: NameS
     Frame {
         header,
         grids: vec![
-            text_only(Grid::new(&STACK, &d.stack)).titled(format!("Stack ({} frames)", d.stack.len())),
+            text_only(Grid::new(&STACK, &d.stack))
+                .titled(format!("Stack ({} frames)", d.stack.len())),
             section("Links", &d.links),
             section("Monitors", &d.monitors),
             section("Monitored by", &d.monitored_by),
@@ -204,5 +224,6 @@ pub fn frame(d: &ProcDetail, prev: Option<&ProcDetail>, node: &str, names: NameS
         json,
         note: "Esc: back to the table".into(),
         id_column: None,
+        footer: Vec::new(),
     }
 }

@@ -5,13 +5,14 @@
 pub mod detail;
 pub mod frame;
 pub mod model;
+pub mod warn;
 
 use crate::agent::SortKey;
 use crate::agent::collector::Collector;
+use crate::agent::detail::ProcDetail;
 use crate::agent::sample::{Sample, window};
 use crate::error::Result;
 use crate::host::{self, HostWatch};
-use crate::agent::detail::ProcDetail;
 use crate::views::filter::Expr;
 use crate::views::{Control, Feed, Frame, Shaper};
 use model::{Model, NameStyle, OsSample};
@@ -117,6 +118,7 @@ pub struct ProcShaper {
     pub baseline_first: bool,
     prev: Option<Sample>,
     prev_detail: Option<ProcDetail>,
+    watch: warn::Watch,
 }
 
 impl ProcShaper {
@@ -128,6 +130,7 @@ impl ProcShaper {
             baseline_first,
             prev: None,
             prev_detail: None,
+            watch: warn::Watch::default(),
         }
     }
 }
@@ -138,6 +141,9 @@ impl Shaper for ProcShaper {
         match c {
             Control::Accumulate(a) => self.accumulate = *a,
             Control::Detail(None) => self.prev_detail = None,
+            // Growth seen before the filter changed is not growth of the
+            // processes the filter now shows.
+            Control::Filter(_) => self.watch.reset(),
             _ => {}
         }
     }
@@ -162,8 +168,20 @@ impl Shaper for ProcShaper {
                 window((s.taken_at, s.node_mono_us), (p.taken_at, p.node_mono_us)),
             )
         });
+        if self.prev.as_ref().is_some_and(|p| p.epoch != s.epoch) {
+            self.watch.reset();
+        }
         let mut model = Model::new(&s, win, os.as_ref(), self.accumulate, self.names);
         model.header.show_schedulers = self.show_schedulers;
+        model.warnings = self
+            .watch
+            .observe(&model.rows, s.runq, s.schedulers, s.limits.as_ref());
+        for r in &mut model.rows {
+            r.warn = model
+                .warnings
+                .iter()
+                .any(|w| w.pid.as_deref() == Some(r.pid.as_str()));
+        }
         let first = prev.is_none();
         self.prev = Some(s);
         if first && self.baseline_first {

@@ -3,8 +3,9 @@
 //! No previous sample means no rates: the type says so (`Option`), and a
 //! counter that went backwards yields "unknown", never an underflow.
 
+use super::warn::Warning;
 use crate::agent::SortKey;
-use crate::agent::sample::{Clock, Memory, Mfa, ProcId, ProcRow, Sample, SchedTime};
+use crate::agent::sample::{Clock, Limits, Memory, Mfa, ProcId, ProcRow, Sample, SchedTime};
 use crate::host::{HostStat, ProcStat};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -75,9 +76,14 @@ pub struct Row {
     /// Reductions in the window (or the total with `--accumulate`); `None`
     /// when the previous value is not known.
     pub reds: Option<u64>,
+    /// `reds` as a share of all reductions the node ran in the same window
+    /// (or since it started, with `--accumulate`): CPU share, 0–100.
+    pub reds_pct: Option<f64>,
     pub memory_bytes: u64,
     pub msgq: u64,
     pub current_function: String,
+    /// A warning names this process.
+    pub warn: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -88,6 +94,9 @@ pub struct Header {
     pub cpu_pct: Option<f64>,
     pub procs: u64,
     pub runq: u64,
+    /// Processes, ports, atoms and ETS tables against their limits.
+    pub limits: Option<Limits>,
+    pub uptime_secs: Option<u64>,
     pub memory: Memory,
     pub sort: SortKey,
     pub accumulate: bool,
@@ -136,6 +145,7 @@ fn per_scheduler(cur: &Sample, prev: &Sample) -> Vec<SchedUse> {
 pub struct Model {
     pub header: Header,
     pub rows: Vec<Row>,
+    pub warnings: Vec<Warning>,
 }
 
 /// Scheduler utilisation between two samples: the sum of active time over
@@ -198,6 +208,12 @@ impl Model {
             .map(|(p, _)| p.rows.iter().map(|r| (r.pid, r.reductions)).collect())
             .unwrap_or_default();
         let ranked_by_delta = cur.key == SortKey::Reductions && cur.delta;
+        // All reductions run on the node in the same window as `reds`.
+        let node_reds = if accumulate {
+            cur.reds_total
+        } else {
+            prev.and_then(|(p, _)| cur.reds_total?.checked_sub(p.reds_total?))
+        };
         let rows = cur
             .rows
             .iter()
@@ -213,6 +229,10 @@ impl Model {
                         .get(&r.pid)
                         .and_then(|old| r.reductions.checked_sub(*old))
                 };
+                // A row shows the value it was ranked by: the agent reads the
+                // other columns a moment later, and a mailbox can empty in
+                // between.
+                let rank = u64::try_from(r.rank_value).unwrap_or(0);
                 Row {
                     pid: r.pid.to_string(),
                     name: name_of(r, elixir),
@@ -222,8 +242,23 @@ impl Model {
                         .map(|n| show_registered(n, elixir)),
                     initial_call: r.initial_call.as_ref().map(|m| show_mfa(m, elixir)),
                     reds,
-                    memory_bytes: r.memory_bytes,
-                    msgq: r.msgq,
+                    reds_pct: match (reds, node_reds) {
+                        (Some(r), Some(n)) if n > 0 => {
+                            Some((r as f64 / n as f64 * 100.0).clamp(0.0, 100.0))
+                        }
+                        _ => None,
+                    },
+                    memory_bytes: if cur.key == SortKey::Memory {
+                        rank
+                    } else {
+                        r.memory_bytes
+                    },
+                    msgq: if cur.key == SortKey::Msgq {
+                        rank
+                    } else {
+                        r.msgq
+                    },
+                    warn: false,
                     current_function: r
                         .current_function
                         .as_ref()
@@ -246,6 +281,8 @@ impl Model {
             show_schedulers: false,
             procs: cur.procs,
             runq: cur.runq,
+            limits: cur.limits,
+            uptime_secs: cur.uptime_ms.map(|ms| ms / 1000),
             memory: cur.memory.clone(),
             sort: cur.key,
             accumulate,
@@ -259,7 +296,11 @@ impl Model {
             agent_heap_limit_bytes: cur.heap_limit_bytes,
             os: os.map(os_header),
         };
-        Model { header, rows }
+        Model {
+            header,
+            rows,
+            warnings: Vec::new(),
+        }
     }
 }
 
@@ -302,6 +343,9 @@ mod tests {
             key,
             delta,
             rows,
+            limits: None,
+            uptime_ms: None,
+            reds_total: None,
             epoch: 1,
             elixir: false,
         }
@@ -413,6 +457,36 @@ mod tests {
             m.rows[0].current_function,
             "Elixir.Demo.Metrics.Worker:handle_cast/2"
         );
+    }
+
+    #[test]
+    fn a_row_shows_the_value_it_was_ranked_by() {
+        let mut r = row(1, 191, 0);
+        r.msgq = 0;
+        let s = sample(SortKey::Msgq, false, vec![r], vec![]);
+        let m = Model::new(&s, None, None, false, NameStyle::Auto);
+        assert_eq!(m.rows[0].msgq, 191);
+        assert_eq!(m.rows[0].memory_bytes, 100);
+        let s = sample(SortKey::Memory, false, vec![row(1, 4096, 0)], vec![]);
+        let m = Model::new(&s, None, None, false, NameStyle::Auto);
+        assert_eq!(m.rows[0].memory_bytes, 4096);
+    }
+
+    #[test]
+    fn reds_pct_is_the_share_of_the_nodes_reductions_in_the_window() {
+        let mut a = sample(SortKey::Reductions, false, vec![row(1, 0, 0)], vec![]);
+        a.reds_total = Some(1_000);
+        let mut b = sample(SortKey::Reductions, true, vec![row(1, 250, 250)], vec![]);
+        b.reds_total = Some(2_000);
+        let m = after(&a, &b);
+        assert_eq!(m.rows[0].reds, Some(250));
+        assert_eq!(m.rows[0].reds_pct, Some(25.0));
+        // No window yet: no share.
+        let m = Model::new(&b, None, None, false, NameStyle::Auto);
+        assert_eq!(m.rows[0].reds_pct, None);
+        // Totals: the share of everything the node ran since it started.
+        let m = Model::new(&b, None, None, true, NameStyle::Auto);
+        assert_eq!(m.rows[0].reds_pct, Some(12.5));
     }
 
     #[test]
