@@ -8,7 +8,7 @@ use crate::dist::ConnectOpts;
 use crate::dist::term::Term;
 use crate::error::{Error, Result, exit};
 use crate::host::HostWatch;
-use crate::node::{self, CookieSources};
+use crate::node::{self, CookieSources, Reach};
 use crate::text::say;
 use crate::ui::session::{self, Display};
 use crate::ui::{frame, term};
@@ -113,7 +113,9 @@ fn reply_view<V: ReplyView>(
     request: impl Fn(i64) -> Term + Send + 'static,
 ) -> Result<()> {
     let (frames, out) = (&s.frames, &s.out);
-    let (collector, _) = attach(&s.conn, out, s.node.as_deref())?;
+    let (mut collector, _) = attach(&s.conn, out, s.node.as_deref())?;
+    let shown = display(frames, out);
+    collector.say_reconnects(out.verbose && !shown.tty);
     let feed = RequestFeed {
         collector,
         view,
@@ -121,11 +123,7 @@ fn reply_view<V: ReplyView>(
         timeout: frame_timeout(frames),
         what,
     };
-    session::run(
-        feed,
-        ReplyShaper::new(shape, frames.once),
-        display(frames, out, Keys::default()),
-    )
+    session::run(feed, ReplyShaper::new(shape, frames.once), shown)
 }
 
 /// A slow frame is waited for well past the interval before it counts as
@@ -145,7 +143,7 @@ fn interactive(frames: &FrameArgs, out: &OutputArgs) -> bool {
         && frames.iterations.is_none()
 }
 
-fn display(frames: &FrameArgs, out: &OutputArgs, keys: Keys) -> Display {
+fn display(frames: &FrameArgs, out: &OutputArgs) -> Display {
     Display {
         tty: interactive(frames, out),
         format: out.format,
@@ -157,7 +155,7 @@ fn display(frames: &FrameArgs, out: &OutputArgs, keys: Keys) -> Display {
         },
         stats_file: out.stats_file.clone(),
         countdown: None,
-        keys,
+        keys: Keys::default(),
     }
 }
 
@@ -180,6 +178,10 @@ fn attach(
             file: conn.cookie_file.as_deref(),
             flag: conn.cookie.as_deref(),
         },
+        &Reach {
+            port: conn.port,
+            timeout: Duration::from_secs_f64(conn.connect_timeout),
+        },
     )?;
     if out.verbose {
         say(format!(
@@ -192,6 +194,7 @@ fn attach(
         mode: target.mode,
         target: target.name,
         port: conn.port,
+        epmd_port: target.epmd_port,
         cookie: target.cookie,
         cookie_origin: target.origin,
         our_name: conn
@@ -234,7 +237,9 @@ fn proc_sorts() -> Vec<SortChoice> {
 
 fn procs(top: &TopArgs) -> Result<()> {
     let s = &top.session;
-    let (collector, os_pid) = attach(&s.conn, &s.out, s.node.as_deref())?;
+    let (mut collector, os_pid) = attach(&s.conn, &s.out, s.node.as_deref())?;
+    let shown = display(&s.frames, &s.out);
+    collector.say_reconnects(s.out.verbose && !shown.tty);
     let key: SortKey = top.procs.sort.into();
     let sorts = proc_sorts();
     let keys = Keys {
@@ -262,6 +267,7 @@ fn procs(top: &TopArgs) -> Result<()> {
         os_pid,
         proc_root: s.conn.host.proc_root.clone(),
         host: HostWatch::new(),
+        epoch: 0,
     };
     // A one-shot run shows real per-interval numbers: its first sample only
     // sets the baseline.
@@ -271,12 +277,16 @@ fn procs(top: &TopArgs) -> Result<()> {
         s.frames.once && !top.procs.accumulate,
     );
     shaper.show_schedulers = top.procs.schedulers;
-    session::run(feed, shaper, display(&s.frames, &s.out, keys))
+    let mut shown = shown;
+    shown.keys = keys;
+    session::run(feed, shaper, shown)
 }
 
 /// `etop proc PID`: one process in detail, once unless -n or -i ask for more.
 fn proc_detail(pid: &str, s: &Session) -> Result<()> {
-    let (collector, os_pid) = attach(&s.conn, &s.out, s.node.as_deref())?;
+    let (mut collector, os_pid) = attach(&s.conn, &s.out, s.node.as_deref())?;
+    let mut shown = display(&s.frames, &s.out);
+    collector.say_reconnects(s.out.verbose && !shown.tty);
     let feed = ProcFeed {
         collector,
         key: SortKey::Reductions,
@@ -288,9 +298,9 @@ fn proc_detail(pid: &str, s: &Session) -> Result<()> {
         os_pid,
         proc_root: s.conn.host.proc_root.clone(),
         host: HostWatch::new(),
+        epoch: 0,
     };
     let shaper = ProcShaper::new(false, crate::views::procs::model::NameStyle::Auto, false);
-    let mut shown = display(&s.frames, &s.out, Keys::default());
     if s.frames.interval.is_none() && s.frames.iterations.is_none() {
         shown.frames = Some(1);
         shown.tty = false;
@@ -325,5 +335,5 @@ fn threads(
         os_pid,
     };
     let shaper = ThreadShaper::new(label, sort, frames.rows(), frames.once);
-    session::run(feed, shaper, display(frames, out, Keys::default()))
+    session::run(feed, shaper, display(frames, out))
 }

@@ -34,10 +34,11 @@ Keys on a terminal:
 Exit codes:
   0  ok, quit, or the output pipe was closed
   1  unexpected failure
-  2  usage error, no cookie found, several local nodes and none named
+  2  usage error, no cookie (the line says where the node's is), several local
+     nodes and none named
   3  node unreachable: EPMD down, unknown name, refused, timeout
   4  cookie rejected, or connection not allowed
-  5  connection lost and not regained
+  5  connection lost and not regained (batch: retried for 3 intervals, at least 10 s)
   6  the node answered but a remote call failed";
 
 /// What each view prints, for the man page's OUTPUT section (blocks separated
@@ -54,9 +55,9 @@ Pid         Name or Initial Func  Reds  Memory  MsgQ  Current Function
 <0.0.0>     init                     1   21.1K     0  init:loop/1
 
 Local nodes, etop nodes:
-Node            OS pid  User  Dist port  OTP     Cookie from
-demo@db1          7448  app       42449  25.2.3  releases/COOKIE
-worker@db1       21578  app       37799  25.2.3  $HOME/.erlang.cookie of user app
+Node            OS pid  User  Dist port  OTP     ERTS    Cookie from
+demo@db1          7448  app       42449  25      13.1.5  releases/COOKIE
+worker@db1       21578  app       37799  25.2.3  13.1.5  $HOME/.erlang.cookie of user app
 
 OS threads, etop threads --once demo:
   TID  Thread           S  CPU%  User%  Sys%  VolCS  InvolCS  Core
@@ -64,8 +65,9 @@ OS threads, etop threads --once demo:
 21589  1_scheduler      R  97.9   97.9   0.0      0      430     0
 
 Ports, etop ports --once demo:
-Port         Name      Owner             Local            Remote  RecvCnt  RecvOct  SendCnt  SendOct  Queue  Memory
-#Port<0.9>   udp_inet  metrics_exporter  127.0.0.1:52862                0        0     1800     1.8M      0      40
+Port         Name      Owner                 Owner Pid  Local            Remote  RecvCnt  RecvOct  SendCnt  SendOct  Queue
+#Port<0.9>   udp_inet  metrics_exporter      <0.96.0>   127.0.0.1:39390                0        0     1638     1.6M      0
+#Port<0.10>  tcp_inet  xmpp_listener:init/1  <0.98.0>   [::]:5222                      0        0        0        0      0
 
 ETS tables, etop ets -s growth demo:
 Table       Id  Owner       Type  Access  Size  Memory  +Size  +Memory
@@ -113,7 +115,8 @@ pub struct TopArgs {
 #[derive(Debug, Clone, Args)]
 pub struct Session {
     /// The node: name@host; a bare name or an OS pid for a node on this host;
-    /// nothing for the only node on this host.
+    /// nothing for the node RELEASE_NODE names (inside a release's shell), else
+    /// the only node on this host.
     #[arg(value_name = "NODE")]
     pub node: Option<String>,
 
@@ -216,11 +219,13 @@ pub enum Command {
     )]
     Msacc {
         /// The node: name@host; a bare name or an OS pid for a node on this
-        /// host; nothing for the only node on this host.
+        /// host; nothing for the node RELEASE_NODE names (inside a release's
+        /// shell), else the only node on this host.
         #[arg(value_name = "NODE")]
         node: Option<String>,
         /// Seconds to measure. Ctrl-C ends the window early and still reports.
-        #[arg(short, long, value_name = "SECS", default_value = "10", value_parser = parse_interval)]
+        #[arg(short, long, value_name = "SECS", default_value = "10",
+              value_parser = parse_interval, allow_negative_numbers = true)]
         duration: f64,
         /// Also one row per thread.
         #[arg(long)]
@@ -309,7 +314,10 @@ impl From<SortArg> for SortKey {
 pub struct FrameArgs {
     /// Seconds between frames; fractions allowed. With --once: the length of
     /// the sampling window (1 s unless given).
-    #[arg(short, long, value_name = "SECS", value_parser = parse_interval)]
+    // A negative number is a value to refuse with its range, not `-1`
+    // (`--once`) or a missing value.
+    #[arg(short, long, value_name = "SECS", value_parser = parse_interval,
+          allow_negative_numbers = true)]
     pub interval: Option<f64>,
 
     /// How many processes to show: on a terminal, as many as fit unless
@@ -410,7 +418,8 @@ pub struct ConnArgs {
 
     /// Seconds to wait for EPMD, the connection and the handshake, and for
     /// the whole setup after it.
-    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_interval)]
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_interval,
+          allow_negative_numbers = true)]
     pub connect_timeout: f64,
 }
 
@@ -577,6 +586,27 @@ mod tests {
         assert!(parse(&["-i", "0", "n"]).is_err());
         assert!(parse(&["-i", "abc", "n"]).is_err());
         assert!(parse(&["-l", "0", "n"]).is_err());
+    }
+
+    #[test]
+    fn negative_seconds_are_out_of_range_not_missing() {
+        for args in [
+            &["-i", "-1", "n"][..],
+            &["--interval", "-1", "n"],
+            &["--interval", "-0.5", "n"],
+            &["--connect-timeout", "-3", "n"],
+            &["msacc", "-d", "-1", "n"],
+            &["ports", "-i", "-2", "n"],
+        ] {
+            let e = parse(args).unwrap_err().to_string();
+            assert!(
+                e.contains("out of range (0.05 to 86400 seconds)"),
+                "{args:?}: {e}"
+            );
+            assert!(!e.contains("a value is required"), "{args:?}: {e}");
+        }
+        // `-1` alone is still --once.
+        assert!(parse(&["-1", "n"]).unwrap().top.session.frames.once);
     }
 
     #[test]

@@ -29,10 +29,21 @@ pub enum Error {
     #[error("'{given}' is not a node name: {why}")]
     BadNodeName { given: String, why: String },
 
+    /// No cookie anywhere: `hint` says where the node's cookie likely is.
+    /// Never advice to make one up: a new random cookie can only be rejected.
+    #[error("no cookie for {node}: {hint}")]
+    NoCookie { node: String, hint: String },
+
+    /// The node's own cookie is where etop may not read it.
     #[error(
-        "no cookie found: pass --cookie-file PATH, set ERLANG_COOKIE, or create ~/.erlang.cookie"
+        "cannot read the cookie of {node}: {source_desc}: {reason}; or pass the node's \
+         cookie with --cookie-file PATH or ERLANG_COOKIE"
     )]
-    NoCookie,
+    TargetCookieUnreadable {
+        node: String,
+        source_desc: String,
+        reason: String,
+    },
 
     #[error("cannot read the cookie file '{path}': {err}")]
     CookieFile { path: String, err: std::io::Error },
@@ -163,7 +174,10 @@ fn known_list(known: &[String]) -> String {
 impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Usage(_) | Error::BadNodeName { .. } | Error::NoCookie => exit::USAGE,
+            Error::Usage(_)
+            | Error::BadNodeName { .. }
+            | Error::NoCookie { .. }
+            | Error::TargetCookieUnreadable { .. } => exit::USAGE,
             Error::CookieFile { .. } => exit::USAGE,
             Error::EpmdUnreachable { .. }
             | Error::EpmdBadReply { .. }
@@ -239,7 +253,11 @@ mod tests {
             reason: "closed".into(),
         };
         let codes = [
-            Error::NoCookie.exit_code(),
+            Error::NoCookie {
+                node: "a@b".into(),
+                hint: "h".into(),
+            }
+            .exit_code(),
             Error::EpmdUnreachable {
                 host: "h".into(),
                 port: 4369,

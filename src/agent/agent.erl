@@ -48,6 +48,9 @@ proc_lib:spawn_opt(fun() ->
   % This one carries only its own code.
   Work = fun(Req, Prev, Me) ->
     WS = erlang:system_info(wordsize),
+    % When the VM started, on the clock of mono_us: etop tells a restarted
+    % node from a dropped connection by it.
+    StartUs = erlang:convert_time_unit(erlang:system_info(start_time), native, microsecond),
     Dup = fun lists:duplicate/2,
     HeapNow = fun() ->
       {total_heap_size, H} = erlang:process_info(erlang:self(), total_heap_size),
@@ -145,7 +148,7 @@ proc_lib:spawn_opt(fun() ->
       Rows = lists:flatmap(Detail, Top(Vs, Ps, Len, N)),
       H3 = HeapNow(),
       T1 = erlang:monotonic_time(microsecond),
-      {#{node => erlang:node(), time => erlang:localtime(), mono_us => T0, procs => Len,
+      {#{node => erlang:node(), time => erlang:localtime(), mono_us => T0, start_us => StartUs, procs => Len,
          runq => erlang:statistics(run_queue), memory => erlang:memory(),
          swt => erlang:statistics(scheduler_wall_time), cost_us => T1 - T0,
          elixir => erlang:module_loaded('Elixir.Kernel'),
@@ -184,9 +187,10 @@ proc_lib:spawn_opt(fun() ->
                   {A - E, B - F, C - G, D - H};
                (Cur, _) -> Cur
             end,
-    Addr = fun({ok, {Ip, Port}}) when is_tuple(Ip) -> inet:ntoa(Ip) ++ ":" ++ erlang:integer_to_list(Port);
-              ({ok, #{addr := Ip, port := Port}}) when is_tuple(Ip) -> inet:ntoa(Ip) ++ ":" ++ erlang:integer_to_list(Port);
-              (_) -> ""
+    % Addresses go to etop as they are ({Ip, Port}); etop writes them.
+    Addr = fun({ok, {Ip, Port}}) when is_tuple(Ip), is_integer(Port) -> {Ip, Port};
+              ({ok, #{addr := Ip, port := Port}}) when is_tuple(Ip), is_integer(Port) -> {Ip, Port};
+              (_) -> []
            end,
     OwnerName = fun(Pid) when is_pid(Pid) ->
                       case erlang:process_info(Pid, registered_name) of
@@ -195,24 +199,39 @@ proc_lib:spawn_opt(fun() ->
                       end;
                    (_) -> []
                 end,
+    % A port's owner as the process table names it: its registered name,
+    % else its initial call (proc_lib's real one for gen_servers and the like).
+    OwnerCall = fun(Pid) when is_pid(Pid) ->
+                      case erlang:process_info(Pid, initial_call) of
+                        {initial_call, {proc_lib, init_p, _}} ->
+                          try proc_lib:translate_initial_call(Pid) catch _:_ -> undefined end;
+                        {initial_call, Init} -> Init;
+                        _ -> undefined
+                      end;
+                   (_) -> undefined
+                end,
+    OwnerOf = fun(Pid) ->
+              case OwnerName(Pid) of
+                [] -> {Pid, [], OwnerCall(Pid)};
+                Reg -> {Pid, Reg, undefined}
+              end
+            end,
     PortInfo = fun(P, K) -> case erlang:port_info(P, K) of {K, V} -> V; _ -> undefined end end,
     PortRank = fun(Key, Id, {Rc, Ro, Sc, So}) ->
       case Key of
         recv_cnt -> Rc; recv_oct -> Ro; send_cnt -> Sc; send_oct -> So;
         bytes -> Ro + So;
-        queue -> case Id of {port, P} -> PortInfo(P, queue_size); _ -> 0 end;
-        memory -> case Id of {port, P} -> PortInfo(P, memory); _ -> 0 end
+        queue -> case Id of {port, P} -> PortInfo(P, queue_size); _ -> 0 end
       end
     end,
     PortDetail = fun({port, P}) ->
-        PortOwner = PortInfo(P, connected),
-        {PortInfo(P, name), PortOwner, OwnerName(PortOwner), PortInfo(P, queue_size), PortInfo(P, memory),
+        {PortInfo(P, name), OwnerOf(PortInfo(P, connected)), PortInfo(P, queue_size),
          Addr(catch inet:sockname(P)), Addr(catch inet:peername(P))};
       ({socket, S}) ->
         Info = case catch socket:info(S) of #{} = I -> I; _ -> #{} end,
-        SockOwner = maps:get(owner, Info, undefined),
         Kind = {socket, maps:get(type, Info, undefined), maps:get(protocol, Info, undefined)},
-        {Kind, SockOwner, OwnerName(SockOwner), 0, 0, Addr(catch socket:sockname(S)), Addr(catch socket:peername(S))}
+        {Kind, OwnerOf(maps:get(owner, Info, undefined)), 0,
+         Addr(catch socket:sockname(S)), Addr(catch socket:peername(S))}
     end,
     % Prev: the counters of the frame etop holds, or none.
     PortSample = fun(Key, N, Prev) ->
@@ -234,7 +253,7 @@ proc_lib:spawn_opt(fun() ->
               || {V, Id, D} <- lists:sublist(lists:reverse(lists:sort(Ranked)), N)],
       H = HeapNow(),
       T1 = erlang:monotonic_time(microsecond),
-      {#{node => erlang:node(), time => erlang:localtime(), mono_us => T0, count => length(Counted),
+      {#{node => erlang:node(), time => erlang:localtime(), mono_us => T0, start_us => StartUs, count => length(Counted),
          cost_us => T1 - T0, delta => Prev =/= none, heap_bytes => H * WS, rows => Rows}, Next}
     end,
     EtsSample = fun(Key, N, Prev) ->
@@ -260,7 +279,7 @@ proc_lib:spawn_opt(fun() ->
               || {_, T, M, S, GM, GS} <- lists:sublist(Sorted, N)],
       H = HeapNow(),
       T1 = erlang:monotonic_time(microsecond),
-      {#{node => erlang:node(), time => erlang:localtime(), mono_us => T0, count => L, cost_us => T1 - T0,
+      {#{node => erlang:node(), time => erlang:localtime(), mono_us => T0, start_us => StartUs, count => L, cost_us => T1 - T0,
          delta => Prev =/= none, heap_bytes => H * WS,
          total_bytes => lists:sum([M || {_, M, _} <- Live]), rows => Rows}, Next}
     end,

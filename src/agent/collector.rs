@@ -29,6 +29,9 @@ pub struct Collector {
     /// Per view, the `frame` number of the last reply received on this
     /// connection: the state the next frame's deltas must be computed from.
     bases: std::collections::HashMap<View, i64>,
+    /// Say on stderr when a new connection replaces a lost one (`-v`, when
+    /// frames are not repainted).
+    say_reconnects: bool,
 }
 
 impl Collector {
@@ -41,6 +44,7 @@ impl Collector {
             live: None,
             epoch: 0,
             bases: Default::default(),
+            say_reconnects: false,
         };
         c.ensure()?;
         Ok(c)
@@ -55,11 +59,22 @@ impl Collector {
             let agent = Agent::start(&mut conn, self.heap_limit_bytes)?;
             self.epoch += 1;
             self.bases.clear();
+            if self.say_reconnects && self.epoch > 1 {
+                crate::text::say(format!(
+                    "reconnected to {} as hidden node {} (connection {})",
+                    conn.peer, conn.ours, self.epoch
+                ));
+            }
             self.live = Some((conn, agent));
         }
         self.live
             .as_mut()
             .ok_or_else(|| Error::Usage("internal: no connection".into()))
+    }
+
+    /// Say on stderr each time a new connection replaces a lost one.
+    pub fn say_reconnects(&mut self, on: bool) {
+        self.say_reconnects = on;
     }
 
     pub fn peer(&self) -> String {

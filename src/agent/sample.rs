@@ -118,6 +118,42 @@ pub struct Clock {
     pub time: (i64, i64, i64),
 }
 
+impl Clock {
+    /// Seconds since 1970-01-01 00:00:00 on the node's local clock: a number
+    /// to subtract from, not a UTC time.
+    pub fn local_secs(&self) -> i64 {
+        let (y, m, d) = self.date;
+        // Days from the civil date (Howard Hinnant's algorithm).
+        let y = if m <= 2 { y - 1 } else { y };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let mp = (m + 9) % 12;
+        let doy = (153 * mp + 2) / 5 + d - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        let days = era * 146_097 + doe - 719_468;
+        let (h, mi, s) = self.time;
+        days * 86_400 + h * 3600 + mi * 60 + s
+    }
+}
+
+/// When the node started, in [`Clock::local_secs`]: its clock at a sample
+/// less its uptime then (`mono_us` less `start_us`, both on the node's
+/// monotonic clock).
+pub fn node_started(
+    clock: Option<Clock>,
+    mono_us: Option<i64>,
+    start_us: Option<i64>,
+) -> Option<i64> {
+    let up_us = mono_us?.checked_sub(start_us?)?;
+    (up_us >= 0).then(|| clock.map(|c| c.local_secs() - up_us / 1_000_000))?
+}
+
+/// `HH:MM:SS` of a [`Clock::local_secs`] value.
+pub fn time_of_day(local_secs: i64) -> String {
+    let t = local_secs.rem_euclid(86_400);
+    format!("{:02}:{:02}:{:02}", t / 3600, t / 60 % 60, t % 60)
+}
+
 impl std::fmt::Display for Clock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let (y, mo, d) = self.date;
@@ -164,6 +200,8 @@ pub struct Sample {
     /// Which connection produced it; samples of different connections (a
     /// restarted node) are never compared.
     pub epoch: u64,
+    /// When the VM started, on the clock of `node_mono_us`.
+    pub node_start_us: Option<i64>,
     /// The node runs Elixir (`'Elixir.Kernel'` is loaded).
     pub elixir: bool,
 }
@@ -271,6 +309,7 @@ pub fn decode_sample(info: &Term, key: SortKey, epoch: u64) -> Option<Sample> {
             .and_then(term::as_i64)
             .map(|v| v.max(0) as u64),
         epoch,
+        node_start_us: get("start_us").and_then(term::as_i64),
         elixir: get("elixir").is_some_and(|t| term::is_atom(t, "true")),
     })
 }
@@ -325,6 +364,10 @@ pub struct ReplyHeader {
     pub cost_ms: f64,
     pub heap_bytes: u64,
     pub heap_limit_bytes: u64,
+    /// The node's monotonic clock at the sample, and when the VM started on
+    /// it, in µs.
+    pub mono_us: Option<i64>,
+    pub start_us: Option<i64>,
 }
 
 pub fn reply_header(info: &Term) -> ReplyHeader {
@@ -344,6 +387,8 @@ pub fn reply_header(info: &Term) -> ReplyHeader {
         cost_ms: num("cost_us") as f64 / 1000.0,
         heap_bytes: num("heap_bytes"),
         heap_limit_bytes: num("heap_limit_bytes"),
+        mono_us: term::map_get(info, "mono_us").and_then(term::as_i64),
+        start_us: term::map_get(info, "start_us").and_then(term::as_i64),
     }
 }
 
@@ -351,6 +396,33 @@ pub fn reply_header(info: &Term) -> ReplyHeader {
 mod tests {
     use super::*;
     use crate::dist::term::{atom, int, list, tuple};
+
+    #[test]
+    fn a_node_start_is_its_clock_less_its_uptime() {
+        let c = Clock {
+            date: (2026, 3, 1),
+            time: (0, 0, 5),
+        };
+        assert_eq!(c.local_secs() % 86_400, 5);
+        // 1970-01-01 is day 0; 2000-03-01 is day 11017.
+        let epoch = Clock {
+            date: (1970, 1, 1),
+            time: (0, 0, 0),
+        };
+        assert_eq!(epoch.local_secs(), 0);
+        let y2k = Clock {
+            date: (2000, 3, 1),
+            time: (1, 2, 3),
+        };
+        assert_eq!(y2k.local_secs(), 11_017 * 86_400 + 3723);
+        // Up 10 s at 00:00:05: started 23:59:55 the day before.
+        let started = node_started(Some(c), Some(20_000_000), Some(10_000_000)).unwrap();
+        assert_eq!(time_of_day(started), "23:59:55");
+        assert_eq!(started, c.local_secs() - 10);
+        assert_eq!(node_started(Some(c), Some(1), Some(5)), None);
+        assert_eq!(node_started(None, Some(5), Some(1)), None);
+        assert_eq!(node_started(Some(c), None, Some(1)), None);
+    }
 
     #[test]
     fn pids_print_as_the_target_shell_prints_them() {

@@ -51,6 +51,9 @@ pub struct ConnectOpts {
     pub target: NodeName,
     /// Connect to this distribution port directly instead of asking EPMD.
     pub port: Option<u16>,
+    /// The port of the EPMD to ask: the node's own `-epmd_port` for a node on
+    /// this host that has one; `None` for `ERL_EPMD_PORT` or 4369.
+    pub epmd_port: Option<u16>,
     pub cookie: Cookie,
     pub cookie_origin: CookieOrigin,
     /// Our node name's first part; `etop_<user>` unless `--name` is given.
@@ -134,7 +137,7 @@ impl Connection {
         let node = opts.target.to_string();
         let port = match opts.port {
             Some(p) => p,
-            None => crate::node::epmd::port_of(&opts.target, opts.timeout)?,
+            None => crate::node::epmd::port_of_at(&opts.target, opts.epmd_port, opts.timeout)?,
         };
         let addr = crate::node::epmd::resolve(&opts.target.host, port)?;
         let traffic = Arc::new(Traffic::default());

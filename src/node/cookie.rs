@@ -2,8 +2,6 @@
 //! reading it from files with bounds (a FIFO or a device given as a cookie
 //! file must not hang or balloon etop).
 
-//! Which node to attach to and with which cookie: node names, cookie sources, EPMD.
-
 use crate::error::{Error, Result};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -63,6 +61,8 @@ pub enum CookieOrigin {
     FlagFile(PathBuf),
     Flag,
     Env,
+    /// `RELEASE_COOKIE` in etop's own environment: inside a release's shell.
+    ReleaseEnv,
     HomeFile(PathBuf),
     /// Found from the target process itself (see `discover`).
     Target(String),
@@ -74,6 +74,7 @@ impl fmt::Display for CookieOrigin {
             CookieOrigin::FlagFile(p) => write!(f, "--cookie-file {}", p.display()),
             CookieOrigin::Flag => f.write_str("--cookie"),
             CookieOrigin::Env => f.write_str("ERLANG_COOKIE"),
+            CookieOrigin::ReleaseEnv => f.write_str("RELEASE_COOKIE"),
             CookieOrigin::HomeFile(_) => f.write_str("~/.erlang.cookie"),
             CookieOrigin::Target(desc) => write!(f, "the target's {desc}"),
         }

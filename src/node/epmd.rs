@@ -205,14 +205,16 @@ fn epmd_error(host: &str, port: u16, e: EpmdError) -> Error {
     }
 }
 
-/// Connects to EPMD on `host` and runs one request, all within `timeout`.
+/// Connects to EPMD on `host` (on `port`, or [`port_number`]) and runs one
+/// request, all within `timeout`.
 fn epmd_query<T>(
     host: &str,
+    port: Option<u16>,
     timeout: Duration,
     query: impl AsyncFnOnce(&mut smol::net::TcpStream) -> std::result::Result<T, EpmdError>,
 ) -> Result<T> {
     use EpmdError;
-    let port = port_number();
+    let port = port.unwrap_or_else(port_number);
     let addr = resolve(host, port)?;
     smol::block_on(smol::future::or(
         async {
@@ -232,19 +234,35 @@ fn epmd_query<T>(
 
 /// The names EPMD on `host` knows, with their distribution ports.
 pub fn names(host: &str, timeout: Duration) -> Result<Vec<(String, u16)>> {
-    epmd_query(host, timeout, async |s| query_names(s).await)
+    names_at(host, None, timeout)
+}
+
+/// [`names`] from the EPMD on `epmd_port` (a node's own `-epmd_port`), or
+/// on [`port_number`].
+pub fn names_at(
+    host: &str,
+    epmd_port: Option<u16>,
+    timeout: Duration,
+) -> Result<Vec<(String, u16)>> {
+    epmd_query(host, epmd_port, timeout, async |s| query_names(s).await)
 }
 
 /// The distribution port of `node`, from EPMD (PORT_PLEASE2). An unknown name
 /// lists the names EPMD does know.
 pub fn port_of(node: &NodeName, timeout: Duration) -> Result<u16> {
-    let entry = epmd_query(&node.host, timeout, async |s| {
+    port_of_at(node, None, timeout)
+}
+
+/// [`port_of`], asking the EPMD on `epmd_port` (a node's own
+/// `-epmd_port`), or on [`port_number`].
+pub fn port_of_at(node: &NodeName, epmd_port: Option<u16>, timeout: Duration) -> Result<u16> {
+    let entry = epmd_query(&node.host, epmd_port, timeout, async |s| {
         query_port(s, &node.name).await
     })?;
     match entry {
         Some(port) => Ok(port),
         None => {
-            let mut known: Vec<String> = names(&node.host, timeout)?
+            let mut known: Vec<String> = names_at(&node.host, epmd_port, timeout)?
                 .into_iter()
                 .map(|(n, _)| n)
                 .collect();

@@ -10,8 +10,9 @@ mod local;
 
 pub use cookie::{Cookie, CookieOrigin};
 pub use local::{
-    CookieSources, Resolved, Target, check_given, dist_port, find_cookie, find_local, label,
-    listing_error, local_nodes, local_vm, resolve, target,
+    CookieSources, OwnCookies, Reach, ReleaseEnv, Resolved, Target, check_given, dist_port,
+    find_cookie, find_local, label, listing_error, local_nodes, local_os_pid, local_vm, resolve,
+    resolve_with, target,
 };
 
 use crate::error::{Error, Result};

@@ -3,8 +3,33 @@
 //! JSON (one object a line).
 
 use super::table;
-use crate::text::{json as json_line, truncate};
+use crate::text::{json as json_line, terminal_safe, truncate};
 use crate::views::{Format, Frame};
+
+/// A header line cut to `width` before the first word that does not fit,
+/// with ` …` to mark the cut: header lines are values beside labels, and a
+/// value cut in the middle (`29.` of `29.7M`) reads as another value.
+/// A line whose first word alone is too wide is cut like a cell.
+pub fn fit_header(line: &str, width: usize) -> String {
+    let safe = terminal_safe(line);
+    let chars: Vec<char> = safe.chars().collect();
+    if chars.len() <= width {
+        return safe.into_owned();
+    }
+    // The last word end that leaves room for " …".
+    let end = (1..chars.len())
+        .rev()
+        .filter(|&i| i + 2 <= width)
+        .find(|&i| chars[i] == ' ' && chars[i - 1] != ' ');
+    match end {
+        Some(i) => {
+            let mut out: String = chars[..i].iter().collect();
+            out.push_str(" …");
+            out
+        }
+        None => truncate(line, width),
+    }
+}
 
 /// The frame as text for a terminal `width` columns wide, at most
 /// `max_rows` rows per table.
@@ -14,7 +39,7 @@ pub fn text(f: &Frame, width: usize, max_rows: usize) -> String {
         parts.push(
             f.header
                 .iter()
-                .map(|l| truncate(l, width))
+                .map(|l| fit_header(l, width))
                 .collect::<Vec<_>>()
                 .join("\n"),
         );
@@ -77,5 +102,40 @@ pub fn once(f: &Frame, format: Format) -> String {
         }
         Format::Csv => csv(f, true),
         Format::Json => json(f),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_lines_are_cut_between_words_never_in_a_value() {
+        let line = "Load:  cpu       100%    Memory:  total       29.7M    binary    802K";
+        assert_eq!(fit_header(line, 200), line);
+        assert_eq!(fit_header(line, line.chars().count()), line);
+        for width in 12..line.len() {
+            let cut = fit_header(line, width);
+            assert!(cut.chars().count() <= width, "{width}: {cut:?}");
+            let kept = cut
+                .strip_suffix(" …")
+                .unwrap_or_else(|| panic!("{width}: {cut:?}"));
+            // Every word kept is whole.
+            for w in kept.split_whitespace() {
+                assert!(line.split_whitespace().any(|x| x == w), "{width}: {cut:?}");
+            }
+        }
+        assert_eq!(
+            fit_header(line, 53),
+            "Load:  cpu       100%    Memory:  total       29.7M …"
+        );
+        assert_eq!(
+            fit_header(line, 52),
+            "Load:  cpu       100%    Memory:  total …"
+        );
+        // One word wider than the terminal: cut like a cell.
+        assert_eq!(fit_header("abcdefghij", 5), "abcd…");
+        // Escaped before it is measured.
+        assert_eq!(fit_header("a\x1b[2J b", 100), "a\\e[2J b");
     }
 }

@@ -14,8 +14,16 @@ use crate::views::{Control, Feed, Format, Frame, Keys, Shaper};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// How many consecutive failed frames a batch run tolerates before giving up.
-pub const BATCH_RETRIES: u32 = 3;
+/// How long a batch run keeps retrying a node it lost before giving up:
+/// three intervals, and never less than this, long enough for a node that
+/// restarts (a release's `restart`, a supervisor's restart of the VM) to
+/// come back.
+pub const BATCH_RETRY_MIN: Duration = Duration::from_secs(10);
+
+/// How long a batch run retries after its first failed frame.
+pub fn batch_retry_window(interval: Duration) -> Duration {
+    (interval * 3).max(BATCH_RETRY_MIN)
+}
 
 /// How the session shows frames and when it stops.
 #[derive(Debug, Clone)]
@@ -183,6 +191,10 @@ impl Output {
         // Told to stop: a feed that finishes early sends one last sample.
         let mut stopping: Option<Instant> = None;
         let mut failures = 0u32;
+        // Batch runs: when the failures began, and what was last said of them.
+        let mut failing_since: Option<Instant> = None;
+        let mut said: Option<std::mem::Discriminant<Error>> = None;
+        let retry_window = batch_retry_window(self.display.interval);
         // A node that stops answering is said to be so on the screen well
         // before the request times out: after two intervals, or 3 s.
         let mut interval = self.display.interval;
@@ -257,6 +269,8 @@ impl Output {
                 }
                 Event::Data(Ok(sample)) => {
                     failures = 0;
+                    failing_since = None;
+                    said = None;
                     let Some(frame) = shaper.shape(sample) else {
                         continue;
                     };
@@ -291,7 +305,8 @@ impl Output {
                         ));
                         t.draw()?;
                     } else {
-                        if failures >= BATCH_RETRIES {
+                        let since = *failing_since.get_or_insert_with(Instant::now);
+                        if since.elapsed() >= retry_window {
                             // Once frames were shown, whatever the reconnects
                             // met (the name gone from EPMD, refused...), the
                             // story is that the connection was lost.
@@ -304,7 +319,15 @@ impl Output {
                                 other => other,
                             });
                         }
-                        say(format!("{e}; retrying ({failures}/{})", BATCH_RETRIES - 1));
+                        // Each kind of failure once, not every attempt.
+                        let kind = std::mem::discriminant(&e);
+                        if said != Some(kind) {
+                            say(format!(
+                                "{e}; retrying for up to {:.0} s",
+                                retry_window.saturating_sub(since.elapsed()).as_secs_f64()
+                            ));
+                            said = Some(kind);
+                        }
                     }
                 }
             }
@@ -351,5 +374,19 @@ impl Output {
             Format::Json => frame::json(f),
         };
         term::write_batch(&text).map_err(Error::Io)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_run_retries_for_three_intervals_and_at_least_ten_seconds() {
+        let w = |secs: f64| batch_retry_window(Duration::from_secs_f64(secs));
+        assert_eq!(w(0.5), Duration::from_secs(10));
+        assert_eq!(w(3.0), Duration::from_secs(10));
+        assert_eq!(w(5.0), Duration::from_secs(15));
+        assert_eq!(w(60.0), Duration::from_secs(180));
     }
 }

@@ -23,6 +23,9 @@ pub enum Cell {
     DeltaBytes(Option<i64>),
     /// A percentage: one decimal on a terminal, exact in CSV and JSON.
     Pct(Option<f64>),
+    /// Yes or no: `yes` or nothing on a terminal, `true`/`false` in CSV and
+    /// JSON.
+    Flag(bool),
 }
 
 impl Cell {
@@ -47,6 +50,8 @@ impl Cell {
             Cell::Delta(Some(v)) => signed(*v, v.unsigned_abs().to_string()),
             Cell::DeltaBytes(Some(v)) => signed(*v, human_bytes(v.unsigned_abs())),
             Cell::Pct(Some(v)) => format!("{v:.1}"),
+            Cell::Flag(true) => "yes".to_string(),
+            Cell::Flag(false) => String::new(),
             Cell::Count(None)
             | Cell::Bytes(None)
             | Cell::Delta(None)
@@ -64,6 +69,7 @@ impl Cell {
             Cell::Count(v) | Cell::Bytes(v) => v.map(|v| v.to_string()).unwrap_or_default(),
             Cell::Delta(v) | Cell::DeltaBytes(v) => v.map(|v| v.to_string()).unwrap_or_default(),
             Cell::Pct(v) => v.map(|v| v.to_string()).unwrap_or_default(),
+            Cell::Flag(b) => b.to_string(),
         }
     }
 
@@ -75,6 +81,7 @@ impl Cell {
             Cell::Count(v) | Cell::Bytes(v) => v.map(Value::from).unwrap_or(Value::Null),
             Cell::Delta(v) | Cell::DeltaBytes(v) => v.map(Value::from).unwrap_or(Value::Null),
             Cell::Pct(v) => v.map(Value::from).unwrap_or(Value::Null),
+            Cell::Flag(b) => Value::Bool(*b),
         }
     }
 }
@@ -91,6 +98,9 @@ pub struct Show {
     pub text: bool,
     pub csv: bool,
     pub json: bool,
+    /// Printed text leaves the column out when no row has a value in it (a
+    /// mark column); the full screen keeps it, so that nothing shifts.
+    pub only_when_set: bool,
 }
 
 impl Show {
@@ -98,17 +108,27 @@ impl Show {
         text: true,
         csv: true,
         json: true,
+        only_when_set: false,
     };
     /// Detail for scripts that the terminal leaves out for room.
     pub const DATA: Show = Show {
         text: false,
         csv: true,
         json: true,
+        only_when_set: false,
     };
     pub const TEXT: Show = Show {
         text: true,
         csv: false,
         json: false,
+        only_when_set: false,
+    };
+    /// A mark on some rows, for people only.
+    pub const MARK: Show = Show {
+        text: true,
+        csv: false,
+        json: false,
+        only_when_set: true,
     };
 }
 

@@ -12,6 +12,7 @@ pub mod nodes;
 pub mod ports;
 pub mod procs;
 pub mod reply;
+pub mod restart;
 pub mod threads;
 
 use crate::agent::SortKey;

@@ -233,6 +233,7 @@ pub fn frame(r: &Report, threads: bool) -> Frame {
             text: threads,
             csv: true,
             json: false,
+            only_when_set: false,
         },
     );
     per_thread.rows = r

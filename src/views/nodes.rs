@@ -1,9 +1,11 @@
 //! `etop nodes`: the BEAMs on this host, with their names, users,
-//! distribution ports, OTP releases and where their cookies come from.
+//! distribution ports, OTP releases and where their cookies come from; and,
+//! for nodes of other users that /proc hides from us, what could not be
+//! read and how the columns were filled anyway.
 
 use super::Frame;
-use super::column::{Cell, Column, Grid};
-use crate::node::discover::{CookieLookup, LocalNode};
+use super::column::{Cell, Column, Grid, Show};
+use crate::node::discover::{CookieLookup, EpmdNames, LocalNode, NameFrom, Unreadable, run_as};
 use crate::node::{dist_port, local_nodes};
 use std::path::Path;
 
@@ -15,11 +17,25 @@ pub struct NodeLine {
     pub user: String,
     pub dist_port: Option<u16>,
     pub otp: Option<String>,
+    pub erts: Option<String>,
     pub cookie: String,
+    pub name_from: Option<NameFrom>,
+    pub epmd_port: Option<u16>,
+    pub temporary: bool,
+    /// What /proc did not let etop read: `fd`, `environ`, `root`.
+    pub unreadable: Vec<Unreadable>,
+}
+
+fn words<T: std::fmt::Display>(items: &[T], sep: &str) -> String {
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(sep)
 }
 
 /// The columns of `etop nodes`.
-pub const COLUMNS: [Column<NodeLine>; 6] = [
+pub const COLUMNS: [Column<NodeLine>; 11] = [
     Column::flex("Node", "node", |n| Cell::text(&n.node)),
     Column::num("OS pid", "os_pid", |n| {
         Cell::Count(Some(u64::from(n.os_pid)))
@@ -28,53 +44,182 @@ pub const COLUMNS: [Column<NodeLine>; 6] = [
     Column::num("Dist port", "dist_port", |n| {
         Cell::Count(n.dist_port.map(u64::from))
     }),
+    // A release with its own erts tells only which OTP major release it
+    // is (`25`); its erts version tells the rest.
     Column::text("OTP", "otp", |n| Cell::OptText(n.otp.clone())),
+    Column::text("ERTS", "erts", |n| Cell::OptText(n.erts.clone())),
     Column::flex("Cookie from", "cookie", |n| Cell::text(&n.cookie)),
+    Column::text("Name from", "name_from", |n: &NodeLine| {
+        Cell::OptText(n.name_from.map(|f| {
+            serde_json::to_value(f)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default()
+        }))
+    })
+    .only(Show::DATA),
+    Column::num("EPMD port", "epmd_port", |n: &NodeLine| {
+        Cell::Count(n.epmd_port.map(u64::from))
+    })
+    .only(Show::DATA),
+    Column::text("Temporary", "temporary", |n: &NodeLine| {
+        Cell::Flag(n.temporary)
+    })
+    .only(Show::DATA),
+    Column::text("Unreadable", "unreadable", |n: &NodeLine| {
+        let entries: Vec<&str> = n.unreadable.iter().map(|u| u.entry()).collect();
+        Cell::OptText((!entries.is_empty()).then(|| entries.join(",")))
+    })
+    .only(Show::DATA),
 ];
 
-pub fn lines(nodes: &[LocalNode], epmd: &[(String, u16)]) -> Vec<NodeLine> {
+fn node_text(n: &LocalNode) -> String {
+    match (&n.name, n.tls()) {
+        (Some(name), true) => format!("{name} (TLS distribution: not supported yet)"),
+        (Some(name), false) if n.temporary => format!("{name} (temporary shell)"),
+        (Some(name), false) => name.clone(),
+        (None, _) if n.unreadable.contains(&Unreadable::Sockets) => {
+            "(name unknown: its sockets are not readable)".to_string()
+        }
+        (None, _) => "(not distributed)".to_string(),
+    }
+}
+
+fn cookie_text(n: &LocalNode) -> String {
+    match &n.cookie {
+        CookieLookup::Found {
+            source,
+            loose_permissions,
+            ..
+        } => {
+            if *loose_permissions {
+                format!("{source} (readable by others!)")
+            } else {
+                source.to_string()
+            }
+        }
+        CookieLookup::Unreadable { source, reason } => {
+            format!("{source}: unreadable ({reason})")
+        }
+        CookieLookup::NotFound => "not found (etop falls back to ~/.erlang.cookie)".into(),
+    }
+}
+
+pub fn lines(nodes: &[LocalNode], epmd: &EpmdNames) -> Vec<NodeLine> {
     nodes
         .iter()
         .map(|n| NodeLine {
-            node: match (&n.name, n.tls()) {
-                (Some(name), false) => name.clone(),
-                (Some(name), true) => format!("{name} (TLS distribution: not supported yet)"),
-                (None, _) => "(not distributed)".to_string(),
-            },
+            node: node_text(n),
             os_pid: n.os_pid,
             user: n.user.clone(),
             dist_port: dist_port(n, epmd),
             otp: n.otp_release.clone(),
-            cookie: match &n.cookie {
-                CookieLookup::Found {
-                    source,
-                    loose_permissions,
-                    ..
-                } => {
-                    if *loose_permissions {
-                        format!("{source} (readable by others!)")
-                    } else {
-                        source.to_string()
-                    }
-                }
-                CookieLookup::Unreadable { source, reason } => {
-                    format!("{source}: unreadable ({reason})")
-                }
-                CookieLookup::NotFound => "not found (etop falls back to ~/.erlang.cookie)".into(),
-            },
+            erts: n.erts_version.clone(),
+            cookie: cookie_text(n),
+            name_from: n.name_from,
+            epmd_port: n.epmd_port,
+            temporary: n.temporary,
+            unreadable: n.unreadable.clone(),
         })
         .collect()
+}
+
+/// For a node /proc hides parts of: which columns that touched and how
+/// they were filled anyway, and what /proc hid.
+fn hidden(n: &LocalNode, dist_port: Option<u16>) -> Option<(String, Vec<Unreadable>)> {
+    if n.unreadable.is_empty() {
+        return None;
+    }
+    let sockets = n.unreadable.contains(&Unreadable::Sockets);
+    let mut cols = Vec::new();
+    match (&n.name, n.name_from) {
+        (None, _) if sockets => cols.push("Node and Dist port unknown".to_string()),
+        (Some(_), Some(from @ (NameFrom::EpmdUserPort | NameFrom::EpmdLeft))) => {
+            cols.push(format!("Node from {from}"))
+        }
+        (Some(_), _) if sockets && dist_port.is_some() => {
+            cols.push("Dist port from EPMD, by its name".to_string())
+        }
+        _ => {}
+    }
+    if n.unreadable.contains(&Unreadable::Files) {
+        cols.push(match n.otp_release {
+            Some(_) => "OTP from the same paths on this host".to_string(),
+            None => "OTP unknown".to_string(),
+        });
+    }
+    if matches!(n.cookie, CookieLookup::Unreadable { .. }) {
+        cols.push("Cookie from unreadable".to_string());
+    }
+    Some((cols.join("; "), n.unreadable.clone()))
+}
+
+/// The notes above the table: for the nodes /proc hides parts of, which
+/// columns that touched, how they were filled anyway, and who may read
+/// them; one line for the nodes of one user alike. `me` is the user etop
+/// runs as.
+pub fn notes(nodes: &[LocalNode], lines: &[NodeLine], me: &str) -> Vec<String> {
+    type Key = (String, String, Vec<Unreadable>);
+    let mut groups: Vec<(Key, Vec<u32>)> = Vec::new();
+    for (n, l) in nodes.iter().zip(lines) {
+        let Some((cols, parts)) = hidden(n, l.dist_port) else {
+            continue;
+        };
+        let key = (n.user.clone(), cols, parts);
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, pids)) => pids.push(n.os_pid),
+            None => groups.push((key, vec![n.os_pid])),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|((user, cols, parts), pids)| {
+            let (who, proc_dir) = match pids.as_slice() {
+                [one] => (format!("pid {one}"), one.to_string()),
+                many => (format!("pids {}", words(many, ", ")), "PID".to_string()),
+            };
+            let entries: Vec<&str> = parts.iter().map(|u| u.entry()).collect();
+            let cols = if cols.is_empty() {
+                String::new()
+            } else {
+                format!("{cols}: ")
+            };
+            format!(
+                "{who} (user {user}): {cols}etop runs as user {me} and may not read \
+                 /proc/{proc_dir}/{{{entries}}} ({what}); {run_as} to see them",
+                entries = entries.join(","),
+                what = words(&parts, ", "),
+                run_as = run_as(&user),
+            )
+        })
+        .collect()
+}
+
+/// The user etop runs as, as notes name it.
+fn me() -> String {
+    crate::host::login_name().unwrap_or_else(|| {
+        #[cfg(unix)]
+        {
+            rustix::process::getuid().as_raw().to_string()
+        }
+        #[cfg(not(unix))]
+        {
+            "?".to_string()
+        }
+    })
 }
 
 /// `etop nodes` as a frame; its JSON is one object per node.
 pub fn frame(proc_root: &Path) -> Frame {
     let (nodes, epmd) = local_nodes(proc_root);
-    let grid = Grid::new(&COLUMNS, &lines(&nodes, &epmd));
+    let lines = lines(&nodes, &epmd);
+    let grid = Grid::new(&COLUMNS, &lines);
     let json = serde_json::Value::Array(grid.json_rows());
+    let me = me();
     let header = if grid.rows.is_empty() {
         vec!["no Erlang nodes run on this host".to_string()]
     } else {
-        Vec::new()
+        notes(&nodes, &lines, &me)
     };
     Frame {
         header,
@@ -88,5 +233,105 @@ pub fn frame(proc_root: &Path) -> Frame {
         note: String::new(),
         id_column: None,
         footer: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::discover::CookieSource;
+
+    #[test]
+    fn a_hidden_node_says_what_could_not_be_read_and_how_columns_were_filled() {
+        let n = LocalNode {
+            os_pid: 473,
+            user: "rabbitmq".into(),
+            name: Some("rabbit@vm".into()),
+            name_from: Some(NameFrom::EpmdUserPort),
+            otp_release: Some("25.2.3".into()),
+            cookie: CookieLookup::Unreadable {
+                source: CookieSource::HomeCookieFile {
+                    path: "/var/lib/rabbitmq/.erlang.cookie".into(),
+                    user: "rabbitmq".into(),
+                },
+                reason: "permission denied: run as user rabbitmq or root".into(),
+            },
+            unreadable: vec![
+                Unreadable::Sockets,
+                Unreadable::Environment,
+                Unreadable::Files,
+            ],
+            ..LocalNode::default()
+        };
+        let one = std::slice::from_ref(&n);
+        assert_eq!(
+            notes(one, &lines(one, &EpmdNames::default()), "bob"),
+            vec![
+                "pid 473 (user rabbitmq): Node from EPMD, by a port its user listens on; OTP \
+                 from the same paths on this host; Cookie from unreadable: etop runs as user \
+                 bob and may not read /proc/473/{fd,environ,root} (its sockets, its \
+                 environment, its files); run as user rabbitmq or root to see them"
+            ]
+        );
+        // Nodes of one user alike: one line for all.
+        let twin = LocalNode {
+            os_pid: 474,
+            ..n.clone()
+        };
+        let both = [n.clone(), twin];
+        let said = notes(&both, &lines(&both, &EpmdNames::default()), "bob");
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(
+            said[0].starts_with("pids 473, 474 (user rabbitmq)"),
+            "{said:?}"
+        );
+        assert!(said[0].contains("/proc/PID/{fd,environ,root}"), "{said:?}");
+        // Root's own: who may read them is root.
+        let roots = LocalNode {
+            user: "root".into(),
+            ..n.clone()
+        };
+        let r = std::slice::from_ref(&roots);
+        assert!(
+            notes(r, &lines(r, &EpmdNames::default()), "bob")[0]
+                .ends_with("; run as root to see them")
+        );
+        let line = &lines(std::slice::from_ref(&n), &EpmdNames::default())[0];
+        assert_eq!(line.node, "rabbit@vm");
+        let grid = Grid::new(&COLUMNS, std::slice::from_ref(line));
+        let j = &grid.json_rows()[0];
+        assert_eq!(j["name_from"], "epmd_user_port");
+        assert_eq!(j["unreadable"], "fd,environ,root");
+        assert_eq!(j["temporary"], false);
+        // Nothing hidden, nothing said.
+        let open = LocalNode {
+            unreadable: Vec::new(),
+            ..n
+        };
+        let o = std::slice::from_ref(&open);
+        assert!(notes(o, &lines(o, &EpmdNames::default()), "bob").is_empty());
+    }
+
+    #[test]
+    fn otp_and_erts_are_columns_of_their_own() {
+        let line = NodeLine {
+            node: "shop@vm".into(),
+            os_pid: 1,
+            user: "app".into(),
+            dist_port: None,
+            otp: Some("25".into()),
+            erts: Some("13.1.5".into()),
+            cookie: String::new(),
+            name_from: None,
+            epmd_port: None,
+            temporary: false,
+            unreadable: Vec::new(),
+        };
+        let grid = Grid::new(&COLUMNS, std::slice::from_ref(&line));
+        assert_eq!(
+            (grid.rows[0][4].to_text(), grid.rows[0][5].to_text()),
+            ("25".into(), "13.1.5".into())
+        );
+        assert_eq!(grid.json_rows()[0]["erts"], "13.1.5");
     }
 }

@@ -6,9 +6,10 @@
 use super::column::{Column, Grid};
 use super::{Feed, Frame, Shaper};
 use crate::agent::collector::{Collector, View};
-use crate::agent::sample::{Reply, ReplyHeader, reply_header, reply_rows, window};
+use crate::agent::sample::{Reply, ReplyHeader, node_started, reply_header, reply_rows, window};
 use crate::dist::term::{self, Term};
 use crate::error::Result;
+use crate::views::restart::{Incarnation, Restarts};
 use serde_json::{Map, Value};
 use std::time::{Duration, Instant};
 
@@ -95,6 +96,7 @@ pub struct ReplyShaper<V> {
     /// One-shot runs show a real window: the first reply is a baseline.
     pub baseline_first: bool,
     clock: ReplyClock,
+    restarts: Restarts,
 }
 
 impl<V: ReplyView> ReplyShaper<V> {
@@ -103,6 +105,7 @@ impl<V: ReplyView> ReplyShaper<V> {
             view,
             baseline_first: once,
             clock: ReplyClock::default(),
+            restarts: Restarts::default(),
         }
     }
 }
@@ -115,6 +118,11 @@ impl<V: ReplyView> Shaper for ReplyShaper<V> {
             return None;
         }
         let h = reply_header(&r.info);
+        let reconnect = self.restarts.observe(Incarnation {
+            epoch: r.epoch,
+            started: node_started(h.clock, h.mono_us, h.start_us),
+            os_pid: None,
+        });
         let rows = reply_rows(&r.info, V::decode_row);
         let grid = Grid::new(self.view.columns(), &rows);
         let (line, own) = self.view.head(&h, window, &r.info);
@@ -127,9 +135,13 @@ impl<V: ReplyView> Shaper for ReplyShaper<V> {
         json.insert("cost_ms".into(), h.cost_ms.into());
         json.insert("agent_heap_bytes".into(), h.heap_bytes.into());
         json.insert("agent_heap_limit_bytes".into(), h.heap_limit_bytes.into());
+        json.insert("epoch".into(), r.epoch.into());
+        json.insert("reconnected".into(), reconnect.first.into());
         json.insert("rows".into(), grid.json_rows().into());
+        let mut header = vec![line];
+        header.extend(reconnect.notice);
         Some(Frame {
-            header: vec![line],
+            header,
             csv_prefix: vec![("time", clock.unwrap_or_default()), ("node", h.node)],
             grids: vec![grid],
             json: Value::Object(json),
@@ -137,5 +149,74 @@ impl<V: ReplyView> Shaper for ReplyShaper<V> {
             id_column: None,
             footer: Vec::new(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::sample::ReplyHeader;
+    use crate::dist::term::{Map as TermMap, atom, int, list, tuple};
+    use crate::views::column::Cell;
+
+    struct Empty;
+
+    static NO_COLUMNS: [Column<()>; 1] = [Column::text("X", "x", |_| Cell::text(""))];
+
+    impl ReplyView for Empty {
+        type Row = ();
+        fn columns(&self) -> &'static [Column<()>] {
+            &NO_COLUMNS
+        }
+        fn decode_row(_: &Term) -> Option<()> {
+            None
+        }
+        fn head(&self, h: &ReplyHeader, _: Option<f64>, _: &Term) -> (String, Map<String, Value>) {
+            (h.node.clone(), Map::new())
+        }
+    }
+
+    /// A reply of a node that started `up_secs` before 12:00:00.
+    fn reply(epoch: u64, up_secs: i64) -> Reply {
+        let info: Term = TermMap::from([
+            (atom("node"), atom("n@h")),
+            (
+                atom("time"),
+                tuple(vec![
+                    tuple(vec![int(2026), int(1), int(2)]),
+                    tuple(vec![int(12), int(0), int(0)]),
+                ]),
+            ),
+            (atom("mono_us"), int(up_secs * 1_000_000 + 5)),
+            (atom("start_us"), int(5)),
+            (atom("delta"), atom("true")),
+            (atom("rows"), list(vec![])),
+        ])
+        .into();
+        Reply {
+            info,
+            epoch,
+            taken_at: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn a_reply_view_says_when_it_reconnected_to_a_restarted_node() {
+        let mut s = ReplyShaper::new(Empty, false);
+        let f = s.shape(reply(1, 3600)).unwrap();
+        assert_eq!(
+            (f.json["epoch"].as_u64(), f.json["reconnected"].as_bool()),
+            (Some(1), Some(false))
+        );
+        assert_eq!(f.header.len(), 1);
+        let f = s.shape(reply(2, 30)).unwrap();
+        assert_eq!(
+            (f.json["epoch"].as_u64(), f.json["reconnected"].as_bool()),
+            (Some(2), Some(true))
+        );
+        assert_eq!(f.header[1], "node restarted at 11:59:30; reconnected");
+        let f = s.shape(reply(2, 31)).unwrap();
+        assert_eq!(f.json["reconnected"], false);
+        assert_eq!(f.header[1], "node restarted at 11:59:30; reconnected");
     }
 }

@@ -156,7 +156,15 @@ fn a_node_that_dies_ends_the_session_with_exit_5() {
         Some(5),
         "a session whose node went away must exit 5 (connection lost)\n{out}"
     );
-    assert!(out.elapsed < Duration::from_secs(15), "too slow\n{out}");
+    // It kept trying for max(3 intervals, 10 s), long enough for a node to
+    // restart, and not much longer.
+    assert!(
+        out.elapsed >= Duration::from_secs(10),
+        "gave up early\n{out}"
+    );
+    assert!(out.elapsed < Duration::from_secs(25), "too slow\n{out}");
+    // Each reason once, not a line per attempt.
+    assert!(out.stderr_lines().len() <= 4, "{out}");
 }
 
 #[test]
@@ -243,4 +251,68 @@ fn simultaneous_sessions_get_distinct_names() {
         failed.len(),
         failed.join("\n")
     );
+}
+
+/// With no cookie anywhere (an empty HOME, no ERLANG_COOKIE: a fresh root
+/// shell), every way of naming a node that is not there says so, with what
+/// EPMD knows; never "no cookie".
+#[test]
+fn a_wrong_or_stopped_node_says_so_whatever_the_cookie() {
+    let running = Node::start(quiet());
+    let stopped = Node::start(quiet());
+    let (stopped_name, stopped_full) = (stopped.name.clone(), stopped.full.clone());
+    drop(stopped);
+    wait_until(
+        Duration::from_secs(10),
+        "the stopped node leaves EPMD",
+        || {
+            etop::node::epmd::names("localhost", Duration::from_secs(1))
+                .is_ok_and(|n| !n.iter().any(|(k, _)| *k == stopped_name))
+        },
+    );
+    let host = crate::util::short_host();
+    let nosuch = format!("nosuch_{}", &crate::util::random_hex()[..8]);
+    for (given, on) in [
+        (nosuch.clone(), host.as_str()),
+        (format!("{nosuch}@localhost"), "localhost"),
+        (format!("{nosuch}@{host}"), host.as_str()),
+        (stopped_name.clone(), host.as_str()),
+        (stopped_full.clone(), host.as_str()),
+    ] {
+        let out = etop(["--once", &given]).run();
+        assert_eq!(out.code, Some(3), "{out}");
+        let line = crate::util::single_error_line(&out);
+        let bare = given.split('@').next().unwrap_or_default();
+        assert!(
+            line.starts_with(&format!(
+                "etop: no node named '{bare}' on {on}; EPMD there knows"
+            )),
+            "{out}"
+        );
+        assert!(line.contains(&running.name), "{out}");
+        assert!(!line.contains("cookie"), "{out}");
+    }
+    // A host that does not resolve is said as such, not as a cookie problem.
+    let out = etop(["--once", &format!("{nosuch}@nosuch-host.invalid")]).run();
+    assert_eq!(out.code, Some(3), "{out}");
+    let line = crate::util::single_error_line(&out);
+    assert!(
+        line.starts_with("etop: cannot resolve host 'nosuch-host.invalid'"),
+        "{out}"
+    );
+    // A node that is there, with no cookie anywhere: the line says where
+    // its cookie is and how to pass it, and never to make one up.
+    let empty = FakeProc::new(&[]);
+    let out = etop(["--once", "--proc-root", &empty.arg(), &running.full]).run();
+    assert_eq!(out.code, Some(2), "{out}");
+    let line = crate::util::single_error_line(&out);
+    assert!(
+        line.starts_with(&format!(
+            "etop: no cookie for {}: pass it with",
+            running.full
+        )),
+        "{out}"
+    );
+    assert!(line.contains("releases/COOKIE"), "{out}");
+    assert!(!line.contains("create"), "{out}");
 }

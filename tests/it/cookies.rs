@@ -269,8 +269,17 @@ fn cookie_files_that_are_not_small_regular_files_are_refused_at_once() {
     }
 
     // Our own ~/.erlang.cookie, found without being named, is held to the
-    // same rules.
-    let run = etop(["--once", "--proc-root", &empty.arg(), "nobody@localhost"]);
+    // same rules. It is read only once the node is known to exist (or its
+    // port given): a missing node is said as such first.
+    let port = crate::util::free_port().to_string();
+    let run = etop([
+        "--once",
+        "--proc-root",
+        &empty.arg(),
+        "--port",
+        &port,
+        "nobody@localhost",
+    ]);
     let home_cookie = run.home().join(".erlang.cookie");
     mkfifo(&home_cookie);
     let out = run.spawn().wait(AT_ONCE);

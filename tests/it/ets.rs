@@ -57,3 +57,33 @@ fn ets_puts_the_growing_cache_first() {
         "{json}"
     );
 }
+
+#[test]
+fn growth_of_a_table_that_did_not_change_is_signed_like_any_other() {
+    let node = Node::start(quiet());
+    node.eval(
+        "erlang:spawn(fun() -> T = ets:new(etop_t_still, [named_table, public]), \
+           ets:insert(T, [{K, K} || K <- lists:seq(1, 500)]), \
+           erlang:register(etop_t_still_owner, erlang:self()), \
+           receive stop -> ok end end)",
+    );
+    wait_until(Duration::from_secs(5), "etop_t_still filled", || {
+        node.eval_i64("case ets:info(etop_t_still, size) of undefined -> 0; N -> N end") == 500
+    });
+    let text = etop(["ets", "--once", "-s", "growth", "-l", "1000", &node.full])
+        .cookie_env(&node.cookie)
+        .run()
+        .success();
+    let rows = parse_aligned(&text, "Table ");
+    let still = rows
+        .iter()
+        .find(|r| r["Table"] == "etop_t_still")
+        .unwrap_or_else(|| panic!("no row for etop_t_still\n{text}"));
+    // The same sign rule in both growth columns: `+0`, never `0` beside `+0`.
+    assert_eq!(
+        (still["+Size"].as_str(), still["+Memory"].as_str()),
+        ("+0", "+0"),
+        "{text}"
+    );
+    assert_eq!(still["Owner"], "etop_t_still_owner", "{text}");
+}

@@ -4,6 +4,8 @@
 //! needed, so a change of layout shows up as a diff to review.
 //!
 //!   ETOP_RECORD_GOLDEN=1 cargo test golden    records new samples from a node
+//!   ETOP_RECORD_GOLDEN=ports cargo test golden     only those of one view
+//!                                              (procs, ports, ets, msacc)
 //!   ETOP_UPDATE_GOLDEN=1 cargo test golden    rewrites the expected frames
 
 use crate::util::*;
@@ -13,7 +15,7 @@ use etop::dist::Connection;
 use etop::dist::etf;
 use etop::dist::term::{self, Term, atom};
 use etop::host::{ThreadStat, thread_rows};
-use etop::node::discover::{CookieLookup, CookieSource, LocalNode, NameKind};
+use etop::node::discover::{CookieLookup, CookieSource, EpmdNames, LocalNode, NameFrom, NameKind};
 use etop::views::column::Grid;
 use etop::views::ets::{Ets, EtsSort};
 use etop::views::msacc::{Msacc, MsaccShaper, decode, report};
@@ -94,8 +96,8 @@ fn reply(info: Term, at: Instant) -> Reply {
 
 #[test]
 fn golden_frames_of_recorded_samples() {
-    if flag("ETOP_RECORD_GOLDEN") {
-        record();
+    if let Ok(which) = std::env::var("ETOP_RECORD_GOLDEN") {
+        record(&which);
     }
     let t0 = Instant::now();
 
@@ -180,17 +182,15 @@ fn golden_frames_of_recorded_samples() {
         os_pid: pid,
         uid: 1000,
         user: user.into(),
-        argv: vec![],
         name: name.map(str::to_string),
         name_kind: name.map(|_| NameKind::Short),
+        name_from: name.map(|_| NameFrom::Argv),
         listen_ports: vec![42449],
-        proto_dist: None,
-        epmd_module: None,
-        release_root: None,
-        home: None,
         otp_release: Some("25.2.3".into()),
+        erts_version: Some("13.1.5".into()),
         cookie,
         environ_readable: true,
+        ..LocalNode::default()
     };
     let found = |source| CookieLookup::Found {
         source,
@@ -210,7 +210,10 @@ fn golden_frames_of_recorded_samples() {
         ),
         node(30001, None, "root", CookieLookup::NotFound),
     ];
-    let lines = nodes::lines(&locals, &[("demo".into(), 42449)]);
+    let lines = nodes::lines(
+        &locals,
+        &EpmdNames::single(4369, vec![("demo".into(), 42449)]),
+    );
     let grid = Grid::new(&nodes::COLUMNS, &lines);
     let f = Frame {
         json: serde_json::Value::Array(grid.json_rows()),
@@ -221,8 +224,10 @@ fn golden_frames_of_recorded_samples() {
 }
 
 /// Records the samples from a real node: the demo scenario with a growing
-/// mailbox, a growing ETS table and a UDP flow.
-fn record() {
+/// mailbox, a growing ETS table and a UDP flow. `which` is `1` for all, or
+/// the name of one view whose samples alone are rewritten (after the agent's
+/// reply for that view changed shape).
+fn record(which: &str) {
     let node = Node::start(NodeOpts {
         idle: 50,
         flood_per_sec: 500,
@@ -230,6 +235,12 @@ fn record() {
         udp_per_sec: 50,
         ..NodeOpts::default()
     });
+    // An IPv6 listener held by an unregistered proc_lib process: an address
+    // and an owner of each kind in the ports frame.
+    node.eval(
+        "proc_lib:spawn(fun() -> {ok, _} = gen_tcp:listen(0, [inet6]), \
+           receive stop -> ok end end)",
+    );
     std::thread::sleep(Duration::from_secs(1));
     let mut conn = Connection::connect(&node.connect_opts_for("etop_golden")).expect("connect");
     let agent = Agent::start(&mut conn, 0).expect("start the agent");
@@ -244,12 +255,12 @@ fn record() {
             .unwrap_or(0)
     };
     let p1 = ask(sample_request(SortKey::Msgq, 8, false, 0));
-    let q1 = ask(ports::request(PortSort::Bytes, 8, 0));
+    let q1 = ask(ports::request(PortSort::Bytes, 12, 0));
     let e1 = ask(ets::request(EtsSort::Memory, 8, 0));
     ask(atom("msacc_start"));
     std::thread::sleep(Duration::from_secs(1));
     let p2 = ask(sample_request(SortKey::Msgq, 8, false, frame(&p1)));
-    let q2 = ask(ports::request(PortSort::Bytes, 8, frame(&q1)));
+    let q2 = ask(ports::request(PortSort::Bytes, 12, frame(&q1)));
     let e2 = ask(ets::request(EtsSort::Memory, 8, frame(&e1)));
     let m = ask(atom("msacc_collect"));
     std::fs::create_dir_all(dir()).expect("create tests/golden");
@@ -262,6 +273,9 @@ fn record() {
         ("ets_2", &e2),
         ("msacc", &m),
     ] {
+        if which != "1" && !name.starts_with(which) {
+            continue;
+        }
         let mut buf = Vec::new();
         t.encode(&mut buf).expect("encode a sample");
         std::fs::write(dir().join(format!("{name}.etf")), buf).expect("write a sample");

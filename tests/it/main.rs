@@ -13,8 +13,11 @@ mod golden; // rendered frames of recorded samples, in every format
 mod hostile_peers; // peers that send what they should not
 mod hostile_text; // names that are escape sequences
 mod msacc; // `etop msacc`, and its flag always put back
+mod other_users; // an ordinary user and nodes of other users
 mod ports; // `etop ports`
 mod procs; // the process table: sorts, formats, headers
+mod releases; // release shells, releases with their own erts, private EPMDs
+mod restarts; // a node that restarts under etop's eyes
 mod safety; // the node is left as it was: long runs, the heap ceiling
 mod terminal; // repaint, keys, signals, stale marks, restore
 mod threads; // `etop threads`

@@ -51,7 +51,8 @@ fn msgq_sort_puts_the_flooded_worker_first() {
     let records = parse_csv(&out.stdout);
     assert_eq!(
         records[0].join(","),
-        "time,node,pid,name,registered_name,initial_call,reds,memory_bytes,msgq,current_function",
+        "time,node,pid,name,registered_name,initial_call,reds,reds_kind,reds_pct,memory_bytes,msgq,\
+         current_function",
         "first line is not the CSV header\n{out}"
     );
     let col = |name: &str| {
@@ -160,6 +161,37 @@ fn reductions_sort_puts_the_busy_loop_first() {
 }
 
 #[test]
+fn a_reductions_stream_says_which_rows_hold_totals_and_which_windows() {
+    let node = Node::start(NodeOpts { busy: 1, ..quiet() });
+    let out = etop([
+        "-n", "3", "-i", "0.3", "-l", "5", "--format", "csv", &node.full,
+    ])
+    .cookie_env(&node.cookie)
+    .run()
+    .success();
+    let records = parse_csv(&out.stdout);
+    let col = |name: &str| {
+        records[0]
+            .iter()
+            .position(|c| c == name)
+            .unwrap_or_else(|| panic!("no '{name}' column\n{out}"))
+    };
+    let (time, reds, kind) = (col("time"), col("reds"), col("reds_kind"));
+    let rows = &records[1..];
+    assert_eq!(rows.len(), 15, "three frames of five rows\n{out}");
+    // The first frame of a reductions stream holds totals, and says so; the
+    // others the reductions of their window. Every row has its number.
+    for (i, r) in rows.iter().enumerate() {
+        let want = if i < 5 { "total" } else { "window" };
+        assert_eq!(r[kind], want, "row {i}\n{out}");
+        r[reds]
+            .parse::<u64>()
+            .unwrap_or_else(|_| panic!("row {i}: '{}' is not a count\n{out}", r[reds]));
+    }
+    assert!(rows[..5].iter().all(|r| r[time] == rows[0][time]), "{out}");
+}
+
+#[test]
 fn iterations_and_interval() {
     let node = Node::start(NodeOpts::default());
     let out = etop(["-n", "3", "-i", "0.3", "--format", "json", &node.full])
@@ -223,6 +255,18 @@ fn text_output_fits_columns() {
         .iter()
         .position(|l| l.starts_with("Pid "))
         .expect("table header");
+    // Header lines too wide for 60 columns are cut between words (` …`),
+    // never in the middle of a value; the memory line is one of them.
+    let header = &lines[..start];
+    assert!(
+        header
+            .iter()
+            .any(|l| l.starts_with("Load:") && l.ends_with(" …")),
+        "{out}"
+    );
+    for l in header.iter().filter(|l| l.contains('…')) {
+        assert!(l.ends_with(" …"), "cut inside a word: '{l}'\n{out}");
+    }
     for l in &lines[start + 1..] {
         let end = l.find('>').map(|i| i + 1).unwrap_or(0);
         assert!(
@@ -234,8 +278,10 @@ fn text_output_fits_columns() {
 
 #[test]
 fn schedulers_line_shows_each_scheduler() {
+    // Two of each kind, so that order and numbering can be seen.
     let node = Node::start(NodeOpts {
         busy: 1,
+        erl_args: ["+S", "2:2", "+SDcpu", "2:2"].map(String::from).to_vec(),
         ..Default::default()
     });
     let out = etop(["--once", "-i", "0.5", "--schedulers", &node.full])
@@ -248,7 +294,16 @@ fn schedulers_line_shows_each_scheduler() {
         .find(|l| l.starts_with("Sched:"))
         .unwrap_or_else(|| panic!("no 'Sched:' line with --schedulers\n{out}"))
         .to_string();
-    assert!(line.contains("1 ") && line.contains('%'), "'{line}'\n{out}");
+    // Dirty schedulers are numbered as their threads are (`1_dirty_cpu_sch`),
+    // not after the normal ones.
+    assert!(
+        line.starts_with("Sched: 1 ") && line.contains("  2 ") && line.contains("| dirty cpu: 1 "),
+        "'{line}'\n{out}"
+    );
+    assert!(
+        !line.contains(" 3 ") && !line.contains(" 4 "),
+        "'{line}'\n{out}"
+    );
     // Without the flag the line is not there.
     let plain = etop(["--once", "-i", "0.3", &node.full])
         .cookie_env(&node.cookie)
@@ -278,6 +333,49 @@ fn schedulers_line_shows_each_scheduler() {
         normal.iter().any(|p| *p > 40.0),
         "no busy normal scheduler: {j}"
     );
+    // In a fixed order, normal first, each numbered within its kind and
+    // named as `etop threads` names its thread.
+    let order: Vec<(String, u64)> = scheds
+        .iter()
+        .map(|s| {
+            (
+                s["kind"].as_str().unwrap_or("?").to_string(),
+                s["id"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    let want: Vec<(String, u64)> = [
+        ("normal", 1),
+        ("normal", 2),
+        ("dirty_cpu", 1),
+        ("dirty_cpu", 2),
+    ]
+    .iter()
+    .map(|(k, i)| (k.to_string(), *i))
+    .collect();
+    assert_eq!(order, want, "{j}");
+    let threads = the_json(
+        &etop([
+            "threads", "--once", "-i", "0.2", "-l", "1000", "--format", "json", &node.name,
+        ])
+        .run()
+        .success(),
+    );
+    let names: Vec<&str> = threads["rows"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no thread rows: {threads}"))
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    for s in scheds {
+        let t = s["thread"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no thread name: {j}"));
+        assert!(
+            names.contains(&t),
+            "{t} is not a thread of the node: {names:?}"
+        );
+    }
 }
 
 #[test]

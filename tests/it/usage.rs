@@ -28,6 +28,9 @@ fn malformed_arguments_are_usage_errors() {
     for (args, mentions) in [
         (vec!["-s", "cpu", "n@h"], "cpu"),
         (vec!["-i", "0", "n@h"], "out of range"),
+        // Not "a value is required": `-1` is the value, not `--once`.
+        (vec!["--interval", "-1", "n@h"], "'-1' is out of range"),
+        (vec!["-i", "-1", "n@h"], "'-1' is out of range"),
         (vec!["--format", "xml", "n@h"], "xml"),
     ] {
         let out = etop(&args).cookie_env("anything").run();

@@ -18,9 +18,17 @@ pub(super) struct Seen {
     pub env: Option<HashMap<String, String>>,
     pub cwd: Option<PathBuf>,
     pub listen_ports: Vec<u16>,
+    /// `None` when its sockets (`/proc/PID/fd`) cannot be read.
+    pub sockets_readable: bool,
+    /// Listening TCP ports owned by its uid in its network namespace, when
+    /// its sockets cannot be read; `None` when that cannot be read either.
+    pub user_listen_ports: Option<Vec<u16>>,
     /// Where the process's own files are reached from here: `<proc>/<pid>/root`
     /// on Linux, so a node in a container resolves against its own tree.
     pub root: PathBuf,
+    /// Whether `root` can be followed (not for another user's process,
+    /// without root): if not, its files are read at the same paths here.
+    pub root_readable: bool,
 }
 
 /// What the host knows about its own name.
@@ -60,8 +68,13 @@ impl Seen {
                 || self.argv.first().is_some_and(|a| is_beam_name(basename(a))))
     }
 
-    /// A path of the target's, reached through its root.
+    /// A path of the target's, reached through its root; the same path on
+    /// this host when its root cannot be followed (same mount namespace
+    /// assumed: the common case of a service on the host).
     pub fn in_target(&self, path: &Path) -> PathBuf {
+        if !self.root_readable {
+            return path.to_path_buf();
+        }
         let rel = path.strip_prefix("/").unwrap_or(path);
         self.root.join(rel)
     }
@@ -113,7 +126,13 @@ impl Seen {
             .map(PathBuf::from)
             .or_else(|| self.env.as_ref()?.get("HOME").map(PathBuf::from))
             .filter(|h| h.is_absolute());
-        let otp_release = otp_release(&self, &args);
+        let erts_version = erts_version(&self, &args, release_root.as_deref());
+        let otp_release = otp_release(&self, &args).or_else(|| {
+            erts_version
+                .as_deref()
+                .and_then(otp_major_of_erts)
+                .map(|m| m.to_string())
+        });
         let reader = |p: &Path| read_cookie_file(&self.in_target(p));
         let cookie = resolve_cookie(
             &CookieInputs {
@@ -125,20 +144,42 @@ impl Seen {
             },
             &reader,
         );
+        let epmd_port = args
+            .first("epmd_port")
+            .and_then(|p| p.trim().parse().ok())
+            .or_else(|| self.env.as_ref()?.get("ERL_EPMD_PORT")?.trim().parse().ok());
+        let mut unreadable = Vec::new();
+        if !self.sockets_readable {
+            unreadable.push(Unreadable::Sockets);
+        }
+        if self.env.is_none() {
+            unreadable.push(Unreadable::Environment);
+        }
+        if !self.root_readable {
+            unreadable.push(Unreadable::Files);
+        }
+        let temporary = args.all("remsh").next().is_some()
+            || name.as_deref().is_some_and(is_release_shell_name);
         LocalNode {
             os_pid: self.pid,
             uid: self.uid,
             user,
+            name_from: name.as_ref().map(|_| NameFrom::Argv),
             name,
             name_kind,
             listen_ports: self.listen_ports.clone(),
+            user_listen_ports: self.user_listen_ports.clone(),
+            epmd_port,
+            temporary,
             proto_dist: args.first("proto_dist").map(str::to_string),
             epmd_module: args.first("epmd_module").map(str::to_string),
             release_root,
             home,
             otp_release,
+            erts_version,
             cookie,
             environ_readable: self.env.is_some(),
+            unreadable,
             argv: redact_argv(&self.argv),
         }
     }
@@ -205,6 +246,59 @@ fn otp_release(seen: &Seen, args: &ErlArgs) -> Option<String> {
     None
 }
 
+/// `13.1.5` of a path holding `erts-13.1.5/`.
+fn erts_in_path(path: &str) -> Option<String> {
+    path.split('/').find_map(|part| {
+        let v = part.strip_prefix("erts-")?;
+        (!v.is_empty() && v.chars().all(|c| c.is_ascii_digit() || c == '.')).then(|| v.to_string())
+    })
+}
+
+/// The erts version: from the `erts-X` directory the beam runs from (its
+/// executable, `-bindir`), else from the release's `releases/start_erl.data`
+/// (`ERTS_VSN REL_VSN`, which every OTP install and release has).
+fn erts_version(seen: &Seen, args: &ErlArgs, release_root: Option<&Path>) -> Option<String> {
+    let from_paths = seen
+        .exe
+        .as_deref()
+        .into_iter()
+        .chain(seen.argv.first().map(String::as_str))
+        .chain(args.first("bindir"))
+        .find_map(erts_in_path);
+    if from_paths.is_some() {
+        return from_paths;
+    }
+    release_root
+        .map(Path::to_path_buf)
+        .into_iter()
+        .chain(args.first("root").map(PathBuf::from))
+        .find_map(|root| {
+            let data =
+                fs::read_to_string(seen.in_target(&root.join("releases/start_erl.data"))).ok()?;
+            let v = data.split_whitespace().next()?;
+            v.chars()
+                .all(|c| c.is_ascii_digit() || c == '.')
+                .then(|| v.to_string())
+        })
+}
+
+/// The OTP major release an erts version ships with: erts 11 and later are
+/// OTP 23 and later (erts major + 12); erts 10.0 to 10.3 are OTP 21, 10.4 to
+/// 10.7 OTP 22; erts 9 is OTP 20, 8 OTP 19.
+pub(super) fn otp_major_of_erts(erts: &str) -> Option<u32> {
+    let mut parts = erts.split('.').map(|p| p.parse::<u32>().ok());
+    let major = parts.next()??;
+    let minor = parts.next().flatten().unwrap_or(0);
+    match major {
+        11.. => Some(major + 12),
+        10 if minor >= 4 => Some(22),
+        10 => Some(21),
+        9 => Some(20),
+        8 => Some(19),
+        _ => None,
+    }
+}
+
 /// A cookie file's text and mode.
 pub(super) struct CookieFile {
     pub text: String,
@@ -230,7 +324,7 @@ pub(super) struct CookieInputs<'a> {
 
 fn unreadable_reason(err: &io::Error, user: &str) -> String {
     if err.kind() == io::ErrorKind::PermissionDenied {
-        format!("permission denied: run as user {user} or root")
+        format!("permission denied: {}", run_as(user))
     } else {
         err.to_string()
     }
@@ -249,24 +343,24 @@ pub(super) fn resolve_cookie(
             loose_permissions: false,
         };
     }
-    // Without the environment we cannot rule out RELEASE_COOKIE, and
-    // anything found further down might not be the cookie in use.
-    let Some(env) = inp.env else {
-        return CookieLookup::Unreadable {
-            source: CookieSource::ReleaseCookieEnv,
-            reason: format!(
-                "cannot read the process environment: run as user {} or root",
-                inp.user
-            ),
-        };
+    // Without the environment RELEASE_COOKIE cannot be ruled out; the files
+    // are still where the cookie most likely is (a release passes its
+    // RELEASE_COOKIE as -setcookie, seen above), and naming the one that
+    // cannot be read says what to do.
+    let empty = HashMap::new();
+    let env = match inp.env {
+        Some(env) => {
+            if let Some(cookie) = env.get("RELEASE_COOKIE").and_then(|c| Cookie::new(c)) {
+                return CookieLookup::Found {
+                    source: CookieSource::ReleaseCookieEnv,
+                    cookie,
+                    loose_permissions: false,
+                };
+            }
+            env
+        }
+        None => &empty,
     };
-    if let Some(cookie) = env.get("RELEASE_COOKIE").and_then(|c| Cookie::new(c)) {
-        return CookieLookup::Found {
-            source: CookieSource::ReleaseCookieEnv,
-            cookie,
-            loose_permissions: false,
-        };
-    }
 
     let user = || inp.user.to_string();
     let mut files = Vec::new();
@@ -290,6 +384,7 @@ pub(super) fn resolve_cookie(
         files.push((path.clone(), CookieSource::ConfigCookieFile { path, user }));
     }
 
+    let first_source = files.first().map(|(_, source)| source.clone());
     for (path, source) in files {
         match read(&path) {
             Ok(file) => {
@@ -308,6 +403,14 @@ pub(super) fn resolve_cookie(
                 return CookieLookup::Unreadable { source, reason };
             }
         }
+    }
+    if inp.env.is_none() {
+        // Nothing found, and its environment hidden: the cookie is in a file
+        // etop could not see or in RELEASE_COOKIE.
+        return CookieLookup::Unreadable {
+            source: first_source.unwrap_or(CookieSource::ReleaseCookieEnv),
+            reason: format!("cannot read the process environment: {}", run_as(inp.user)),
+        };
     }
     CookieLookup::NotFound
 }

@@ -282,7 +282,7 @@ fn node_found_only_through_epmd() {
     assert_eq!(nodes[0].name, None);
     match_epmd(
         &mut nodes,
-        &[("other".into(), 40000), ("late".into(), 43125)],
+        &EpmdNames::single(4369, vec![("other".into(), 40000), ("late".into(), 43125)]),
         "web1",
     );
     assert_eq!(nodes[0].name.as_deref(), Some("late@web1"));
@@ -456,18 +456,26 @@ fn unreadable_environment() {
         environ: None,
         ..beam(800, &["-sname", "locked"])
     });
-    f.target_file(800, "/home/rabbit/.erlang.cookie", "HOME", 0o400);
+    // Nothing where the cookie would be: the likeliest file is named, with
+    // who may read the environment.
     let n = f.only();
     assert!(!n.environ_readable);
+    assert!(n.unreadable.contains(&Unreadable::Environment));
     match &n.cookie {
         CookieLookup::Unreadable { source, reason } => {
-            assert_eq!(source, &CookieSource::ReleaseCookieEnv);
+            assert_eq!(
+                source.with_path(),
+                "$HOME/.erlang.cookie of user rabbit (/home/rabbit/.erlang.cookie)"
+            );
             assert!(reason.contains("run as user rabbit or root"), "{reason}");
         }
         other => panic!("{other:?}"),
     }
     // -home still comes from argv.
     assert_eq!(n.home.as_deref(), Some(Path::new("/home/rabbit")));
+    // A file that can be read is the cookie, environment or not.
+    f.target_file(800, "/home/rabbit/.erlang.cookie", "HOME", 0o400);
+    assert_eq!(found(&f.only().cookie).1, "HOME");
 
     // A cookie on the command line needs no environment.
     let f = Fake::new();
@@ -599,4 +607,96 @@ fn fqdn_from_resolver_domain() {
 #[test]
 fn missing_proc_root_is_empty() {
     assert!(scan(Path::new("/nonexistent/proc")).is_empty());
+}
+
+#[test]
+fn hidden_sockets_leave_the_ports_its_user_listens_on() {
+    let f = Fake::new();
+    let mut p = beam(1100, &["-noshell"]);
+    p.tcp = [
+        tcp_line(0, "00000000:62A8", "0A", 31), // 25256, uid 1000, listening
+        tcp_line(1, "0100007F:1F90", "01", 32), // established: not a listener
+    ]
+    .concat();
+    f.add(&p);
+    // Another user's process: its fd directory cannot be read.
+    fs::remove_dir_all(f.proc_root().join("1100/fd")).unwrap();
+    let n = f.only();
+    assert_eq!(n.listen_ports, Vec::<u16>::new());
+    assert_eq!(n.user_listen_ports, Some(vec![25256]));
+    assert!(n.unreadable.contains(&Unreadable::Sockets), "{n:?}");
+    assert!(!n.unreadable.contains(&Unreadable::Files), "{n:?}");
+}
+
+#[test]
+fn erts_and_otp_of_an_otp_install_and_of_a_release_with_its_own_erts() {
+    // An OTP install: OTP_VERSION says it all; erts from the executable's path.
+    let f = Fake::new();
+    f.add(&beam(1200, &["-sname", "plain"]));
+    f.target_file(
+        1200,
+        "/usr/lib/erlang/releases/26/OTP_VERSION",
+        "26.2.5\n",
+        0o644,
+    );
+    let n = f.only();
+    assert_eq!(
+        (n.otp_release.as_deref(), n.erts_version.as_deref()),
+        (Some("26.2.5"), Some("14.2"))
+    );
+
+    // A release with its own erts: no OTP_VERSION; the erts version is in
+    // the paths, and says which OTP major release it is.
+    let f = Fake::new();
+    let mut p = beam(1201, &["-sname", "shop"]);
+    p.argv = vec![
+        "/opt/shop/erts-13.1.5/bin/beam.smp".into(),
+        "--".into(),
+        "-root".into(),
+        "/opt/shop".into(),
+        "-bindir".into(),
+        "/opt/shop/erts-13.1.5/bin".into(),
+        "--".into(),
+        "-sname".into(),
+        "shop".into(),
+    ];
+    f.add(&p);
+    let n = f.only();
+    assert_eq!(
+        (n.otp_release.as_deref(), n.erts_version.as_deref()),
+        (Some("25"), Some("13.1.5"))
+    );
+
+    // Paths without the version (a link named bin/): start_erl.data has it.
+    let f = Fake::new();
+    p.argv[0] = "/opt/shop/bin/beam.smp".into();
+    p.argv[5] = "/opt/shop/bin".into();
+    f.add(&p);
+    f.target_file(
+        1201,
+        "/opt/shop/releases/start_erl.data",
+        "14.2.5 0.3.1\n",
+        0o644,
+    );
+    let n = f.only();
+    assert_eq!(
+        (n.otp_release.as_deref(), n.erts_version.as_deref()),
+        (Some("26"), Some("14.2.5"))
+    );
+}
+
+#[test]
+fn own_epmd_port_and_temporary_shells() {
+    let f = Fake::new();
+    f.add(&beam(1300, &["-sname", "a", "-epmd_port", "4400"]));
+    let mut p = beam(1301, &["-sname", "rpc-1f2e-shop", "-hidden"]);
+    p.environ = Some(vec![("HOME", "/home/rabbit"), ("ERL_EPMD_PORT", "4401")]);
+    f.add(&p);
+    f.add(&beam(1302, &["-sname", "sh", "-remsh", "shop@web1"]));
+    let nodes = f.scan();
+    let got: Vec<(Option<u16>, bool)> = nodes.iter().map(|n| (n.epmd_port, n.temporary)).collect();
+    assert_eq!(
+        got,
+        vec![(Some(4400), false), (Some(4401), true), (None, true)]
+    );
 }

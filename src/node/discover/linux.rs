@@ -65,17 +65,47 @@ fn seen(proc_root: &Path, p: &Process) -> Option<Seen> {
     // The real uid; the owner of the /proc directory otherwise.
     seen.uid = p.status().map(|s| s.ruid).or_else(|_| p.uid()).ok()?;
     seen.cwd = p.cwd().ok();
-    seen.listen_ports = listen_ports(p);
+    match listen_ports(p) {
+        Some(ports) => {
+            seen.listen_ports = ports;
+            seen.sockets_readable = true;
+        }
+        None => seen.user_listen_ports = user_listen_ports(p, seen.uid),
+    }
     seen.root = proc_root.join(pid.to_string()).join("root");
+    // Following the link needs the same rights as reading the process's
+    // memory: root, or its own user.
+    seen.root_readable = std::fs::metadata(&seen.root).is_ok();
     Some(seen)
 }
 
+/// Listening TCP sockets of the process's network namespace, IPv4 and IPv6;
+/// `None` when the tables cannot be read.
+fn listening(p: &Process) -> Option<Vec<procfs::net::TcpNetEntry>> {
+    let v4 = p.tcp().ok();
+    let v6 = p.tcp6().ok();
+    if v4.is_none() && v6.is_none() {
+        return None;
+    }
+    Some(
+        v4.into_iter()
+            .chain(v6)
+            .flatten()
+            .filter(|e| e.state == procfs::net::TcpState::Listen)
+            .collect(),
+    )
+}
+
+fn sorted(mut ports: Vec<u16>) -> Vec<u16> {
+    ports.sort_unstable();
+    ports.dedup();
+    ports
+}
+
 /// Ports the process listens on: its socket inodes against the TCP tables
-/// of its network namespace.
-fn listen_ports(p: &Process) -> Vec<u16> {
-    let Ok(fds) = p.fd() else {
-        return Vec::new();
-    };
+/// of its network namespace; `None` when its sockets cannot be read.
+fn listen_ports(p: &Process) -> Option<Vec<u16>> {
+    let fds = p.fd().ok()?;
     let inodes: HashSet<u64> = fds
         .filter_map(Result::ok)
         .filter_map(|fd| match fd.target {
@@ -84,17 +114,25 @@ fn listen_ports(p: &Process) -> Vec<u16> {
         })
         .collect();
     if inodes.is_empty() {
-        return Vec::new();
+        return Some(Vec::new());
     }
-    let mut ports: Vec<u16> = p
-        .tcp()
+    let ports = listening(p)
+        .unwrap_or_default()
         .into_iter()
-        .chain(p.tcp6())
-        .flatten()
-        .filter(|e| e.state == procfs::net::TcpState::Listen && inodes.contains(&e.inode))
+        .filter(|e| inodes.contains(&e.inode))
         .map(|e| e.local_address.port())
         .collect();
-    ports.sort_unstable();
-    ports.dedup();
-    ports
+    Some(sorted(ports))
+}
+
+/// Ports sockets owned by `uid` listen on, in the process's network
+/// namespace: what can be known of its own when its sockets cannot be read
+/// (the TCP tables are readable by all and say who owns each socket).
+fn user_listen_ports(p: &Process, uid: u32) -> Option<Vec<u16>> {
+    let ports = listening(p)?
+        .into_iter()
+        .filter(|e| e.uid == uid)
+        .map(|e| e.local_address.port())
+        .collect();
+    Some(sorted(ports))
 }

@@ -52,8 +52,29 @@ impl fmt::Display for CookieSource {
     }
 }
 
+impl CookieSource {
+    /// The file, for a source that is one.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            CookieSource::ReleaseCookieFile(p)
+            | CookieSource::HomeCookieFile { path: p, .. }
+            | CookieSource::ConfigCookieFile { path: p, .. } => Some(p),
+            CookieSource::Argv | CookieSource::ReleaseCookieEnv => None,
+        }
+    }
+
+    /// The source and its file: `$HOME/.erlang.cookie of user app
+    /// (/srv/app/.erlang.cookie)`.
+    pub fn with_path(&self) -> String {
+        match self.path() {
+            Some(p) => format!("{self} ({})", p.display()),
+            None => self.to_string(),
+        }
+    }
+}
+
 /// The outcome of looking for a node's cookie.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum CookieLookup {
     Found {
         source: CookieSource,
@@ -68,6 +89,7 @@ pub enum CookieLookup {
         source: CookieSource,
         reason: String,
     },
+    #[default]
     NotFound,
 }
 
@@ -89,8 +111,80 @@ impl CookieLookup {
     }
 }
 
+/// How a node's name was learnt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NameFrom {
+    /// `-sname`/`-name` in its arguments.
+    Argv,
+    /// The EPMD entry whose port it listens on (read from its sockets).
+    EpmdSocket,
+    /// The EPMD entry whose port a socket of its user listens on: its own
+    /// sockets could not be read, the host's TCP table (which says which user
+    /// owns each listening socket) could.
+    EpmdUserPort,
+    /// The only EPMD entry no other node claims: nothing else could be read.
+    EpmdLeft,
+}
+
+impl fmt::Display for NameFrom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NameFrom::Argv => "its arguments",
+            NameFrom::EpmdSocket => "EPMD, by the port it listens on",
+            NameFrom::EpmdUserPort => "EPMD, by a port its user listens on",
+            NameFrom::EpmdLeft => "EPMD, the only name no other node has",
+        })
+    }
+}
+
+/// Who may read what another user's process hides: `run as user app or
+/// root`, or `run as root` for root's own.
+pub fn run_as(user: &str) -> String {
+    if user == "root" {
+        "run as root".to_string()
+    } else {
+        format!("run as user {user} or root")
+    }
+}
+
+/// What /proc did not let etop read of a process (another user's, when
+/// etop does not run as root or as that user).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unreadable {
+    /// `/proc/PID/fd`: which sockets it listens on.
+    Sockets,
+    /// `/proc/PID/environ`: HOME, RELEASE_*, ERL_EPMD_PORT.
+    Environment,
+    /// `/proc/PID/root`, `cwd`: its files as it sees them (etop then reads
+    /// the same paths on this host's filesystem).
+    Files,
+}
+
+impl Unreadable {
+    /// The /proc entry, for messages.
+    pub fn entry(self) -> &'static str {
+        match self {
+            Unreadable::Sockets => "fd",
+            Unreadable::Environment => "environ",
+            Unreadable::Files => "root",
+        }
+    }
+}
+
+impl fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Unreadable::Sockets => "its sockets",
+            Unreadable::Environment => "its environment",
+            Unreadable::Files => "its files",
+        })
+    }
+}
+
 /// A BEAM running on this host.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct LocalNode {
     pub os_pid: u32,
     pub uid: u32,
@@ -102,8 +196,23 @@ pub struct LocalNode {
     /// "name@host" as the node calls itself.
     pub name: Option<String>,
     pub name_kind: Option<NameKind>,
-    /// TCP ports the process listens on, IPv4 and IPv6, sorted and deduplicated.
+    /// How `name` was learnt.
+    pub name_from: Option<NameFrom>,
+    /// TCP ports the process listens on, IPv4 and IPv6, sorted and
+    /// deduplicated; empty when its sockets cannot be read.
     pub listen_ports: Vec<u16>,
+    /// When its sockets cannot be read: the TCP ports sockets of its user
+    /// listen on in its network namespace (the TCP table says who owns a
+    /// socket, not which process holds it); `None` when that table cannot
+    /// be read either.
+    pub user_listen_ports: Option<Vec<u16>>,
+    /// The EPMD it registers with: `-epmd_port`, else `ERL_EPMD_PORT` from its
+    /// environment; `None` for the default.
+    pub epmd_port: Option<u16>,
+    /// A temporary node: a release's `rpc-XXXX-NAME` or `rem-XXXX-NAME`
+    /// (`bin/app rpc`, `bin/app remote`), or an `erl -remsh` shell. Never
+    /// the node etop picks by itself.
+    pub temporary: bool,
     /// `-proto_dist`, e.g. "inet_tls" or "inet6_tcp".
     pub proto_dist: Option<String>,
     /// `-epmd_module`: the node registers somewhere other than EPMD.
@@ -115,10 +224,18 @@ pub struct LocalNode {
     /// HOME from the environment.
     pub home: Option<PathBuf>,
     /// OTP version, e.g. "26.2.5", from the `OTP_VERSION` file of the OTP
-    /// install the beam runs from, when it has one.
+    /// install the beam runs from; for a release with its own erts (which
+    /// has no such file), the OTP major release its erts version belongs to,
+    /// e.g. "25".
     pub otp_release: Option<String>,
+    /// The erts version the beam runs, e.g. "13.1.5": from the `erts-X`
+    /// directory of its executable or `-bindir`, else the release's
+    /// `releases/start_erl.data`.
+    pub erts_version: Option<String>,
     pub cookie: CookieLookup,
     pub environ_readable: bool,
+    /// What /proc did not let etop read.
+    pub unreadable: Vec<Unreadable>,
 }
 
 impl LocalNode {
@@ -364,26 +481,164 @@ pub fn release_root_from_path(path: &str) -> Option<PathBuf> {
         })
 }
 
-/// Names nodes that started distribution from inside Erlang
-/// (`net_kernel:start/2`) and so have no name in their argv: a node whose
-/// listen ports include the port EPMD lists for a name is that name at
-/// `host`. Nodes already named are left alone.
-pub fn match_epmd(nodes: &mut [LocalNode], epmd: &[(String, u16)], host: &str) {
-    for node in nodes.iter_mut().filter(|n| n.name.is_none()) {
-        let Some((name, _)) = epmd
+/// What the EPMDs on this host know: the default one (`ERL_EPMD_PORT` or
+/// 4369) and those nodes registered with by their own `-epmd_port`, each
+/// by its port.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EpmdNames {
+    pub default_port: u16,
+    /// Names and distribution ports, by EPMD port; an EPMD that did not
+    /// answer knows nothing.
+    pub by_port: std::collections::BTreeMap<u16, Vec<(String, u16)>>,
+}
+
+impl EpmdNames {
+    /// The EPMD on the default port alone.
+    pub fn single(default_port: u16, names: Vec<(String, u16)>) -> EpmdNames {
+        EpmdNames {
+            default_port,
+            by_port: [(default_port, names)].into_iter().collect(),
+        }
+    }
+
+    /// The port of the EPMD `n` registers with.
+    pub fn port_for(&self, n: &LocalNode) -> u16 {
+        n.epmd_port.unwrap_or(self.default_port)
+    }
+
+    /// What the EPMD `n` registers with knows.
+    pub fn for_node(&self, n: &LocalNode) -> &[(String, u16)] {
+        self.by_port
+            .get(&self.port_for(n))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+}
+
+/// Names nodes that have no name in their argv (they start distribution
+/// from inside Erlang, `net_kernel:start/2`, as RabbitMQ does), from what
+/// their EPMD knows, with the strongest evidence /proc gives:
+///
+/// 1. its sockets: the entry whose port it listens on;
+/// 2. when its sockets cannot be read (another user's process): the entry,
+///    no other node's, whose port a socket of its user listens on, when it
+///    is the only such node of that user;
+/// 3. when not even that can be read: the only entry no other node has, when
+///    it is the only node left unnamed.
+///
+/// Nodes already named are left alone.
+pub fn match_epmd(nodes: &mut [LocalNode], epmd: &EpmdNames, host: &str) {
+    use std::collections::HashSet;
+    let kind = if host.contains('.') {
+        NameKind::Long
+    } else {
+        NameKind::Short
+    };
+    let set = |n: &mut LocalNode, name: &str, from: NameFrom| {
+        n.name = Some(format!("{name}@{host}"));
+        // EPMD does not say; a dotted host is what a long-names node registers under.
+        n.name_kind = Some(kind);
+        n.name_from = Some(from);
+    };
+    for n in nodes.iter_mut().filter(|n| n.name.is_none()) {
+        let found = epmd
+            .for_node(n)
             .iter()
-            .find(|(_, port)| node.listen_ports.contains(port))
-        else {
+            .find(|(_, port)| n.listen_ports.contains(port))
+            .map(|(name, _)| name.clone());
+        if let Some(name) = found {
+            set(n, &name, NameFrom::EpmdSocket);
+        }
+    }
+    // Entries some node already has: by its name, or by a port it listens on.
+    let claimed = |nodes: &[LocalNode]| -> HashSet<(u16, String)> {
+        let mut c = HashSet::new();
+        for n in nodes {
+            let port = epmd.port_for(n);
+            for (name, dist) in epmd.for_node(n) {
+                let by_name = n
+                    .name
+                    .as_deref()
+                    .is_some_and(|full| full.split('@').next() == Some(name.as_str()));
+                if by_name || n.listen_ports.contains(dist) {
+                    c.insert((port, name.clone()));
+                }
+            }
+        }
+        c
+    };
+    let blind = |n: &LocalNode| n.name.is_none() && n.unreadable.contains(&Unreadable::Sockets);
+    let taken = claimed(nodes);
+    let free = |n: &LocalNode, taken: &HashSet<(u16, String)>| -> Vec<String> {
+        let port = epmd.port_for(n);
+        epmd.for_node(n)
+            .iter()
+            .filter(|(name, _)| !taken.contains(&(port, name.clone())))
+            .map(|(name, _)| name.clone())
+            .collect()
+    };
+    let mut named = Vec::new();
+    for (i, n) in nodes.iter().enumerate().filter(|(_, n)| blind(n)) {
+        let Some(user_ports) = &n.user_listen_ports else {
             continue;
         };
-        node.name = Some(format!("{name}@{host}"));
-        // EPMD does not say; a dotted host is what a long-names node registers under.
-        node.name_kind = Some(if host.contains('.') {
-            NameKind::Long
-        } else {
-            NameKind::Short
-        });
+        let same_user = nodes
+            .iter()
+            .filter(|m| blind(m) && m.uid == n.uid && epmd.port_for(m) == epmd.port_for(n))
+            .count();
+        let port = epmd.port_for(n);
+        let mine: Vec<&String> = epmd
+            .for_node(n)
+            .iter()
+            .filter(|(name, dist)| {
+                user_ports.contains(dist) && !taken.contains(&(port, name.clone()))
+            })
+            .map(|(name, _)| name)
+            .collect();
+        if let ([name], 1) = (mine.as_slice(), same_user) {
+            named.push((i, (*name).clone(), NameFrom::EpmdUserPort));
+        }
     }
+    for (i, name, from) in named {
+        set(&mut nodes[i], &name, from);
+    }
+    let taken = claimed(nodes);
+    let left: Vec<usize> = (0..nodes.len())
+        .filter(|&i| blind(&nodes[i]) && nodes[i].user_listen_ports.is_none())
+        .collect();
+    let unnamed = nodes.iter().filter(|n| n.name.is_none()).count();
+    if let ([i], 1) = (left.as_slice(), unnamed)
+        && let [name] = free(&nodes[*i], &taken).as_slice()
+    {
+        let name = name.clone();
+        set(&mut nodes[*i], &name, NameFrom::EpmdLeft);
+    }
+}
+
+/// Whether a node name is one of a release's temporary shells: Elixir's
+/// `bin/app rpc` and `bin/app remote` start hidden nodes named
+/// `rpc-XXXX-NODE` and `rem-XXXX-NODE` (XXXX random hex, or decimal on
+/// Windows).
+pub fn is_release_shell_name(name: &str) -> bool {
+    let short = name.split('@').next().unwrap_or(name);
+    let Some(rest) = short
+        .strip_prefix("rpc-")
+        .or_else(|| short.strip_prefix("rem-"))
+    else {
+        return false;
+    };
+    match rest.split_once('-') {
+        Some((rand, node)) => {
+            !rand.is_empty() && rand.chars().all(|c| c.is_ascii_hexdigit()) && !node.is_empty()
+        }
+        None => false,
+    }
+}
+
+/// This host's fully qualified name, as a `-name` node without a host part
+/// gets it; `None` when nothing says.
+pub fn host_fqdn(proc_root: &Path) -> Option<String> {
+    describe::HostNames::new(Path::new("/etc"), &crate::host::hostname_in(proc_root)).fqdn
 }
 
 /// Every live BEAM on this host, sorted by pid.

@@ -48,7 +48,10 @@ pub(super) fn scan_with(_proc_root: &Path, etc_root: &Path, hostname: &str) -> V
                 env: (!env.is_empty()).then_some(env),
                 cwd: p.cwd().map(Path::to_path_buf),
                 listen_ports: Vec::new(),
+                sockets_readable: false,
+                user_listen_ports: None,
                 root: PathBuf::from("/"),
+                root_readable: true,
             };
             seen.is_beam().then(|| seen.describe(&host, &users))
         })

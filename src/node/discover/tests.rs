@@ -235,39 +235,153 @@ fn cookie_source_display() {
     );
 }
 
-#[test]
-fn epmd_names_nodes_started_from_inside() {
-    let node = |pid: u32, name: Option<&str>, ports: Vec<u16>| LocalNode {
+fn epmd(names: &[(&str, u16)]) -> EpmdNames {
+    EpmdNames::single(
+        4369,
+        names.iter().map(|(n, p)| (n.to_string(), *p)).collect(),
+    )
+}
+
+fn local(pid: u32, name: Option<&str>, ports: Vec<u16>) -> LocalNode {
+    LocalNode {
         os_pid: pid,
-        uid: 0,
         user: "root".into(),
-        argv: Vec::new(),
         name: name.map(str::to_string),
         name_kind: name.map(|_| NameKind::Short),
+        name_from: name.map(|_| NameFrom::Argv),
         listen_ports: ports,
-        proto_dist: None,
-        epmd_module: None,
-        release_root: None,
-        home: None,
-        otp_release: None,
-        cookie: CookieLookup::NotFound,
         environ_readable: true,
-    };
+        ..LocalNode::default()
+    }
+}
+
+/// A node of user `uid` whose sockets etop cannot read; `user_ports`: what
+/// its user listens on (`None`: not even that).
+fn hidden(pid: u32, uid: u32, user_ports: Option<Vec<u16>>) -> LocalNode {
+    LocalNode {
+        uid,
+        user: format!("u{uid}"),
+        user_listen_ports: user_ports,
+        unreadable: vec![
+            Unreadable::Sockets,
+            Unreadable::Environment,
+            Unreadable::Files,
+        ],
+        environ_readable: false,
+        ..local(pid, None, Vec::new())
+    }
+}
+
+#[test]
+fn epmd_names_nodes_started_from_inside() {
     let mut nodes = vec![
-        node(1, None, vec![80, 40001]),
-        node(2, Some("named@h"), vec![40002]),
-        node(3, None, vec![9999]),
+        local(1, None, vec![80, 40001]),
+        local(2, Some("named@h"), vec![40002]),
+        local(3, None, vec![9999]),
     ];
-    let epmd = vec![("late".to_string(), 40001), ("other".to_string(), 40002)];
-    match_epmd(&mut nodes, &epmd, "h");
+    match_epmd(&mut nodes, &epmd(&[("late", 40001), ("other", 40002)]), "h");
     assert_eq!(nodes[0].name.as_deref(), Some("late@h"));
     assert_eq!(nodes[0].name_kind, Some(NameKind::Short));
+    assert_eq!(nodes[0].name_from, Some(NameFrom::EpmdSocket));
     assert_eq!(nodes[1].name.as_deref(), Some("named@h"));
     assert_eq!(nodes[2].name, None);
-    match_epmd(&mut nodes[2..], &[("l".to_string(), 9999)], "h.example.com");
+    match_epmd(&mut nodes[2..], &epmd(&[("l", 9999)]), "h.example.com");
     assert_eq!(nodes[2].name.as_deref(), Some("l@h.example.com"));
     assert_eq!(nodes[2].name_kind, Some(NameKind::Long));
     assert!(!nodes[0].tls());
     nodes[0].proto_dist = Some("inet6_tls".into());
     assert!(nodes[0].tls());
+}
+
+#[test]
+fn a_node_whose_sockets_are_hidden_is_named_by_its_users_listening_port() {
+    // RabbitMQ seen by another user: no name in argv, sockets unreadable;
+    // its user (999) listens on 5672 (AMQP) and 25672 (distribution).
+    let mut nodes = vec![
+        local(1, Some("mine@h"), vec![40000]),
+        hidden(473, 999, Some(vec![5672, 15672, 25672])),
+    ];
+    let names = epmd(&[("mine", 40000), ("rabbit", 25672), ("other", 41000)]);
+    match_epmd(&mut nodes, &names, "h");
+    assert_eq!(nodes[1].name.as_deref(), Some("rabbit@h"));
+    assert_eq!(nodes[1].name_from, Some(NameFrom::EpmdUserPort));
+    assert_eq!(crate::node::dist_port(&nodes[1], &names), Some(25672));
+
+    // Two hidden nodes of one user: which is which cannot be told.
+    let mut nodes = vec![
+        hidden(10, 999, Some(vec![25672, 25673])),
+        hidden(11, 999, Some(vec![25672, 25673])),
+    ];
+    match_epmd(&mut nodes, &epmd(&[("a", 25672), ("b", 25673)]), "h");
+    assert!(nodes.iter().all(|n| n.name.is_none()), "{nodes:?}");
+
+    // The port belongs to another user: not this node's.
+    let mut nodes = vec![hidden(12, 999, Some(vec![5672]))];
+    match_epmd(&mut nodes, &epmd(&[("x", 41000)]), "h");
+    assert_eq!(nodes[0].name, None);
+}
+
+#[test]
+fn with_nothing_readable_the_only_name_left_goes_to_the_only_node_left() {
+    let mut nodes = vec![local(1, Some("mine@h"), vec![40000]), hidden(2, 999, None)];
+    let names = epmd(&[("mine", 40000), ("svc", 41000)]);
+    match_epmd(&mut nodes, &names, "h");
+    assert_eq!(nodes[1].name.as_deref(), Some("svc@h"));
+    assert_eq!(nodes[1].name_from, Some(NameFrom::EpmdLeft));
+    // Two names left: no guess.
+    let mut nodes = vec![hidden(2, 999, None)];
+    match_epmd(&mut nodes, &epmd(&[("a", 1), ("b", 2)]), "h");
+    assert_eq!(nodes[0].name, None);
+    // Another node unnamed too: no guess.
+    let mut nodes = vec![hidden(2, 999, None), local(3, None, vec![])];
+    match_epmd(&mut nodes, &epmd(&[("a", 1)]), "h");
+    assert_eq!(nodes[0].name, None);
+}
+
+#[test]
+fn each_node_is_matched_against_its_own_epmd() {
+    let mut own = local(1, None, vec![45000]);
+    own.epmd_port = Some(4400);
+    let mut nodes = vec![own, local(2, None, vec![45001])];
+    let mut names = epmd(&[("plain", 45001), ("wrong", 45000)]);
+    names
+        .by_port
+        .insert(4400, vec![("private".to_string(), 45000)]);
+    match_epmd(&mut nodes, &names, "h");
+    assert_eq!(nodes[0].name.as_deref(), Some("private@h"));
+    assert_eq!(nodes[1].name.as_deref(), Some("plain@h"));
+    assert_eq!(crate::node::dist_port(&nodes[0], &names), Some(45000));
+}
+
+#[test]
+fn a_releases_temporary_shells_are_known_by_name() {
+    for yes in [
+        "rpc-1a2b-shop@vm",
+        "rem-ffff-shop",
+        "rpc-12345-shop@h.example.com",
+    ] {
+        assert!(is_release_shell_name(yes), "{yes}");
+    }
+    for no in [
+        "shop@vm",
+        "rpc-shop@vm",
+        "rpc--shop",
+        "rem-zz-shop",
+        "rpc-1a2b-",
+        "myrpc-1a-x",
+    ] {
+        assert!(!is_release_shell_name(no), "{no}");
+    }
+}
+
+#[test]
+fn otp_major_from_the_erts_version() {
+    use super::describe::otp_major_of_erts;
+    assert_eq!(otp_major_of_erts("13.1.5"), Some(25));
+    assert_eq!(otp_major_of_erts("14.2.5.1"), Some(26));
+    assert_eq!(otp_major_of_erts("11.0"), Some(23));
+    assert_eq!(otp_major_of_erts("10.7.2"), Some(22));
+    assert_eq!(otp_major_of_erts("10.2"), Some(21));
+    assert_eq!(otp_major_of_erts("7.0"), None);
+    assert_eq!(otp_major_of_erts("x"), None);
 }

@@ -175,6 +175,7 @@ pub fn frame(d: &ProcDetail, prev: Option<&ProcDetail>, node: &str, names: NameS
             text: false,
             csv: true,
             json: false,
+            only_when_set: false,
         };
     }
     let json = json!({

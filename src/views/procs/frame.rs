@@ -8,12 +8,12 @@ use crate::views::Frame;
 use crate::views::column::{Cell, Column, Grid, Show};
 
 /// The columns of the process table.
-pub const COLUMNS: [Column<Row>; 10] = [
+pub const COLUMNS: [Column<Row>; 11] = [
     // The row's warning mark; scripts read the frame's `warnings` instead.
     Column::text("!", "warn", |r: &Row| {
         Cell::text(if r.warn { "!" } else { "" })
     })
-    .only(Show::TEXT),
+    .only(Show::MARK),
     Column::text("Pid", "pid", |r| Cell::text(&r.pid)),
     Column::flex("Name or Initial Func", "name", |r| Cell::text(&r.name)),
     Column::text("Registered name", "registered_name", |r: &Row| {
@@ -25,6 +25,10 @@ pub const COLUMNS: [Column<Row>; 10] = [
     })
     .only(Show::DATA),
     Column::num("Reds", "reds", |r| Cell::Count(r.reds)),
+    Column::text("Reds kind", "reds_kind", |r: &Row| {
+        Cell::OptText(r.reds_kind.map(str::to_string))
+    })
+    .only(Show::DATA),
     Column::num("Reds%", "reds_pct", |r| Cell::Pct(r.reds_pct)),
     Column::num("Memory", "memory_bytes", |r| {
         Cell::Bytes(Some(r.memory_bytes))
@@ -90,13 +94,15 @@ fn window_text(h: &Header) -> String {
 pub fn header_lines(h: &Header) -> Vec<String> {
     let cpu = h.cpu_pct.map(|c| format!("{c:.0}%")).unwrap_or_default();
     let m = &h.memory;
-    let mut lines = vec![
-        format!(
-            "{}  {}  {}",
-            h.node,
-            h.clock.as_deref().unwrap_or(""),
-            window_text(h)
-        ),
+    let mut lines = vec![format!(
+        "{}  {}  {}",
+        h.node,
+        h.clock.as_deref().unwrap_or(""),
+        window_text(h)
+    )];
+    // Right under the node's name, where it is seen first.
+    lines.extend(h.notice.clone());
+    lines.extend([
         format!(
             "Load:  cpu   {:>8}    Memory:  total     {:>7}    binary {:>7}",
             cpu,
@@ -115,7 +121,7 @@ pub fn header_lines(h: &Header) -> Vec<String> {
             human_bytes(m.atom),
             human_bytes(m.ets)
         ),
-    ];
+    ]);
     if h.limits.is_some() || h.uptime_secs.is_some() {
         lines.push(counts_line(h));
     }
@@ -132,7 +138,7 @@ pub fn header_lines(h: &Header) -> Vec<String> {
             "OS:    rss   {:>8} (VM total {}, overhead {})  threads {}  host cpu {} of {}  load {:.2} {:.2} {:.2}",
             human_bytes(os.rss_bytes),
             human_bytes(m.total),
-            human_bytes(os.rss_bytes.saturating_sub(m.total)),
+            overhead(os.rss_bytes, m.total),
             os.os_threads,
             host,
             os.cpus,
@@ -144,7 +150,19 @@ pub fn header_lines(h: &Header) -> Vec<String> {
     lines
 }
 
-/// `Schedulers: 1 98%  2 97%  | dirty cpu: 3 0%  4 0%`, blank on a first frame.
+/// RSS minus the VM's own total. It is negative when the VM counts memory
+/// it reserved but the OS has not made resident yet: shown as such, since
+/// a `0` there would claim RSS and VM total agree.
+fn overhead(rss_bytes: u64, vm_total_bytes: u64) -> String {
+    if rss_bytes >= vm_total_bytes {
+        human_bytes(rss_bytes - vm_total_bytes)
+    } else {
+        format!("-{}", human_bytes(vm_total_bytes - rss_bytes))
+    }
+}
+
+/// `Sched: 1 98%  2 97%  | dirty cpu: 1 0%  2 0%` (numbered as `etop
+/// threads` names them), blank on a first frame.
 fn scheduler_line(h: &Header) -> String {
     let part = |kind: &str| {
         h.schedulers
@@ -200,12 +218,70 @@ pub fn uptime(secs: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn a_negative_overhead_is_shown_negative() {
+        assert_eq!(overhead(3 << 30, 2 << 30), "1.0G");
+        assert_eq!(overhead(1 << 20, 1 << 20), "0");
+        // RSS 2.7G against a VM total of 3.7G.
+        assert_eq!(overhead(2_899_102_924, 3_972_844_748), "-1.0G");
+    }
+
+    #[test]
+    fn the_os_line_says_when_rss_is_below_the_vm_total() {
+        use crate::agent::sample::Memory;
+        use crate::views::procs::model::OsHeader;
+        let h = Header {
+            node: "n@h".into(),
+            clock: None,
+            cpu_pct: None,
+            procs: 1,
+            runq: 0,
+            limits: None,
+            uptime_secs: None,
+            memory: Memory {
+                total: 3_972_844_748,
+                ..Memory::default()
+            },
+            sort: SortKey::Memory,
+            accumulate: false,
+            window_secs: None,
+            cost_ms: 0.0,
+            agent_heap_bytes: 0,
+            agent_heap_limit_bytes: 0,
+            os: Some(OsHeader {
+                os_pid: 4242,
+                rss_bytes: 2_899_102_924,
+                os_threads: 20,
+                host_cpu_pct: None,
+                load_avg: [0.0; 3],
+                cpus: 2,
+            }),
+            schedulers: Vec::new(),
+            show_schedulers: false,
+            epoch: 2,
+            reconnected: true,
+            notice: Some("node restarted at 14:23:10 (new OS pid 4242); reconnected".into()),
+        };
+        let lines = header_lines(&h);
+        let os = lines
+            .iter()
+            .find(|l| l.starts_with("OS:"))
+            .expect("an OS line");
+        assert!(
+            os.contains("rss       2.7G (VM total 3.7G, overhead -1.0G)"),
+            "{os}"
+        );
+        assert_eq!(
+            lines[1],
+            "node restarted at 14:23:10 (new OS pid 4242); reconnected"
+        );
+    }
+
     #[test]
     fn uptime_reads_like_top() {
-        assert_eq!(super::uptime(59), "00:00:59");
-        assert_eq!(
-            super::uptime(3 * 86_400 + 4 * 3600 + 5 * 60 + 6),
-            "3d 04:05"
-        );
+        assert_eq!(uptime(59), "00:00:59");
+        assert_eq!(uptime(3 * 86_400 + 4 * 3600 + 5 * 60 + 6), "3d 04:05");
     }
 }

@@ -1,6 +1,7 @@
 //! The main view, the process table: a feed that samples the node (and, for
 //! a node on this host, what the OS sees of it) and a shaper that turns
-//! consecutive samples into a model and a frame.
+//! consecutive samples into a model and a frame. The same feed shows one
+//! process in detail when asked to.
 
 pub mod detail;
 pub mod frame;
@@ -10,10 +11,11 @@ pub mod warn;
 use crate::agent::SortKey;
 use crate::agent::collector::Collector;
 use crate::agent::detail::ProcDetail;
-use crate::agent::sample::{Sample, window};
+use crate::agent::sample::{Sample, node_started, window};
 use crate::error::Result;
 use crate::host::{self, HostWatch};
 use crate::views::filter::Expr;
+use crate::views::restart::{Incarnation, Restarts};
 use crate::views::{Control, Feed, Frame, Shaper};
 use model::{Model, NameStyle, OsSample};
 use std::path::PathBuf;
@@ -23,8 +25,10 @@ use std::time::Duration;
 /// OS's for a node on this host), or one process in detail.
 pub enum ProcSample {
     Table {
-        node: Sample,
+        node: Box<Sample>,
         os: Option<OsSample>,
+        /// The node's OS process, for a node on this host, as known now.
+        os_pid: Option<u32>,
     },
     Detail {
         detail: Box<ProcDetail>,
@@ -46,12 +50,52 @@ pub struct ProcFeed {
     pub os_pid: Option<u32>,
     pub proc_root: PathBuf,
     pub host: HostWatch,
+    /// The epoch of the last sample (0 before the first): a new one means
+    /// a new connection, maybe to a restarted node under another OS pid.
+    pub epoch: u64,
 }
 
 impl ProcFeed {
     /// Reductions ranked by their change in the window.
     fn delta(&self) -> bool {
         self.key == SortKey::Reductions && !self.accumulate
+    }
+
+    /// The node's OS process once more, by its name: after a reconnection,
+    /// or when the one known is gone.
+    fn find_os_pid(&mut self, node: &Sample) {
+        if let Some(pid) = crate::node::local_os_pid(&node.node, &self.proc_root) {
+            self.os_pid = Some(pid);
+        }
+    }
+
+    /// What the OS says of the node. A bonus: if the process cannot be
+    /// read, the frame goes on without it, and the next frames look for it
+    /// by name.
+    fn os_sample(&mut self, node: &Sample) -> Option<OsSample> {
+        let local = self.os_pid.is_some();
+        if local && self.epoch != 0 && node.epoch != self.epoch {
+            self.find_os_pid(node);
+        }
+        self.epoch = node.epoch;
+        let mut process = self
+            .os_pid
+            .and_then(|pid| host::proc_stat(&self.proc_root, pid).ok());
+        if local && process.is_none() {
+            self.find_os_pid(node);
+            process = self
+                .os_pid
+                .and_then(|pid| host::proc_stat(&self.proc_root, pid).ok());
+        }
+        match (self.os_pid, process) {
+            (Some(pid), Some(process)) => {
+                self.host
+                    .sample()
+                    .ok()
+                    .map(|host| OsSample { pid, process, host })
+            }
+            _ => None,
+        }
     }
 }
 
@@ -82,22 +126,19 @@ impl Feed for ProcFeed {
         let node = self
             .collector
             .sample(self.key, self.lines, self.delta(), self.timeout)?;
-        // The OS view is a bonus: if the process cannot be read (it may have
-        // restarted under another pid), the frame goes on without it.
-        let os = self.os_pid.and_then(|pid| {
-            Some(OsSample {
-                process: host::proc_stat(&self.proc_root, pid).ok()?,
-                host: self.host.sample().ok()?,
-            })
-        });
-        Ok(ProcSample::Table { node, os })
+        let os = self.os_sample(&node);
+        Ok(ProcSample::Table {
+            node: Box::new(node),
+            os,
+            os_pid: self.os_pid,
+        })
     }
     fn close(&mut self) {
         self.collector.close();
     }
     fn stats(&self, r: &Result<ProcSample>) -> Option<serde_json::Value> {
         let s = match r {
-            Ok(ProcSample::Table { node, .. }) => Some(node),
+            Ok(ProcSample::Table { node, .. }) => Some(&**node),
             _ => None,
         };
         let mut line = self.collector.stats(
@@ -118,6 +159,7 @@ pub struct ProcShaper {
     pub baseline_first: bool,
     prev: Option<Sample>,
     prev_detail: Option<ProcDetail>,
+    restarts: Restarts,
     watch: warn::Watch,
 }
 
@@ -130,6 +172,7 @@ impl ProcShaper {
             baseline_first,
             prev: None,
             prev_detail: None,
+            restarts: Restarts::default(),
             watch: warn::Watch::default(),
         }
     }
@@ -148,14 +191,22 @@ impl Shaper for ProcShaper {
         }
     }
     fn shape(&mut self, s: ProcSample) -> Option<Frame> {
-        let (s, os) = match s {
-            ProcSample::Table { node, os } => (node, os),
+        let (s, os, os_pid) = match s {
+            ProcSample::Table { node, os, os_pid } => (*node, os, os_pid),
             ProcSample::Detail { detail, node } => {
                 let f = detail::frame(&detail, self.prev_detail.as_ref(), &node, self.names);
                 self.prev_detail = Some(*detail);
                 return Some(f);
             }
         };
+        let reconnect = self.restarts.observe(Incarnation {
+            epoch: s.epoch,
+            started: node_started(s.clock, s.node_mono_us, s.node_start_us),
+            os_pid,
+        });
+        if self.prev.as_ref().is_some_and(|p| p.epoch != s.epoch) {
+            self.watch.reset();
+        }
         let mut prev = self.prev.take();
         // A reductions frame the agent computed without the previous frame's
         // state holds totals: it starts a new window, like a first frame.
@@ -168,11 +219,10 @@ impl Shaper for ProcShaper {
                 window((s.taken_at, s.node_mono_us), (p.taken_at, p.node_mono_us)),
             )
         });
-        if self.prev.as_ref().is_some_and(|p| p.epoch != s.epoch) {
-            self.watch.reset();
-        }
         let mut model = Model::new(&s, win, os.as_ref(), self.accumulate, self.names);
         model.header.show_schedulers = self.show_schedulers;
+        model.header.reconnected = reconnect.first;
+        model.header.notice = reconnect.notice;
         model.warnings = self
             .watch
             .observe(&model.rows, s.runq, s.schedulers, s.limits.as_ref());

@@ -57,6 +57,8 @@ fn show_registered(name: &str, elixir: bool) -> String {
 /// What the OS sees of a node on this host.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct OsHeader {
+    /// The node's OS process (a new one after the node restarted).
+    pub os_pid: u32,
     pub rss_bytes: u64,
     pub os_threads: u32,
     /// Host CPU busy over the window, 0–100 (all CPUs).
@@ -79,6 +81,10 @@ pub struct Row {
     /// `reds` as a share of all reductions the node ran in the same window
     /// (or since it started, with `--accumulate`): CPU share, 0–100.
     pub reds_pct: Option<f64>,
+    /// What `reds` is: "window" (reductions in the window) or "total" (since
+    /// the process started: `--accumulate`, and the first frame of a
+    /// reductions sort, of a session or of a new connection).
+    pub reds_kind: Option<&'static str>,
     pub memory_bytes: u64,
     pub msgq: u64,
     pub current_function: String,
@@ -115,28 +121,52 @@ pub struct Header {
     /// Show `schedulers` in the text header (`--schedulers`).
     #[serde(skip)]
     pub show_schedulers: bool,
+    /// Which connection this frame came on: 1, then one more after each
+    /// reconnection.
+    pub epoch: u64,
+    /// The first frame after a reconnection.
+    pub reconnected: bool,
+    /// What the header says on the first frames after a reconnection.
+    #[serde(skip)]
+    pub notice: Option<String>,
 }
 
 /// One scheduler's utilisation over the window.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct SchedUse {
+    /// Its number among the schedulers of its kind, from 1: the number in
+    /// its OS thread's name, as `etop threads` shows it.
     pub id: u32,
     /// "normal" or "dirty_cpu".
     pub kind: &'static str,
+    /// Its OS thread's name: `1_scheduler`, `1_dirty_cpu_sch`.
+    pub thread: String,
     pub pct: Option<f64>,
 }
 
+/// Every scheduler in a fixed order, normal ones first, each numbered
+/// within its kind. The VM lists them in no particular order, and numbers
+/// dirty CPU schedulers after the normal ones (3, 4 on a node with two
+/// normal schedulers) where their threads are named `1_dirty_cpu_sch`...
 fn per_scheduler(cur: &Sample, prev: &Sample) -> Vec<SchedUse> {
-    cur.sched
+    let mut sched = cur.sched.clone();
+    sched.sort_by_key(|s| s.id);
+    sched
         .iter()
-        .map(|s| SchedUse {
-            id: s.id,
-            kind: if cur.schedulers == 0 || s.id <= cur.schedulers {
-                "normal"
+        .map(|s| {
+            let normal = cur.schedulers == 0 || s.id <= cur.schedulers;
+            let (id, kind, thread) = if normal {
+                (s.id, "normal", format!("{}_scheduler", s.id))
             } else {
-                "dirty_cpu"
-            },
-            pct: cpu_utilisation(std::slice::from_ref(s), &prev.sched, |_| true),
+                let n = s.id - cur.schedulers;
+                (n, "dirty_cpu", format!("{n}_dirty_cpu_sch"))
+            };
+            SchedUse {
+                id,
+                kind,
+                thread,
+                pct: cpu_utilisation(std::slice::from_ref(s), &prev.sched, |_| true),
+            }
         })
         .collect()
 }
@@ -179,12 +209,14 @@ fn name_of(r: &ProcRow, elixir: bool) -> String {
 /// What the OS says of a node on this host, read with the sample.
 #[derive(Debug, Clone)]
 pub struct OsSample {
+    pub pid: u32,
     pub process: ProcStat,
     pub host: HostStat,
 }
 
 fn os_header(os: &OsSample) -> OsHeader {
     OsHeader {
+        os_pid: os.pid,
         rss_bytes: os.process.rss_bytes,
         os_threads: os.process.threads,
         host_cpu_pct: os.host.cpu_pct,
@@ -214,20 +246,26 @@ impl Model {
         } else {
             prev.and_then(|(p, _)| cur.reds_total?.checked_sub(p.reds_total?))
         };
+        // A reductions frame the agent could not compute against a previous
+        // one (the first of a session or of a connection) is ranked by totals,
+        // and shows them as such.
+        let totals = accumulate || (cur.key == SortKey::Reductions && !cur.delta);
         let rows = cur
             .rows
             .iter()
             .map(|r| {
-                let reds = if accumulate {
-                    Some(r.reductions)
+                let (reds, reds_kind) = if totals {
+                    (Some(r.reductions), Some("total"))
                 } else if ranked_by_delta {
                     // The agent computed it against its full previous scan;
-                    // a process new since then shows its total.
-                    u64::try_from(r.rank_value).ok()
+                    // a process new since then shows what it did since it
+                    // started, within the window.
+                    (u64::try_from(r.rank_value).ok(), Some("window"))
                 } else {
-                    prev_reds
+                    let reds = prev_reds
                         .get(&r.pid)
-                        .and_then(|old| r.reductions.checked_sub(*old))
+                        .and_then(|old| r.reductions.checked_sub(*old));
+                    (reds, reds.map(|_| "window"))
                 };
                 // A row shows the value it was ranked by: the agent reads the
                 // other columns a moment later, and a mailbox can empty in
@@ -259,6 +297,7 @@ impl Model {
                         r.msgq
                     },
                     warn: false,
+                    reds_kind,
                     current_function: r
                         .current_function
                         .as_ref()
@@ -295,6 +334,9 @@ impl Model {
             agent_heap_bytes: cur.heap_bytes,
             agent_heap_limit_bytes: cur.heap_limit_bytes,
             os: os.map(os_header),
+            epoch: cur.epoch,
+            reconnected: false,
+            notice: None,
         };
         Model {
             header,
@@ -347,6 +389,7 @@ mod tests {
             uptime_ms: None,
             reds_total: None,
             epoch: 1,
+            node_start_us: None,
             elixir: false,
         }
     }
@@ -410,14 +453,41 @@ mod tests {
     #[test]
     fn reductions_sort_uses_the_targets_delta_and_accumulate_the_total() {
         let b = sample(SortKey::Reductions, true, vec![row(1, 700, 9000)], vec![]);
+        let m = Model::new(&b, None, None, false, NameStyle::Auto);
         assert_eq!(
-            Model::new(&b, None, None, false, NameStyle::Auto).rows[0].reds,
-            Some(700)
+            (m.rows[0].reds, m.rows[0].reds_kind),
+            (Some(700), Some("window"))
         );
         let c = sample(SortKey::Reductions, false, vec![row(1, 9000, 9000)], vec![]);
         let m = Model::new(&c, None, None, true, NameStyle::Auto);
-        assert_eq!(m.rows[0].reds, Some(9000));
+        assert_eq!(
+            (m.rows[0].reds, m.rows[0].reds_kind),
+            (Some(9000), Some("total"))
+        );
         assert_eq!(m.header.window_secs, None);
+    }
+
+    #[test]
+    fn every_row_says_whether_its_reductions_are_a_window_or_a_total() {
+        // The first frame of a reductions sort (or of a new connection): the
+        // agent ranked by totals, and the rows show them as totals.
+        let first = sample(SortKey::Reductions, false, vec![row(1, 9000, 9000)], vec![]);
+        let m = Model::new(&first, None, None, false, NameStyle::Auto);
+        assert_eq!(
+            (m.rows[0].reds, m.rows[0].reds_kind),
+            (Some(9000), Some("total"))
+        );
+        // Other sorts: unknown until a row is seen twice, then a window.
+        let a = mem(vec![row(1, 0, 50)], vec![]);
+        let b = mem(vec![row(1, 0, 80), row(2, 0, 5)], vec![]);
+        let m = Model::new(&a, None, None, false, NameStyle::Auto);
+        assert_eq!((m.rows[0].reds, m.rows[0].reds_kind), (None, None));
+        let m = after(&a, &b);
+        assert_eq!(
+            (m.rows[0].reds, m.rows[0].reds_kind),
+            (Some(30), Some("window"))
+        );
+        assert_eq!((m.rows[1].reds, m.rows[1].reds_kind), (None, None));
     }
 
     #[test]
@@ -487,6 +557,43 @@ mod tests {
         // Totals: the share of everything the node ran since it started.
         let m = Model::new(&b, None, None, true, NameStyle::Auto);
         assert_eq!(m.rows[0].reds_pct, Some(12.5));
+    }
+
+    #[test]
+    fn schedulers_in_a_fixed_order_numbered_as_their_threads() {
+        // Two normal schedulers, two dirty CPU ones, listed as the VM does:
+        // in no particular order.
+        let mut a = mem(
+            vec![],
+            vec![st(3, 0, 0), st(2, 0, 0), st(4, 0, 0), st(1, 0, 0)],
+        );
+        a.schedulers = 2;
+        let mut b = mem(
+            vec![],
+            vec![
+                st(2, 10, 100),
+                st(4, 0, 100),
+                st(1, 90, 100),
+                st(3, 50, 100),
+            ],
+        );
+        b.schedulers = 2;
+        let m = after(&a, &b);
+        let got: Vec<(u32, &str, &str, Option<f64>)> = m
+            .header
+            .schedulers
+            .iter()
+            .map(|s| (s.id, s.kind, s.thread.as_str(), s.pct))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (1, "normal", "1_scheduler", Some(90.0)),
+                (2, "normal", "2_scheduler", Some(10.0)),
+                (1, "dirty_cpu", "1_dirty_cpu_sch", Some(50.0)),
+                (2, "dirty_cpu", "2_dirty_cpu_sch", Some(0.0)),
+            ]
+        );
     }
 
     #[test]

@@ -101,7 +101,7 @@ pub fn group(v: u64) -> String {
     let s = v.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -222,6 +222,7 @@ mod tests {
             initial_call: None,
             reds: None,
             reds_pct: None,
+            reds_kind: None,
             memory_bytes: mem,
             msgq,
             current_function: String::new(),

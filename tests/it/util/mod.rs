@@ -126,6 +126,16 @@ pub struct NodeOpts {
     pub erl_args: Vec<String>,
     /// More environment variables for the node (`RELEASE_ROOT`, ...).
     pub env: Vec<(String, String)>,
+    /// The part before '@' instead of a random one: to start a node again
+    /// under the name of one that stopped, or a name of a given shape.
+    pub name: Option<String>,
+    /// Run the node as this user (its HOME and cookie file are theirs);
+    /// needs root.
+    pub run_as: Option<UserIds>,
+    /// The program to start instead of `erl`: a release's own
+    /// `erts-X/bin/erlexec`, whose ROOTDIR, BINDIR, EMU and PROGNAME go in
+    /// `env`.
+    pub program: Option<PathBuf>,
 }
 
 /// How a test node becomes a distributed node.
@@ -139,6 +149,25 @@ pub enum Naming {
     Runtime,
     /// Not distributed at all: no name, no EPMD entry, no `eval`.
     None,
+}
+
+impl NodeOpts {
+    /// The EPMD the node registers with when not the default one: its
+    /// `-epmd_port`, else its `ERL_EPMD_PORT`.
+    pub fn own_epmd_port(&self) -> Option<u16> {
+        let argv = self
+            .erl_args
+            .windows(2)
+            .find(|w| w[0] == "-epmd_port")
+            .map(|w| w[1].clone());
+        let env = || {
+            self.env
+                .iter()
+                .find(|(k, _)| k == "ERL_EPMD_PORT")
+                .map(|(_, v)| v.clone())
+        };
+        argv.or_else(env).and_then(|p| p.parse().ok())
+    }
 }
 
 impl Default for NodeOpts {
@@ -158,6 +187,9 @@ impl Default for NodeOpts {
             udp_per_sec: 0,
             erl_args: Vec::new(),
             env: Vec::new(),
+            name: None,
+            run_as: None,
+            program: None,
         }
     }
 }
@@ -199,7 +231,10 @@ impl Node {
         );
         let ebin = demo_ebin();
         let dir = tempfile::tempdir().expect("temp dir for the node");
-        let name = format!("etop_t_{}", random_hex());
+        let name = opts
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("etop_t_{}", random_hex()));
         // With `cookie_hidden` the node makes up its own; see `wait_ready`.
         let cookie = opts
             .cookie
@@ -241,7 +276,24 @@ impl Node {
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o400))
                 .expect("chmod the node's cookie file");
         }
-        let mut cmd = Command::new(erl());
+        // Another user's node: its HOME (and the cookie in it) is its own,
+        // and it loads the scenario from there, wherever this checkout is.
+        let ebin = match opts.run_as {
+            Some(ids) => {
+                let own = dir.path().join("ebin");
+                std::fs::create_dir_all(&own).expect("the node's ebin");
+                std::fs::copy(ebin.join("etop_demo.beam"), own.join("etop_demo.beam"))
+                    .expect("copy etop_demo.beam");
+                chown_tree(dir.path(), ids);
+                own
+            }
+            None => ebin.to_path_buf(),
+        };
+        let mut cmd = Command::new(opts.program.clone().unwrap_or_else(erl));
+        if let Some(ids) = opts.run_as {
+            use std::os::unix::process::CommandExt;
+            cmd.uid(ids.uid).gid(ids.gid);
+        }
         cmd.args(&opts.erl_args);
         match (opts.naming, opts.long) {
             (Naming::Argv, true) => {
@@ -261,7 +313,7 @@ impl Node {
         }
         cmd.arg("-noshell")
             .arg("-pa")
-            .arg(ebin)
+            .arg(&ebin)
             .arg("-eval")
             .arg(&scenario)
             // erl needs a HOME; an empty one keeps the operator's
@@ -308,6 +360,11 @@ impl Node {
         self.child.id()
     }
 
+    /// The node's HOME, where its `.erlang.cookie` is with `cookie_in_home`.
+    pub fn home(&self) -> &Path {
+        self._dir.path()
+    }
+
     /// Waits until EPMD knows the node and the scenario has started (its
     /// `metrics_worker` is registered after all idle and busy processes).
     fn wait_ready(&mut self) {
@@ -326,8 +383,9 @@ impl Node {
             }
             return;
         }
+        let epmd_port = self.opts.own_epmd_port();
         let registered = || {
-            etop::node::epmd::names("localhost", Duration::from_secs(1))
+            etop::node::epmd::names_at("localhost", epmd_port, Duration::from_secs(1))
                 .map(|names| names.iter().any(|(n, _)| *n == self.name))
                 .unwrap_or(false)
         };
@@ -408,6 +466,7 @@ impl Node {
             mode: target.mode(),
             target,
             port: None,
+            epmd_port: self.opts.own_epmd_port(),
             cookie: Cookie::new(&self.cookie).expect("non-empty cookie"),
             cookie_origin: CookieOrigin::Flag,
             our_name: format!("{EVAL_NAME_PREFIX}{}", &random_hex()[..8]),
@@ -579,6 +638,153 @@ pub fn our_user() -> String {
         .unwrap_or_else(|| uid.to_string())
 }
 
+// --- other users ---------------------------------------------------------
+
+/// A user's uid and gid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserIds {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// `chown -R` of a directory the harness made.
+fn chown_tree(path: &Path, ids: UserIds) {
+    std::os::unix::fs::lchown(path, Some(ids.uid), Some(ids.gid))
+        .unwrap_or_else(|e| panic!("chown {}: {e}", path.display()));
+    if path.is_dir() && !path.is_symlink() {
+        for entry in std::fs::read_dir(path).expect("read a dir to chown") {
+            chown_tree(&entry.expect("a dir entry").path(), ids);
+        }
+    }
+}
+
+/// Whether every user may run or read `path`: every directory above it
+/// searchable and the file itself readable by others.
+fn reachable_by_all(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| {
+        std::fs::metadata(p)
+            .map(|m| m.permissions().mode())
+            .unwrap_or(0)
+    };
+    path.ancestors().skip(1).all(|d| mode(d) & 0o001 != 0) && mode(path) & 0o004 != 0
+}
+
+/// A user made for one test and removed after it, also when the test
+/// fails (on drop). Its name is unique to this test run and short
+/// (`etop` + a letter + 7 hex digits). Only root can make users: the tests
+/// that need them fail when not run as root, as they are in CI.
+pub struct TestUser {
+    pub name: String,
+    pub ids: UserIds,
+    /// A home of its own (it owns it), removed with it.
+    pub home: tempfile::TempDir,
+}
+
+impl TestUser {
+    pub fn create(tag: char) -> TestUser {
+        // SAFETY: getuid(2) cannot fail and touches no memory.
+        let uid = unsafe { libc::getuid() };
+        assert_eq!(
+            uid, 0,
+            "this test runs a node as one user and etop as another: it creates \
+             temporary users, which needs root (run the tests as root, as CI does)"
+        );
+        let name = format!("etop{tag}{}", &random_hex()[..7]);
+        let home = tempfile::Builder::new()
+            .prefix("etop-user-")
+            .tempdir()
+            .expect("a home for a test user");
+        let out = Command::new("useradd")
+            .args([
+                "--no-create-home",
+                "--user-group",
+                "--shell",
+                "/usr/sbin/nologin",
+            ])
+            .arg("--home-dir")
+            .arg(home.path())
+            .arg(&name)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run useradd: {e}"));
+        assert!(
+            out.status.success(),
+            "useradd {name} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The guard first: a failure below must still remove the user.
+        let mut user = TestUser {
+            name,
+            ids: UserIds { uid: 0, gid: 0 },
+            home,
+        };
+        let id = |flag: &str| -> u32 {
+            let out = Command::new("id")
+                .arg(flag)
+                .arg(&user.name)
+                .output()
+                .expect("run id");
+            String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("id {flag} {}: {out:?}", user.name))
+        };
+        let ids = UserIds {
+            uid: id("-u"),
+            gid: id("-g"),
+        };
+        user.ids = ids;
+        chown_tree(user.home.path(), user.ids);
+        user
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        // Its processes are the test's nodes and etops, stopped by their own
+        // guards first (declared after this one).
+        let _ = Command::new("userdel").arg(&self.name).output();
+        let _ = Command::new("groupdel").arg(&self.name).output();
+    }
+}
+
+/// An EPMD of its own on a free port, stopped (by its pid) on drop: for
+/// nodes started with `-epmd_port` or `ERL_EPMD_PORT`.
+pub struct PrivateEpmd {
+    pub port: u16,
+    child: Child,
+}
+
+impl PrivateEpmd {
+    pub fn start() -> PrivateEpmd {
+        let epmd = which("epmd").unwrap_or_else(|| {
+            panic!("epmd not found: install Erlang with `apt-get install -y erlang-nox`")
+        });
+        let port = free_port();
+        // In the foreground, so that this process is EPMD itself.
+        let child = Command::new(epmd)
+            .arg("-port")
+            .arg(port.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start epmd");
+        let e = PrivateEpmd { port, child };
+        wait_until(Duration::from_secs(10), "the private EPMD answers", || {
+            etop::node::epmd::names_at("localhost", Some(port), Duration::from_secs(1)).is_ok()
+        });
+        e
+    }
+}
+
+impl Drop for PrivateEpmd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// One etop invocation, with a hermetic environment: PATH, an empty HOME of
 /// its own, and only the variables the test adds.
 pub struct Etop {
@@ -628,6 +834,34 @@ impl Etop {
     pub fn uid(mut self, id: u32) -> Self {
         use std::os::unix::process::CommandExt;
         self.cmd.uid(id).gid(id);
+        self
+    }
+
+    /// Runs etop as `user`, an ordinary user, with the temp HOME its own.
+    /// A binary this user may not reach (a checkout under /root) is run
+    /// from a copy in the user's home.
+    pub fn user(mut self, user: &TestUser) -> Self {
+        use std::os::unix::process::CommandExt;
+        let bin = Path::new(env!("CARGO_BIN_EXE_etop"));
+        if !reachable_by_all(bin) {
+            let copy = user.home.path().join("etop");
+            if !copy.exists() {
+                std::fs::copy(bin, &copy).expect("copy etop for another user");
+                chown_tree(&copy, user.ids);
+            }
+            let mut cmd = Command::new(&copy);
+            cmd.args(&self.args)
+                .env_clear()
+                .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+                .env("HOME", self.home.path())
+                .envs(self.envs.iter().map(|(k, v)| (k, v)))
+                .stdin(Stdio::null());
+            self.cmd = cmd;
+        }
+        chown_tree(self.home.path(), user.ids);
+        self.cmd.uid(user.ids.uid).gid(user.ids.gid);
+        self.envs.push(("USER".into(), user.name.clone()));
+        self.cmd.env("USER", &user.name);
         self
     }
 
