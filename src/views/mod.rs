@@ -7,6 +7,7 @@
 pub mod column;
 pub mod ets;
 pub mod filter;
+pub mod growth;
 pub mod msacc;
 pub mod nodes;
 pub mod ports;
