@@ -14,6 +14,7 @@ pub mod ports;
 pub mod procs;
 pub mod reply;
 pub mod threads;
+pub mod watch;
 
 use crate::agent::SortKey;
 use crate::error::Result;
@@ -91,6 +92,25 @@ pub trait Shaper {
     fn shape(&mut self, s: Self::Sample) -> Option<Frame>;
     /// Applies what the operator changed.
     fn control(&mut self, _c: &Control) {}
+    /// The session ends after this frame (`etop watch` saw a condition hold).
+    fn done(&self) -> bool {
+        false
+    }
+}
+
+/// A shaper lent to a session, so that its caller reads what it kept (the
+/// summary of `etop watch`) once the session ends.
+impl<S: Shaper + ?Sized> Shaper for &mut S {
+    type Sample = S::Sample;
+    fn shape(&mut self, s: Self::Sample) -> Option<Frame> {
+        (**self).shape(s)
+    }
+    fn control(&mut self, c: &Control) {
+        (**self).control(c)
+    }
+    fn done(&self) -> bool {
+        (**self).done()
+    }
 }
 
 /// A frame ready to show in any format.
