@@ -318,6 +318,9 @@ pub struct WatchArgs {
     #[arg(short, long)]
     pub verbose: bool,
 
+    // `--cluster` belongs here once the cluster view lands: one feed per
+    // node, each frame judged by `Watcher::judge`, and a condition holds
+    // when it holds on any node.
     #[command(flatten)]
     pub conn: ConnArgs,
 }

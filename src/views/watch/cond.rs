@@ -296,9 +296,13 @@ impl On<'_> {
                 _ => group(v as u64),
             }
         };
-        let grown = |(_, from): (u32, u64), now: u64, bytes: bool, what: &str| {
+        let grown = |(streak, from): (u32, u64), now: u64, bytes: bool, what: &str| {
             let show = |x: u64| if bytes { human_bytes(x) } else { group(x) };
-            format!("{f} {} ({what}{} → {})", v as u64, show(from), show(now))
+            if streak == 0 {
+                format!("{f} 0 ({what}{})", show(now))
+            } else {
+                format!("{f} {streak} ({what}{} → {})", show(from), show(now))
+            }
         };
         Some(match (f, &self.who) {
             ("mq.grows", Who::Proc(p)) => grown(p.mq_grows, p.row.msgq, false, "mq "),

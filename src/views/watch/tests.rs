@@ -144,7 +144,7 @@ fn a_big_flat_mailbox_passes_with_its_worst_in_the_summary() {
     );
     assert_eq!(
         lines[1],
-        "  'mq.grows>=3': worst mq.grows 0 (mq 50,000 → 50,000) at frame 1: \
+        "  'mq.grows>=3': worst mq.grows 0 (mq 50,000) at frame 1: \
          <0.1.0> flat_box in timer:sleep/1"
     );
     assert_eq!(
