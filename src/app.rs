@@ -353,6 +353,11 @@ fn watch(args: &WatchArgs) -> Result<()> {
         for line in &watcher.alarms {
             say(line);
         }
+        if args.keep_going && res.is_ok() && watcher.held() {
+            for line in watcher.summary(None).0.lines() {
+                say(line.trim_start());
+            }
+        }
     }
     let stopped_at_once = watcher.held() && !args.keep_going;
     match &res {

@@ -96,6 +96,48 @@ fn a_growing_mailbox_fails_the_run_within_two_frames_and_is_named() {
     assert!(err.starts_with("etop: FAIL 'mq>500'"), "{out}");
 }
 
+#[test]
+fn keep_going_runs_its_length_and_fails_at_the_end() {
+    let node = flooded();
+    let out = watch(
+        &node,
+        &[
+            "-i",
+            "0.5",
+            "--for",
+            "3",
+            "--keep-going",
+            "--format",
+            "json",
+            "--fail-if",
+            "mq>500",
+            "--fail-if",
+            "node.procs>99%",
+        ],
+    );
+    assert_eq!(out.code, Some(7), "{out}");
+    assert!(out.elapsed >= Duration::from_secs(3), "{out}");
+    let events = json_lines(&out);
+    assert_eq!(events[0]["event"], "became_true", "{out}");
+    assert_eq!(events[0]["name"], "metrics_worker", "{out}");
+    let summary = events.last().unwrap_or_else(|| panic!("no summary\n{out}"));
+    assert_eq!(summary["result"], "fail", "{out}");
+    assert!(
+        num(
+            &summary["conditions"][0]["held_frames"],
+            "held_frames",
+            &out
+        ) >= 3.0,
+        "{out}"
+    );
+    assert_eq!(summary["conditions"][1]["held_frames"], 0, "{out}");
+    assert!(
+        out.stderr
+            .starts_with(&format!("etop: FAIL {}: 1 of 2 conditions held", node.full)),
+        "{out}"
+    );
+}
+
 /// The one line on stderr, whatever is on stdout.
 fn single_error_line_any(out: &Output) -> &str {
     let lines = out.stderr_lines();

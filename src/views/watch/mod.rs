@@ -235,8 +235,9 @@ pub struct Watcher {
     node: String,
     started: Instant,
     done: bool,
-    /// The lines of conditions that started holding, for standard error
-    /// when standard output carries JSON.
+    /// The lines of the conditions that ended the run, for standard error
+    /// when standard output carries JSON (a run that goes on keeps none:
+    /// its summary says what held).
     pub alarms: Vec<String>,
 }
 
@@ -436,11 +437,9 @@ impl Watcher {
                 o.extend(w);
                 o.insert("values".into(), map.map_or(Json::Null, Json::Object));
             }
-            if kind == "became_true" {
+            if kind == "became_true" && !self.keep_going {
                 self.alarms.push(line.clone());
-                if !self.keep_going {
-                    self.done = true;
-                }
+                self.done = true;
             }
             lines.push(line);
             events.push(ev);

@@ -167,6 +167,7 @@ fn keep_going_reports_a_condition_that_stops_holding() {
     let f = frame(&mut w, 900, 0);
     assert_eq!(f.json[0]["event"], "became_true");
     assert!(!w.done(), "--keep-going goes on");
+    assert!(w.alarms.is_empty(), "the summary says what held");
     assert!(frame(&mut w, 950, 0).header.is_empty(), "still holding");
     let f = frame(&mut w, 20, 0);
     assert_eq!(
