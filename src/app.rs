@@ -3,7 +3,7 @@
 
 use crate::agent::SortKey;
 use crate::agent::collector::{Collector, View};
-use crate::cli::{Cli, Command, ConnArgs, FrameArgs, OutputArgs, Session, TopArgs};
+use crate::cli::{Cli, Command, ConnArgs, FrameArgs, OutputArgs, Session, TopArgs, WatchArgs};
 use crate::dist::ConnectOpts;
 use crate::dist::term::Term;
 use crate::error::{Error, Result, exit};
@@ -18,6 +18,8 @@ use crate::views::ports::Ports;
 use crate::views::procs::{ProcFeed, ProcShaper};
 use crate::views::reply::{ReplyShaper, ReplyView, RequestFeed};
 use crate::views::threads::{ThreadFeed, ThreadShaper, ThreadSort};
+use crate::views::watch::cond::Condition;
+use crate::views::watch::{Plan, WatchFeed, WatchFormat, Watcher};
 use crate::views::{Format, Keys, SortChoice, ets, nodes, ports};
 use std::path::Path;
 use std::time::Duration;
@@ -40,6 +42,8 @@ pub fn main() -> i32 {
     match res {
         Ok(()) => exit::OK,
         Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::OK,
+        // What held is on the output already.
+        Err(Error::ConditionHeld) => exit::CONDITION,
         Err(e) => {
             say(&e);
             e.exit_code()
@@ -79,6 +83,7 @@ fn run(cli: Cli) -> Result<()> {
             reply_view(&session, (View::Ets, Ets { sort }, "ets"), request)
         }
         Some(Command::Proc { pid, session }) => proc_detail(&pid, &session),
+        Some(Command::Watch(args)) => watch(&args),
         Some(Command::Msacc {
             node,
             duration,
@@ -100,6 +105,8 @@ fn run(cli: Cli) -> Result<()> {
                 stats_file: None,
                 countdown: Some((label, window)),
                 keys: Keys::default(),
+                until: None,
+                log: false,
             };
             session::run(MsaccFeed::new(collector), MsaccShaper { threads }, shown)
         }
@@ -156,6 +163,8 @@ fn display(frames: &FrameArgs, out: &OutputArgs) -> Display {
         stats_file: out.stats_file.clone(),
         countdown: None,
         keys: Keys::default(),
+        until: None,
+        log: false,
     }
 }
 
@@ -306,6 +315,85 @@ fn proc_detail(pid: &str, s: &Session) -> Result<()> {
         shown.tty = false;
     }
     session::run(feed, shaper, shown)
+}
+
+/// `etop watch`: the conditions are parsed before anything is asked of a
+/// node, so a typo costs nothing.
+fn watch(args: &WatchArgs) -> Result<()> {
+    let conds = args
+        .fail_if
+        .iter()
+        .map(|text| {
+            Condition::parse(text).map_err(|e| Error::Usage(format!("--fail-if '{text}' {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let format = match args.format {
+        WatchFormat::Text => Format::Text,
+        WatchFormat::Json => Format::Json,
+    };
+    let out = OutputArgs {
+        format,
+        verbose: args.verbose,
+        stats_file: None,
+    };
+    let (collector, _) = attach(&args.conn, &out, args.node.as_deref())?;
+    let interval = Duration::from_secs_f64(args.interval);
+    let feed = WatchFeed {
+        collector,
+        plan: Plan::new(&conds, args.lines as usize),
+        timeout: (interval * 3).max(Duration::from_secs(15)),
+    };
+    let mut watcher = Watcher::new(conds, args.keep_going);
+    let shown = Display {
+        tty: false,
+        format,
+        interval,
+        frames: None,
+        stats_file: None,
+        countdown: None,
+        keys: Keys::default(),
+        until: args.duration.map(Duration::from_secs_f64),
+        log: true,
+    };
+    let res = session::run(feed, &mut watcher, shown);
+    let json = format == Format::Json;
+    if json {
+        // Standard output may be a file for the CI's artefacts: the log
+        // still says what held.
+        for line in &watcher.alarms {
+            say(line);
+        }
+        if args.keep_going && res.is_ok() && watcher.held() {
+            for line in watcher.summary(None).0.lines() {
+                say(line.trim_start());
+            }
+        }
+    }
+    let stopped_at_once = watcher.held() && !args.keep_going;
+    match &res {
+        Err(Error::Io(_)) => {}
+        Err(e) if json => {
+            let (_, j) = watcher.summary(Some(&e.to_string()));
+            term::write_batch(&(crate::text::json(&j) + "\n"))?;
+        }
+        Err(_) => {}
+        // One line says what held; a summary follows only a full run.
+        Ok(()) if stopped_at_once && !json => {}
+        Ok(()) => {
+            let (text, j) = watcher.summary(None);
+            let s = if json {
+                crate::text::json(&j) + "\n"
+            } else {
+                text + "\n"
+            };
+            term::write_batch(&s)?;
+        }
+    }
+    res?;
+    if watcher.held() {
+        return Err(Error::ConditionHeld);
+    }
+    Ok(())
 }
 
 fn threads(

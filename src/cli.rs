@@ -7,6 +7,7 @@ use crate::views::ets::EtsSort;
 use crate::views::ports::PortSort;
 use crate::views::procs::model::NameStyle;
 use crate::views::threads::ThreadSort;
+use crate::views::watch::WatchFormat;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -27,6 +28,8 @@ Examples:
   etop ets -s growth demo            the ETS tables that grow fastest
   etop msacc --duration 5 --format csv demo > msacc.csv
                                      where the VM's threads spend their time
+  etop watch --fail-if 'mq>10000' --fail-if 'mq.grows>=5' --for 10m demo
+                                     a load-test gate: exit 7 when one holds
 
 Keys on a terminal:
   q, Esc or Ctrl-C quits; the table redraws when the terminal is resized.
@@ -39,7 +42,8 @@ Exit codes:
   3  node unreachable: EPMD down, unknown name, refused, timeout
   4  cookie rejected, or connection not allowed
   5  connection lost and not regained (batch: retried for 3 intervals, at least 10 s)
-  6  the node answered but a remote call failed";
+  6  the node answered but a remote call failed
+  7  etop watch: a --fail-if condition held";
 
 /// What each view prints, for the man page's OUTPUT section (blocks separated
 /// by blank lines; a block's first line is its caption).
@@ -210,6 +214,15 @@ pub enum Command {
         #[command(flatten)]
         session: Session,
     },
+    /// A load-test gate: sample the node as the main view does and judge
+    /// each --fail-if condition on every frame. When one holds, print one
+    /// line naming the node, the process (pid, name, current function) or
+    /// ETS table, the values and the frame, and exit 7. When --for elapses,
+    /// or on SIGTERM or Ctrl-C, print a summary (frames taken; for each
+    /// condition the worst value seen and where) and exit 0. A lost node is
+    /// retried as in the main view, then exit 5.
+    #[command(after_help = WATCH_HELP)]
+    Watch(WatchArgs),
     /// Microstate accounting: where the VM's threads spend their time
     /// (emulator, gc, check_io, port, sleep...) over a window. The flag is
     /// turned on for the window and put back as it was, also if etop is
@@ -235,6 +248,86 @@ pub enum Command {
         #[command(flatten)]
         conn: ConnArgs,
     },
+}
+
+/// The closing text of `etop watch --help`: the conditions' syntax.
+pub const WATCH_HELP: &str = "\
+Conditions (the syntax of --filter, and of `/` on a terminal):
+  mq>10000  mem>512M  reds>1000000  reds_pct>50
+                    a process: mailbox, memory (K, M, G: powers of 1024),
+                    reductions in the interval, their share of the node's
+  mq.grows>=5       a mailbox that grew in each of the last 5 frames
+  mem.grows>=5      a process's memory, the same
+  ets.mem.grows>=5  an ETS table's memory, the same
+  node.mem>4G       the node's memory (erlang:memory(total))
+  node.procs>80%    processes against the limit; node.ports, node.atoms,
+                    node.ets too, as counts or shares of their limits
+  runq>schedulers   the run queue against the number of schedulers
+  worker            a word in the name, initial call or current function
+                    (a table's name or owner, beside ets terms)
+  and, or, ( )      `mq>1000 worker` is `mq>1000 and worker`
+A condition holds when it holds for one process (or table) in the frame.
+Each process field is checked on the top rows of the sort by that field,
+so the worst process is always among them. A condition cannot speak of
+processes and tables at once: give two.
+
+Examples:
+  etop watch --fail-if 'mq>10000' --for 10m demo@ci
+  etop watch --fail-if 'mq.grows>=5' --fail-if 'node.procs>80%' -i 2 demo
+  etop watch --fail-if 'ets.mem.grows>=10' --format json demo > watch.jsonl
+  etop watch --keep-going --fail-if 'reds_pct>50' --for 1h demo
+
+Exit codes: 0 no condition held (--for elapsed, or a signal); 2 a condition
+does not parse (before connecting); 5 the node was lost; 7 a condition held.";
+
+/// `etop watch`.
+#[derive(Debug, Clone, Args)]
+pub struct WatchArgs {
+    /// The node: name@host; a bare name or an OS pid for a node on this host;
+    /// nothing for the only node on this host.
+    #[arg(value_name = "NODE")]
+    pub node: Option<String>,
+
+    /// A condition that fails the run, in the filter syntax with the terms
+    /// below. Repeat for more; the run fails when any one holds.
+    #[arg(long = "fail-if", value_name = "EXPR", required = true)]
+    pub fail_if: Vec<String>,
+
+    /// Stop after this long and pass if no condition held: seconds, or
+    /// with a unit (90s, 10m, 1h). Without it, until a condition holds or a
+    /// signal.
+    #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<f64>,
+
+    /// Seconds between frames; fractions allowed.
+    #[arg(short, long, value_name = "SECS", default_value = "5", value_parser = parse_interval)]
+    pub interval: f64,
+
+    /// How many processes (and tables) each sort brings. Growth is seen in
+    /// the rows of consecutive frames.
+    #[arg(short, long, value_name = "N", default_value = "20",
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub lines: u32,
+
+    /// Do not stop at the first condition that holds: say when each starts
+    /// and stops holding, and exit 7 at the end if any held.
+    #[arg(long)]
+    pub keep_going: bool,
+
+    /// Output format: lines, or JSON Lines events (became_true,
+    /// became_false) with the summary as the last line.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: WatchFormat,
+
+    /// Say what etop is doing (cookie source, our node name) on standard error.
+    #[arg(short, long)]
+    pub verbose: bool,
+
+    // `--cluster` belongs here once the cluster view lands: one feed per
+    // node, each frame judged by `Watcher::judge`, and a condition holds
+    // when it holds on any node.
+    #[command(flatten)]
+    pub conn: ConnArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -481,6 +574,32 @@ fn parse_interval(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
+/// A length of time in seconds: a number, or a number with s, m or h.
+fn parse_duration(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let scale = match unit {
+        "" | "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => {
+            return Err(format!(
+                "'{s}' is not a duration (use seconds, or 90s, 10m, 1h)"
+            ));
+        }
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration (use seconds, or 90s, 10m, 1h)"))?;
+    let secs = v * scale;
+    if !(secs.is_finite() && (0.05..=30.0 * 86_400.0).contains(&secs)) {
+        return Err(format!("'{s}' is out of range (0.05 seconds to 30 days)"));
+    }
+    Ok(secs)
+}
+
 /// A size in bytes: a number of MB, or a number with K, M or G.
 fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
@@ -677,6 +796,46 @@ mod tests {
                 "etop nodes --help lists {flag}:\n{nodes}"
             );
         }
+    }
+
+    #[test]
+    fn watch_takes_conditions_a_duration_and_two_formats() {
+        let c = parse(&[
+            "watch",
+            "--fail-if",
+            "mq>500",
+            "--fail-if",
+            "mq.grows>=3",
+            "--for",
+            "10m",
+            "-i",
+            "0.5",
+            "--format",
+            "json",
+            "demo",
+        ])
+        .unwrap();
+        let Some(Command::Watch(w)) = c.command else {
+            panic!("{:?}", c.command)
+        };
+        assert_eq!(w.fail_if, ["mq>500", "mq.grows>=3"]);
+        assert_eq!(w.duration, Some(600.0));
+        assert_eq!((w.interval, w.lines), (0.5, 20));
+        assert_eq!(w.format, WatchFormat::Json);
+        assert_eq!(w.node.as_deref(), Some("demo"));
+        assert!(parse(&["watch", "demo"]).is_err(), "--fail-if is required");
+        for bad in [
+            &["--format", "csv"][..],
+            &["--for", "soon"],
+            &["--for", "0"],
+        ] {
+            let mut args = vec!["watch", "--fail-if", "mq>1"];
+            args.extend(bad);
+            assert!(parse(&args).is_err(), "{bad:?}");
+        }
+        assert_eq!(parse_duration("5"), Ok(5.0));
+        assert_eq!(parse_duration("90s"), Ok(90.0));
+        assert_eq!(parse_duration("1.5h"), Ok(5400.0));
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub mod exit {
     /// The node answered, but a remote call failed (for example an OTP release
     /// older than 23).
     pub const REMOTE: i32 = 6;
+    /// `etop watch`: a `--fail-if` condition held.
+    pub const CONDITION: i32 = 7;
 }
 
 #[derive(Debug, Error)]
@@ -159,6 +161,10 @@ pub enum Error {
     #[error("no such process on {node} (it has exited, or the pid is not one of this node's)")]
     NoProcess { node: String },
 
+    /// `etop watch` saw a condition hold; it has said which on its output.
+    #[error("a --fail-if condition held")]
+    ConditionHeld,
+
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -193,6 +199,7 @@ impl Error {
             }
             Error::Remote { .. } | Error::HeapLimit { .. } => exit::REMOTE,
             Error::SlowProcess { .. } | Error::NoProcess { .. } => exit::REMOTE,
+            Error::ConditionHeld => exit::CONDITION,
             Error::Io(_) => exit::FAILURE,
         }
     }

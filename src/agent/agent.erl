@@ -426,8 +426,13 @@ proc_lib:spawn_opt(fun() ->
       _ -> none
     end,
     % The old state is dropped before the worker runs: the agent never holds
-    % two frames' worth at once.
-    St1 = maps:remove(View, St),
+    % two frames' worth at once. A process sample that keeps no state (not a
+    % reductions delta) leaves it alone: etop watch asks for several sorts
+    % each frame, and the reductions window must outlive the others.
+    St1 = case Req of
+      {sample, _, _, false, _} -> St;
+      _ -> maps:remove(View, St)
+    end,
     case InWorker(Req, Prev, Presize, Limit) of
       {ok, {Info, Next}} ->
         Seq = erlang:unique_integer([positive]),

@@ -149,6 +149,20 @@ impl Collector {
         })
     }
 
+    /// One sample ranked by `key` that neither uses nor moves the state the
+    /// view's frames are computed from: the agent answers from a fresh scan
+    /// (totals, never a delta), and the next `sample` still finds the
+    /// reductions window of the one before. For several sorts in one frame.
+    pub fn snapshot(&mut self, key: SortKey, lines: usize, timeout: Duration) -> Result<Sample> {
+        let req = crate::agent::sample_request(key, lines, false, 0);
+        let (info, epoch) = self.request(req, timeout, "a sample")?;
+        decode_sample(&info, key, epoch).ok_or_else(|| Error::Remote {
+            node: self.peer(),
+            what: "a sample".into(),
+            detail: "unexpected reply shape".into(),
+        })
+    }
+
     /// One process in detail (`pid` as `<0.123.0>`), its first `n` links,
     /// monitors and stack frames. The node gives it at most `bound`; a
     /// process that takes longer is `Error::SlowProcess`.

@@ -39,6 +39,12 @@ pub struct Display {
     pub countdown: Option<(String, Duration)>,
     /// What the interactive screen offers for this view.
     pub keys: Keys,
+    /// Stop this long after the start, at a moment the node is answering
+    /// (`etop watch --for`).
+    pub until: Option<Duration>,
+    /// Frames are lines of a log (`etop watch`): written as they are, with
+    /// no blank line between frames, and nothing for an empty one.
+    pub log: bool,
 }
 
 /// What the main thread tells the feed thread.
@@ -209,6 +215,9 @@ impl Output {
                     if stopping.is_some_and(|t| t.elapsed() > Duration::from_secs(20)) {
                         return Ok(());
                     }
+                    if self.time_is_up() && failures == 0 {
+                        return Ok(());
+                    }
                     if self.shown == 0 {
                         self.count_down();
                     }
@@ -288,7 +297,11 @@ impl Output {
                         None => self.write_batch(&frame)?,
                     }
                     self.shown += 1;
-                    if stopping.is_some() || self.display.frames.is_some_and(|n| self.shown >= n) {
+                    if stopping.is_some()
+                        || self.display.frames.is_some_and(|n| self.shown >= n)
+                        || shaper.done()
+                        || self.time_is_up()
+                    {
                         return Ok(());
                     }
                 }
@@ -334,6 +347,15 @@ impl Output {
         }
     }
 
+    /// Has the run lasted as long as it was asked to? A node that is not
+    /// answering at that moment is waited for (within the retries): a run
+    /// never ends well on a frame it did not get.
+    fn time_is_up(&self) -> bool {
+        self.display
+            .until
+            .is_some_and(|d| self.started.elapsed() >= d)
+    }
+
     /// The countdown line on stderr, while a measurement window runs.
     fn count_down(&self) {
         if let Some((label, window)) = &self.display.countdown
@@ -357,6 +379,13 @@ impl Output {
     }
 
     fn write_batch(&mut self, f: &Frame) -> Result<()> {
+        if self.display.log {
+            let text = match self.display.format {
+                Format::Json => frame::json(f),
+                Format::Text | Format::Csv => f.header.iter().map(|l| format!("{l}\n")).collect(),
+            };
+            return term::write_batch(&text).map_err(Error::Io);
+        }
         let text = match self.display.format {
             Format::Text => {
                 let width = std::env::var("COLUMNS")

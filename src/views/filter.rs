@@ -72,12 +72,33 @@ pub enum Expr {
     Word(String),
 }
 
-/// What a context knows of its fields.
+/// What a context knows of its fields. The defaults take any value for a
+/// known field, as the process table's filter does; a context that must
+/// never hold a condition that cannot come true (`etop watch`) says more.
 pub trait Fields {
     /// Is `field` known here; is it counted in bytes?
     fn kind(&self, field: &str) -> Option<FieldKind>;
     /// The fields known, for the error line.
     fn known(&self) -> Vec<&'static str>;
+    /// Why a field known elsewhere is refused here, for the error line.
+    fn refused(&self, _field: &str) -> Option<String> {
+        None
+    }
+    /// Does `field` have a limit, so that `field>80%` means something?
+    fn has_limit(&self, _field: &str) -> bool {
+        true
+    }
+    /// The names `field` may be compared with (`runq>schedulers`); `None`
+    /// takes any name.
+    fn names(&self, _field: &str) -> Option<&'static [&'static str]> {
+        None
+    }
+    /// What `field` is about (`"a process"`, `"an ETS table"`): fields about
+    /// different things cannot meet in one expression, since no one thing
+    /// has both. `None` (the node's fields) goes with anything.
+    fn about(&self, _field: &str) -> Option<&'static str> {
+        None
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,6 +152,7 @@ pub fn parse(text: &str, fields: &dyn Fields) -> Result<Option<Expr>, ParseError
         at: 0,
         fields,
         end: text.chars().count() + 1,
+        about: None,
     };
     let e = p.any()?;
     if let Some(t) = p.tokens.get(p.at) {
@@ -215,6 +237,8 @@ struct Parser<'a> {
     at: usize,
     fields: &'a dyn Fields,
     end: usize,
+    /// The first field that said what the expression is about, and that.
+    about: Option<(String, &'static str)>,
 }
 
 impl Parser<'_> {
@@ -313,13 +337,31 @@ impl Parser<'_> {
         let Some(kind) = self.fields.kind(&name) else {
             return Err(ParseError {
                 column: field.column,
-                what: format!(
-                    "unknown field '{}' (known: {})",
-                    field.text,
-                    self.fields.known().join(", ")
-                ),
+                what: self.fields.refused(&name).unwrap_or_else(|| {
+                    format!(
+                        "unknown field '{}' (known: {})",
+                        field.text,
+                        self.fields.known().join(", ")
+                    )
+                }),
             });
         };
+        if let Some(about) = self.fields.about(&name) {
+            match &self.about {
+                Some((first, was)) if *was != about => {
+                    return Err(ParseError {
+                        column: field.column,
+                        what: format!(
+                            "'{}' is about {about} and '{first}' about {was}: \
+                             give them as two conditions",
+                            field.text
+                        ),
+                    });
+                }
+                Some(_) => {}
+                None => self.about = Some((field.text.clone(), about)),
+            }
+        }
         let Some(v) = self.peek().cloned().filter(|t| t.kind == Tok::Word) else {
             return Err(ParseError {
                 column: self.peek().map(|t| t.column).unwrap_or(self.end),
@@ -328,6 +370,37 @@ impl Parser<'_> {
         };
         self.at += 1;
         let value = value(&v, kind)?;
+        match &value {
+            Value::Pct(_) if !self.fields.has_limit(&name) => {
+                return Err(ParseError {
+                    column: v.column,
+                    what: format!(
+                        "'{}' has no limit to take a share of; give an amount",
+                        field.text
+                    ),
+                });
+            }
+            Value::Name(n) => {
+                if let Some(names) = self.fields.names(&name)
+                    && !names.contains(&n.as_str())
+                {
+                    return Err(ParseError {
+                        column: v.column,
+                        what: if names.is_empty() {
+                            format!("'{}' is not a number", v.text)
+                        } else {
+                            format!(
+                                "'{}' is not a number or a name '{}' knows ({})",
+                                v.text,
+                                field.text,
+                                names.join(", ")
+                            )
+                        },
+                    });
+                }
+            }
+            _ => {}
+        }
         Ok(Expr::Cmp {
             field: name,
             op,
@@ -430,6 +503,26 @@ impl Expr {
         }
     }
 
+    /// Every comparison, in the order written.
+    pub fn comparisons(&self) -> Vec<(&str, Op, &Value)> {
+        match self {
+            Expr::All(p) | Expr::Any(p) => p.iter().flat_map(Expr::comparisons).collect(),
+            Expr::Cmp { field, op, value } => vec![(field.as_str(), *op, value)],
+            Expr::Word(_) => Vec::new(),
+        }
+    }
+
+    /// Does `s` fit the filter's words, taking every comparison as true?
+    /// Which subjects a filter is about, whatever their numbers.
+    pub fn words_fit(&self, s: &dyn Subject) -> bool {
+        match self {
+            Expr::All(parts) => parts.iter().all(|e| e.words_fit(s)),
+            Expr::Any(parts) => parts.iter().any(|e| e.words_fit(s)),
+            Expr::Word(_) => self.holds(s),
+            Expr::Cmp { .. } => true,
+        }
+    }
+
     /// Does the filter use words (names, functions)?
     pub fn has_words(&self) -> bool {
         match self {
@@ -518,5 +611,126 @@ mod tests {
         assert_eq!(err(">5").column, 1);
         assert!(err("mq>abc%").what.contains("percentage"));
         assert_eq!(err("mq>1 and").what, "a condition is missing at the end");
+    }
+
+    /// A context that says more than the process table's: a field with a
+    /// limit, one compared with a name, fields about two different things.
+    struct Strict;
+
+    impl Fields for Strict {
+        fn kind(&self, field: &str) -> Option<FieldKind> {
+            match field {
+                "mq" | "node.procs" | "runq" | "ets.mem.grows" => Some(FieldKind::Count),
+                "node.mem" => Some(FieldKind::Bytes),
+                _ => None,
+            }
+        }
+        fn known(&self) -> Vec<&'static str> {
+            vec!["mq", "node.procs", "node.mem", "runq", "ets.mem.grows"]
+        }
+        fn refused(&self, field: &str) -> Option<String> {
+            (field == "heap").then(|| "'heap' is not sampled here".to_string())
+        }
+        fn has_limit(&self, field: &str) -> bool {
+            field == "node.procs"
+        }
+        fn names(&self, field: &str) -> Option<&'static [&'static str]> {
+            Some(if field == "runq" {
+                &["schedulers"]
+            } else {
+                &[]
+            })
+        }
+        fn about(&self, field: &str) -> Option<&'static str> {
+            match field {
+                "mq" => Some("a process"),
+                "ets.mem.grows" => Some("an ETS table"),
+                _ => None,
+            }
+        }
+    }
+
+    fn strict(s: &str) -> Result<Expr, ParseError> {
+        parse(s, &Strict).map(|e| e.expect("not empty"))
+    }
+
+    #[test]
+    fn dotted_fields_shares_and_names() {
+        assert_eq!(
+            strict("node.procs>80%").unwrap(),
+            Expr::Cmp {
+                field: "node.procs".into(),
+                op: Op::Gt,
+                value: Value::Pct(80.0)
+            }
+        );
+        assert_eq!(
+            strict("node.mem>4G").unwrap(),
+            Expr::Cmp {
+                field: "node.mem".into(),
+                op: Op::Gt,
+                value: Value::Num(4.0 * 1024.0 * 1024.0 * 1024.0)
+            }
+        );
+        assert_eq!(
+            strict("runq>schedulers").unwrap(),
+            Expr::Cmp {
+                field: "runq".into(),
+                op: Op::Gt,
+                value: Value::Name("schedulers".into())
+            }
+        );
+        assert!(strict("ets.mem.grows>=5 and node.mem>1G").is_ok());
+        assert!(strict("(mq>5 or node.procs>1) and worker").is_ok());
+    }
+
+    #[test]
+    fn a_strict_context_refuses_what_could_never_hold() {
+        let e = strict("mq>1 and node.mem>80%").unwrap_err();
+        assert_eq!(e.column, 19, "{e}");
+        assert!(e.what.contains("no limit"), "{e}");
+        let e = strict("runq>cpus").unwrap_err();
+        assert_eq!(e.column, 6, "{e}");
+        assert!(e.what.contains("schedulers"), "{e}");
+        let e = strict("mq>lots").unwrap_err();
+        assert_eq!(e.what, "'lots' is not a number");
+        let e = strict("heap>1M").unwrap_err();
+        assert_eq!(
+            (e.column, e.what.as_str()),
+            (1, "'heap' is not sampled here")
+        );
+        let e = strict("mq>5 or ets.mem.grows>=3").unwrap_err();
+        assert_eq!(e.column, 9, "{e}");
+        assert!(
+            e.what
+                .contains("about an ETS table and 'mq' about a process"),
+            "{e}"
+        );
+        // The process table's filter keeps taking what it took.
+        assert!(parse("mq>80%", &ProcFields).is_ok());
+        assert!(parse("mq>schedulers", &ProcFields).is_ok());
+    }
+
+    #[test]
+    fn comparisons_and_words_apart() {
+        let e = p("(mq>1 or mem<2) and worker");
+        let c = e.comparisons();
+        assert_eq!(c.len(), 2);
+        assert_eq!((c[0].0, c[0].1), ("mq", Op::Gt));
+        assert_eq!((c[1].0, c[1].1), ("mem", Op::Lt));
+        let worker = P {
+            mq: 0.0,
+            mem: 9.0,
+            name: "metrics_worker",
+        };
+        let other = P {
+            mq: 0.0,
+            mem: 9.0,
+            name: "init",
+        };
+        assert!(!e.holds(&worker));
+        assert!(e.words_fit(&worker), "numbers aside, the words select it");
+        assert!(!e.words_fit(&other));
+        assert!(p("mq>1").words_fit(&other), "no words select everything");
     }
 }

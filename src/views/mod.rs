@@ -7,6 +7,7 @@
 pub mod column;
 pub mod ets;
 pub mod filter;
+pub mod growth;
 pub mod msacc;
 pub mod nodes;
 pub mod ports;
@@ -14,6 +15,7 @@ pub mod procs;
 pub mod reply;
 pub mod restart;
 pub mod threads;
+pub mod watch;
 
 use crate::agent::SortKey;
 use crate::error::Result;
@@ -91,6 +93,25 @@ pub trait Shaper {
     fn shape(&mut self, s: Self::Sample) -> Option<Frame>;
     /// Applies what the operator changed.
     fn control(&mut self, _c: &Control) {}
+    /// The session ends after this frame (`etop watch` saw a condition hold).
+    fn done(&self) -> bool {
+        false
+    }
+}
+
+/// A shaper lent to a session, so that its caller reads what it kept (the
+/// summary of `etop watch`) once the session ends.
+impl<S: Shaper + ?Sized> Shaper for &mut S {
+    type Sample = S::Sample;
+    fn shape(&mut self, s: Self::Sample) -> Option<Frame> {
+        (**self).shape(s)
+    }
+    fn control(&mut self, c: &Control) {
+        (**self).control(c)
+    }
+    fn done(&self) -> bool {
+        (**self).done()
+    }
 }
 
 /// A frame ready to show in any format.

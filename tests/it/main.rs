@@ -23,4 +23,5 @@ mod terminal; // repaint, keys, signals, stale marks, restore
 mod threads; // `etop threads`
 mod top; // the interactive top: keys, filter, detail, warnings
 mod usage; // --help, --version, the man page, usage errors
+mod watch; // `etop watch`: the load-test gate and its exit codes
 mod wire_props; // the wire parsers against thousands of mutated inputs

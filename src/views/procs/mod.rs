@@ -23,6 +23,9 @@ use std::time::Duration;
 
 /// One sample of the process view: the table (the node's sample, and the
 /// OS's for a node on this host), or one process in detail.
+// One value per interval, moved once to the main thread: its size costs
+// nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 pub enum ProcSample {
     Table {
         node: Box<Sample>,

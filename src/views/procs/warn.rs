@@ -5,7 +5,8 @@
 
 use super::model::Row;
 use crate::agent::sample::Limits;
-use std::collections::{HashMap, VecDeque};
+use crate::views::growth::Growth;
+use std::collections::VecDeque;
 
 /// Growth must be seen in this many consecutive frames (so one more
 /// observation than that).
@@ -109,32 +110,24 @@ pub fn group(v: u64) -> String {
     out
 }
 
-/// The recent observations of one process.
-#[derive(Debug, Default)]
-struct Seen {
-    /// Frame number of the latest observation.
-    frame: u64,
-    msgq: VecDeque<u64>,
-    memory: VecDeque<u64>,
-}
-
-fn push(q: &mut VecDeque<u64>, v: u64) {
-    if q.len() == FRAMES + 1 {
-        q.pop_front();
-    }
-    q.push_back(v);
-}
-
-fn rising(q: &VecDeque<u64>) -> bool {
-    q.len() == FRAMES + 1 && q.iter().zip(q.iter().skip(1)).all(|(a, b)| b > a)
-}
-
 /// Keeps what the warnings need from one frame to the next.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Watch {
-    frame: u64,
-    procs: HashMap<String, Seen>,
+    msgq: Growth,
+    memory: Growth,
     runq: VecDeque<u64>,
+}
+
+impl Default for Watch {
+    fn default() -> Watch {
+        // A warning shows the observations it is based on: one more than
+        // the frames of growth.
+        Watch {
+            msgq: Growth::new(FRAMES + 1),
+            memory: Growth::new(FRAMES + 1),
+            runq: VecDeque::new(),
+        }
+    }
 }
 
 impl Watch {
@@ -153,29 +146,25 @@ impl Watch {
         schedulers: u32,
         limits: Option<&Limits>,
     ) -> Vec<Warning> {
-        self.frame += 1;
-        let frame = self.frame;
         let mut out = Vec::new();
+        self.msgq
+            .observe(rows.iter().map(|r| (r.pid.as_str(), r.msgq)));
+        self.memory
+            .observe(rows.iter().map(|r| (r.pid.as_str(), r.memory_bytes)));
         for r in rows {
-            let seen = self.procs.entry(r.pid.clone()).or_default();
-            if seen.frame + 1 != frame {
-                *seen = Seen::default();
-            }
-            seen.frame = frame;
-            push(&mut seen.msgq, r.msgq);
-            push(&mut seen.memory, r.memory_bytes);
-            for (kind, q) in [(Kind::Mailbox, &seen.msgq), (Kind::Memory, &seen.memory)] {
-                if rising(q) {
+            for (kind, g) in [(Kind::Mailbox, &self.msgq), (Kind::Memory, &self.memory)] {
+                if let Some(s) = g.get(&r.pid)
+                    && s.streak() as usize >= FRAMES
+                {
                     out.push(Warning {
                         kind,
                         pid: Some(r.pid.clone()),
                         name: Some(r.name.clone()),
-                        values: q.iter().copied().collect(),
+                        values: s.recent(),
                     });
                 }
             }
         }
-        self.procs.retain(|_, s| s.frame == frame);
 
         if schedulers > 0 {
             if self.runq.len() == FRAMES {

@@ -1,0 +1,558 @@
+//! `etop watch`, the load-test gate: samples a node as the main view does,
+//! judges `--fail-if` conditions on every frame, and says when one starts
+//! or stops holding (text lines, or JSON Lines events), with a summary at
+//! the end: frames taken and, for each condition, the worst value seen and
+//! where.
+
+pub mod cond;
+
+use crate::agent::SortKey;
+use crate::agent::collector::{Collector, View};
+use crate::agent::sample::{Reply, Sample, reply_rows, window};
+use crate::error::Result;
+use crate::views::ets::{self, Ets, EtsSort};
+use crate::views::filter::{Op, Value};
+use crate::views::growth::Growth;
+use crate::views::procs::model::{Model, NameStyle, Row};
+use crate::views::reply::ReplyView;
+use crate::views::{Feed, Frame, Shaper};
+use cond::{Condition, Culprit, NodeFacts, On, ProcFacts, Snapshot, TableFacts, canonical};
+use serde_json::{Map, Value as Json, json};
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// `etop watch --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum WatchFormat {
+    /// A line when a condition starts or stops holding, and the summary.
+    Text,
+    /// The same as JSON Lines events; the summary is the last line.
+    Json,
+}
+
+/// What to ask the node for each frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// Process samples: a sort and how many rows. The reductions sample
+    /// comes last, so that a frame that fails never moves its window on.
+    pub asks: Vec<(SortKey, usize)>,
+    /// The ETS tables that grew most, this many, when a condition is about
+    /// tables.
+    pub tables: Option<usize>,
+}
+
+impl Plan {
+    pub fn new(conds: &[Condition], rows: usize) -> Plan {
+        let mut keys: Vec<SortKey> = Vec::new();
+        for k in conds.iter().flat_map(Condition::keys) {
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+        keys.sort_by_key(|k| *k == SortKey::Reductions);
+        let mut asks: Vec<(SortKey, usize)> = keys.into_iter().map(|k| (k, rows)).collect();
+        // The node's own numbers come with every process sample: with no
+        // condition about processes, one without rows.
+        if asks.is_empty() {
+            asks.push((SortKey::Msgq, 0));
+        }
+        let tables = conds
+            .iter()
+            .any(|c| c.about == cond::About::Table)
+            .then_some(rows);
+        Plan { asks, tables }
+    }
+}
+
+/// One frame of `etop watch`: a process sample per sort, and the tables.
+pub struct WatchSample {
+    pub procs: Vec<Sample>,
+    pub tables: Option<Reply>,
+}
+
+pub struct WatchFeed {
+    pub collector: Collector,
+    pub plan: Plan,
+    pub timeout: Duration,
+}
+
+impl WatchFeed {
+    /// The one place a process sample is asked for. When the agent takes a
+    /// node-side filter, each condition's expression goes into this request
+    /// (and a sample becomes one per condition and sort): then the top N
+    /// are the true top N of the processes that match, not of all.
+    fn ask(&mut self, key: SortKey, rows: usize) -> Result<Sample> {
+        if key == SortKey::Reductions {
+            // Reductions in the window since the last frame.
+            self.collector.sample(key, rows, true, self.timeout)
+        } else {
+            // Leaves that window alone for the reductions sample.
+            self.collector.snapshot(key, rows, self.timeout)
+        }
+    }
+}
+
+impl Feed for WatchFeed {
+    type Sample = WatchSample;
+    fn sample(&mut self) -> Result<WatchSample> {
+        let tables = match self.plan.tables {
+            Some(n) => {
+                let (info, epoch) = self.collector.frame(
+                    View::Ets,
+                    |base| ets::request(EtsSort::Growth, n, base),
+                    self.timeout,
+                    "ETS tables",
+                )?;
+                Some(Reply {
+                    info,
+                    epoch,
+                    taken_at: Instant::now(),
+                })
+            }
+            None => None,
+        };
+        let mut procs = Vec::with_capacity(self.plan.asks.len());
+        for (key, rows) in self.plan.asks.clone() {
+            procs.push(self.ask(key, rows)?);
+        }
+        Ok(WatchSample { procs, tables })
+    }
+    fn close(&mut self) {
+        self.collector.close();
+    }
+}
+
+/// The worst a condition's field has been, and where.
+#[derive(Debug, Clone, serde::Serialize)]
+struct Seen {
+    /// Larger is worse.
+    #[serde(skip)]
+    score: f64,
+    /// The value compared: a share in percent when the condition gives one.
+    value: Json,
+    shown: String,
+    frame: u64,
+    clock: Option<String>,
+    #[serde(flatten)]
+    who: Culprit,
+}
+
+#[derive(Debug, Clone)]
+struct Worst {
+    field: String,
+    op: Op,
+    value: Value,
+    seen: Option<Seen>,
+}
+
+/// One condition as it went so far.
+#[derive(Debug, Clone)]
+struct Tracked {
+    cond: Condition,
+    /// Who made it hold in the latest frame, while it holds.
+    holding: Option<Culprit>,
+    held_frames: u64,
+    worst: Vec<Worst>,
+}
+
+impl Tracked {
+    fn new(cond: Condition) -> Tracked {
+        let mut worst: Vec<Worst> = Vec::new();
+        for (field, op, value) in cond.expr.comparisons() {
+            let field = canonical(field);
+            if !worst.iter().any(|w| w.field == field) {
+                worst.push(Worst {
+                    field: field.to_string(),
+                    op,
+                    value: value.clone(),
+                    seen: None,
+                });
+            }
+        }
+        Tracked {
+            cond,
+            holding: None,
+            held_frames: 0,
+            worst,
+        }
+    }
+
+    /// Keeps the worst value of each field among the subjects the
+    /// condition's words select.
+    fn note_worst(&mut self, f: &Snapshot, frame: u64) {
+        let subjects: Vec<On> = self
+            .cond
+            .subjects(f)
+            .into_iter()
+            .filter(|s| self.cond.expr.words_fit(s))
+            .collect();
+        for w in &mut self.worst {
+            for s in &subjects {
+                let Some(m) = s.measure(&w.field, &w.value) else {
+                    continue;
+                };
+                let score = cond::direction(w.op) * m;
+                if w.seen.as_ref().is_some_and(|seen| seen.score >= score) {
+                    continue;
+                }
+                w.seen = Some(Seen {
+                    score,
+                    value: cond::number(m),
+                    shown: s.show(&w.field, &w.value).unwrap_or_default(),
+                    frame,
+                    clock: f.node.clock.clone(),
+                    who: s.id(),
+                });
+            }
+        }
+    }
+
+    /// The values of `s` for every field the condition reads: for a person
+    /// and for a program.
+    fn values(&self, s: &On) -> (String, Map<String, Json>) {
+        let mut shown = Vec::new();
+        let mut map = Map::new();
+        for w in &self.worst {
+            shown.extend(s.show(&w.field, &w.value));
+            s.json(&w.field, &w.value, &mut map);
+        }
+        (shown.join(", "), map)
+    }
+}
+
+/// Turns frames into events; keeps what the summary needs.
+pub struct Watcher {
+    conds: Vec<Tracked>,
+    /// Go on after a condition held, to the end of `--for` or a signal.
+    keep_going: bool,
+    /// The previous process sample of each sort, for reductions windows.
+    prev: HashMap<SortKey, Sample>,
+    mq: Growth,
+    mem: Growth,
+    ets_mem: Growth,
+    epoch: Option<u64>,
+    frames: u64,
+    node: String,
+    started: Instant,
+    done: bool,
+    /// The lines of the conditions that ended the run, for standard error
+    /// when standard output carries JSON (a run that goes on keeps none:
+    /// its summary says what held).
+    pub alarms: Vec<String>,
+}
+
+/// Milliseconds since the Unix epoch, by our clock.
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Watcher {
+    pub fn new(conds: Vec<Condition>, keep_going: bool) -> Watcher {
+        Watcher {
+            conds: conds.into_iter().map(Tracked::new).collect(),
+            keep_going,
+            prev: HashMap::new(),
+            mq: Growth::new(1),
+            mem: Growth::new(1),
+            ets_mem: Growth::new(1),
+            epoch: None,
+            frames: 0,
+            node: String::new(),
+            started: Instant::now(),
+            done: false,
+            alarms: Vec::new(),
+        }
+    }
+
+    /// Frames judged so far.
+    pub fn frames(&self) -> u64 {
+        self.frames
+    }
+
+    /// Did any condition hold in any frame?
+    pub fn held(&self) -> bool {
+        self.conds.iter().any(|t| t.held_frames > 0)
+    }
+
+    /// What the node's samples say, with the growth of each process and
+    /// table across frames. Processes are the union of every sort's rows;
+    /// each row keeps the value it was ranked by.
+    fn snapshot(&mut self, s: WatchSample) -> Option<Snapshot> {
+        let first = s.procs.first()?;
+        if self.epoch.is_some_and(|e| e != first.epoch) {
+            // A new connection (a restarted node): nothing before compares.
+            self.prev.clear();
+            self.mq.reset();
+            self.mem.reset();
+            self.ets_mem.reset();
+        }
+        self.epoch = Some(first.epoch);
+        let node = NodeFacts {
+            node: first.node.clone(),
+            clock: first.clock.map(|c| c.to_string()),
+            procs: first.procs,
+            runq: first.runq,
+            schedulers: first.schedulers,
+            memory_bytes: first.memory.total,
+            limits: first.limits,
+        };
+        let mut rows: Vec<Row> = Vec::new();
+        let mut at: HashMap<String, usize> = HashMap::new();
+        for cur in &s.procs {
+            let mut prev = self.prev.remove(&cur.key);
+            // A reductions sample computed without the previous frame's
+            // state holds totals: a new window starts.
+            if cur.key == SortKey::Reductions && !cur.delta {
+                prev = None;
+            }
+            let win = prev.as_ref().map(|p| {
+                (
+                    p,
+                    window(
+                        (cur.taken_at, cur.node_mono_us),
+                        (p.taken_at, p.node_mono_us),
+                    ),
+                )
+            });
+            let model = Model::new(cur, win, None, false, NameStyle::Auto);
+            for r in model.rows {
+                match at.get(&r.pid) {
+                    Some(&i) => {
+                        let known = &mut rows[i];
+                        match cur.key {
+                            SortKey::Msgq => known.msgq = r.msgq,
+                            SortKey::Memory => known.memory_bytes = r.memory_bytes,
+                            SortKey::Reductions => {
+                                known.reds = r.reds;
+                                known.reds_pct = r.reds_pct;
+                            }
+                        }
+                    }
+                    None => {
+                        at.insert(r.pid.clone(), rows.len());
+                        rows.push(r);
+                    }
+                }
+            }
+            self.prev.insert(cur.key, cur.clone());
+        }
+        self.mq
+            .observe(rows.iter().map(|r| (r.pid.as_str(), r.msgq)));
+        self.mem
+            .observe(rows.iter().map(|r| (r.pid.as_str(), r.memory_bytes)));
+        let grown = |g: &Growth, id: &str, now: u64| {
+            g.get(id)
+                .map_or((0, now), |series| (series.streak(), series.from()))
+        };
+        let procs = rows
+            .into_iter()
+            .map(|row| ProcFacts {
+                mq_grows: grown(&self.mq, &row.pid, row.msgq),
+                mem_grows: grown(&self.mem, &row.pid, row.memory_bytes),
+                row,
+            })
+            .collect();
+        let tables = match &s.tables {
+            Some(r) => {
+                let rows = reply_rows(&r.info, <Ets as ReplyView>::decode_row);
+                self.ets_mem
+                    .observe(rows.iter().map(|t| (t.id.as_str(), t.memory_bytes)));
+                rows.into_iter()
+                    .map(|row| TableFacts {
+                        mem_grows: grown(&self.ets_mem, &row.id, row.memory_bytes),
+                        row,
+                    })
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        Some(Snapshot {
+            node,
+            procs,
+            tables,
+        })
+    }
+
+    /// Judges every condition on one node's frame: the lines and events of
+    /// the conditions that started or stopped holding. With `--cluster`
+    /// (not built yet) each node's frame comes through here and a condition
+    /// holds when it holds on any node; every line and event already names
+    /// its node.
+    fn judge(&mut self, f: &Snapshot) -> (Vec<String>, Vec<Json>) {
+        let frame = self.frames;
+        let (mut lines, mut events) = (Vec::new(), Vec::new());
+        let at = match &f.node.clock {
+            Some(c) => format!("frame {frame} at {c}"),
+            None => format!("frame {frame}"),
+        };
+        for t in &mut self.conds {
+            t.note_worst(f, frame);
+            let culprit = t.cond.culprit(f);
+            let was = t.holding.take();
+            let (kind, word, who, values) = match (&culprit, was) {
+                (Some(c), was) => {
+                    t.held_frames += 1;
+                    t.holding = Some(c.id());
+                    if was.is_some() {
+                        continue;
+                    }
+                    let (shown, map) = t.values(c);
+                    ("became_true", "FAIL", c.id(), (shown, Some(map)))
+                }
+                (None, Some(who)) => {
+                    // The values of what held, if it is still in the sample.
+                    let still = t.cond.subjects(f).into_iter().find(|s| who.is(s));
+                    let values = match still {
+                        Some(s) => {
+                            let (shown, map) = t.values(&s);
+                            (shown, Some(map))
+                        }
+                        None => (String::new(), None),
+                    };
+                    ("became_false", "CLEARED", who, values)
+                }
+                (None, None) => continue,
+            };
+            let (shown, map) = values;
+            let mut line = format!("{word} '{}' on {}, {at}", t.cond.text, f.node.node);
+            for part in [who.line(), Some(shown).filter(|s| !s.is_empty())]
+                .into_iter()
+                .flatten()
+            {
+                line.push_str(": ");
+                line.push_str(&part);
+            }
+            let mut ev = json!({
+                "event": kind,
+                "condition": t.cond.text,
+                "node": f.node.node,
+                "frame": frame,
+                "clock": f.node.clock,
+                "unix_ms": unix_ms(),
+            });
+            if let (Json::Object(o), Ok(Json::Object(w))) = (&mut ev, serde_json::to_value(&who)) {
+                o.extend(w);
+                o.insert("values".into(), map.map_or(Json::Null, Json::Object));
+            }
+            if kind == "became_true" && !self.keep_going {
+                self.alarms.push(line.clone());
+                self.done = true;
+            }
+            lines.push(line);
+            events.push(ev);
+        }
+        (lines, events)
+    }
+
+    /// The summary: frames taken, and each condition's worst value and
+    /// where. `error` is why the run ended early, if it did.
+    pub fn summary(&self, error: Option<&str>) -> (String, Json) {
+        let held = self.conds.iter().filter(|t| t.held_frames > 0).count();
+        let result = match (error, held) {
+            (Some(_), _) => "error",
+            (None, 0) => "pass",
+            (None, _) => "fail",
+        };
+        let secs = self.started.elapsed().as_secs_f64();
+        let node = if self.node.is_empty() {
+            "the node"
+        } else {
+            self.node.as_str()
+        };
+        let head = match (error, held) {
+            (Some(e), _) => format!("ERROR {node}: {e}"),
+            (None, 0) => "PASS".to_string(),
+            (None, _) => "FAIL".to_string(),
+        };
+        let mut text = if error.is_some() {
+            head
+        } else if held == 0 {
+            format!(
+                "{head} {node}: no condition held in {} frames over {secs:.1} s",
+                self.frames
+            )
+        } else {
+            format!(
+                "{head} {node}: {held} of {} conditions held in {} frames over {secs:.1} s",
+                self.conds.len(),
+                self.frames
+            )
+        };
+        let mut conds = Vec::new();
+        for t in &self.conds {
+            let mut line = format!("  '{}': ", t.cond.text);
+            if t.held_frames > 0 {
+                line.push_str(&format!("held in {} frames; ", t.held_frames));
+            }
+            let worst: Vec<String> = t
+                .worst
+                .iter()
+                .map(|w| match &w.seen {
+                    Some(s) => {
+                        let mut part = format!("worst {} at frame {}", s.shown, s.frame);
+                        if let Some(who) = s.who.line() {
+                            part.push_str(&format!(": {who}"));
+                        }
+                        part
+                    }
+                    None => format!("{} never seen", w.field),
+                })
+                .collect();
+            if worst.is_empty() {
+                line.push_str(if t.held_frames > 0 {
+                    "matched"
+                } else {
+                    "never matched"
+                });
+            } else {
+                line.push_str(&worst.join("; "));
+            }
+            text.push('\n');
+            text.push_str(&line);
+            conds.push(json!({
+                "condition": t.cond.text,
+                "about": t.cond.about,
+                "held_frames": t.held_frames,
+                "worst": t.worst.iter().map(|w| json!({
+                    "field": w.field,
+                    "seen": w.seen,
+                })).collect::<Vec<_>>(),
+            }));
+        }
+        let j = json!({
+            "event": "summary",
+            "result": result,
+            "node": (!self.node.is_empty()).then_some(&self.node),
+            "frames": self.frames,
+            "seconds": (secs * 1000.0).round() / 1000.0,
+            "unix_ms": unix_ms(),
+            "error": error,
+            "conditions": conds,
+        });
+        (text, j)
+    }
+}
+
+impl Shaper for Watcher {
+    type Sample = WatchSample;
+    fn shape(&mut self, s: WatchSample) -> Option<Frame> {
+        let snap = self.snapshot(s)?;
+        self.frames += 1;
+        self.node = snap.node.node.clone();
+        let (lines, events) = self.judge(&snap);
+        Some(Frame {
+            header: lines,
+            json: Json::Array(events),
+            ..Frame::default()
+        })
+    }
+    fn done(&self) -> bool {
+        self.done
+    }
+}
+
+#[cfg(test)]
+mod tests;
