@@ -237,6 +237,16 @@ fn proc_sorts() -> Vec<SortChoice> {
             key: SortKey::Memory,
         },
         SortChoice {
+            letter: Some('T'),
+            name: "total heap",
+            key: SortKey::Heap,
+        },
+        SortChoice {
+            letter: Some('B'),
+            name: "binary memory",
+            key: SortKey::Binary,
+        },
+        SortChoice {
             letter: Some('Q'),
             name: "message queue",
             key: SortKey::Msgq,

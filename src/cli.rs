@@ -390,6 +390,14 @@ pub enum SortArg {
     /// Messages waiting in the mailbox.
     #[value(alias = "msg_q", alias = "message_queue_len")]
     Msgq,
+    /// Total heap size: young and old heap and stack. About the cost of
+    /// the memory sort (see README, "Cost on the target").
+    #[value(alias = "total_heap_size")]
+    Heap,
+    /// Off-heap (refc) binaries each process refers to. The costliest sort:
+    /// every process lists every binary it holds.
+    #[value(alias = "bin")]
+    Binary,
 }
 
 impl From<SortArg> for SortKey {
@@ -398,6 +406,8 @@ impl From<SortArg> for SortKey {
             SortArg::Reductions => SortKey::Reductions,
             SortArg::Memory => SortKey::Memory,
             SortArg::Msgq => SortKey::Msgq,
+            SortArg::Heap => SortKey::Heap,
+            SortArg::Binary => SortKey::Binary,
         }
     }
 }

@@ -110,6 +110,10 @@ pub enum SortKey {
     Reductions,
     Memory,
     Msgq,
+    /// Total heap size (observer_cli's `t`).
+    Heap,
+    /// Off-heap binaries referred to (observer_cli's `b`).
+    Binary,
 }
 
 impl SortKey {
@@ -118,6 +122,8 @@ impl SortKey {
             SortKey::Reductions => "reductions",
             SortKey::Memory => "memory",
             SortKey::Msgq => "message_queue_len",
+            SortKey::Heap => "total_heap_size",
+            SortKey::Binary => "binary",
         }
     }
 }

@@ -52,6 +52,14 @@ pub struct ProcRow {
     pub memory_bytes: u64,
     pub reductions: u64,
     pub msgq: u64,
+    /// Total heap (young and old generations and the stack), in bytes.
+    pub heap_bytes: Option<u64>,
+    /// Off-heap binaries the process refers to, in bytes; read only when
+    /// the table is sorted by them (it lists every binary the process holds).
+    pub bin_bytes: Option<u64>,
+    /// Reductions since the agent's kept baseline, when the agent had one for
+    /// this process but ranked by something else (`--once`).
+    pub reds_delta: Option<u64>,
 }
 
 /// Counts the VM caps, each as (count, limit): a node at its process or
@@ -208,11 +216,19 @@ pub struct Sample {
 
 fn decode_row(t: &Term) -> Option<ProcRow> {
     let e = term::as_tuple(t)?;
-    let [pid, v, reg, init, cur, mem, reds, q] = e else {
+    // Replies recorded before heap, binary and the kept baseline were added
+    // have the first eight.
+    let (head, rest) = e.split_at_checked(8)?;
+    let [pid, v, reg, init, cur, mem, reds, q] = head else {
         return None;
     };
     let Term::Pid(pid) = pid else { return None };
     let registered_name = term::as_atom(reg).map(str::to_string);
+    let opt = |i: usize| {
+        rest.get(i)
+            .and_then(term::as_i64)
+            .map(|v| v.max(0) as u64)
+    };
     Some(ProcRow {
         pid: ProcId {
             id: pid.id,
@@ -225,6 +241,9 @@ fn decode_row(t: &Term) -> Option<ProcRow> {
         memory_bytes: term::as_i64(mem)?.max(0) as u64,
         reductions: term::as_i64(reds)?.max(0) as u64,
         msgq: term::as_i64(q)?.max(0) as u64,
+        heap_bytes: opt(0),
+        bin_bytes: opt(1),
+        reds_delta: opt(2),
     })
 }
 

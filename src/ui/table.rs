@@ -20,7 +20,7 @@ pub fn text(grid: &Grid, term_width: usize, max_rows: usize) -> String {
         .filter(|&i| grid.columns[i].show.text)
         .filter(|&i| {
             !grid.columns[i].show.only_when_set
-                || grid.rows.iter().any(|r| !r[i].to_text().is_empty())
+                || grid.rows.iter().any(|r| !r[i].to_csv().is_empty())
         })
         .collect();
     let mut b = Builder::new();

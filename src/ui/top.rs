@@ -492,8 +492,16 @@ impl View {
         rows_fit: usize,
         widths: &mut HashMap<String, usize>,
     ) {
+        // A column that only some sorts fill comes and goes with the sort
+        // (the operator asked for it); the mark column keeps its place, so
+        // that a warning never shifts the table.
         let shown: Vec<usize> = (0..g.columns.len())
             .filter(|&i| g.columns[i].show.text)
+            .filter(|&i| {
+                let c = &g.columns[i];
+                !(c.show.only_when_set && c.show.csv)
+                    || g.rows.iter().any(|r| !r[i].to_text().is_empty() && r[i].to_text() != "-")
+            })
             .collect();
         let cells: Vec<Vec<String>> = g
             .rows

@@ -123,6 +123,14 @@ impl Show {
         json: false,
         only_when_set: false,
     };
+    /// Everywhere; left out of text when no row has a value (scripts get
+    /// the key, empty or null).
+    pub const SOMETIMES: Show = Show {
+        text: true,
+        csv: true,
+        json: true,
+        only_when_set: true,
+    };
     /// A mark on some rows, for people only.
     pub const MARK: Show = Show {
         text: true,

@@ -8,7 +8,7 @@ use crate::views::Frame;
 use crate::views::column::{Cell, Column, Grid, Show};
 
 /// The columns of the process table.
-pub const COLUMNS: [Column<Row>; 11] = [
+pub const COLUMNS: [Column<Row>; 13] = [
     // The row's warning mark; scripts read the frame's `warnings` instead.
     Column::text("!", "warn", |r: &Row| {
         Cell::text(if r.warn { "!" } else { "" })
@@ -33,6 +33,9 @@ pub const COLUMNS: [Column<Row>; 11] = [
     Column::num("Memory", "memory_bytes", |r| {
         Cell::Bytes(Some(r.memory_bytes))
     }),
+    // Read for the rows shown when the table is sorted by them.
+    Column::num("Heap", "heap_bytes", |r: &Row| Cell::Bytes(r.heap_bytes)).only(Show::SOMETIMES),
+    Column::num("Bin", "bin_bytes", |r: &Row| Cell::Bytes(r.bin_bytes)).only(Show::SOMETIMES),
     Column::num("MsgQ", "msgq", |r| Cell::Count(Some(r.msgq))),
     Column::flex("Current Function", "current_function", |r| {
         Cell::text(&r.current_function)
@@ -74,6 +77,8 @@ fn sort_word(k: SortKey) -> &'static str {
         SortKey::Reductions => "reductions",
         SortKey::Memory => "memory",
         SortKey::Msgq => "message queue",
+        SortKey::Heap => "total heap",
+        SortKey::Binary => "binary memory",
     }
 }
 

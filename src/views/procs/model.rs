@@ -86,6 +86,10 @@ pub struct Row {
     /// reductions sort, of a session or of a new connection).
     pub reds_kind: Option<&'static str>,
     pub memory_bytes: u64,
+    /// Total heap, when the table is sorted by it.
+    pub heap_bytes: Option<u64>,
+    /// Off-heap binaries, when the table is sorted by them.
+    pub bin_bytes: Option<u64>,
     pub msgq: u64,
     pub current_function: String,
     /// A warning names this process.
@@ -264,7 +268,9 @@ impl Model {
                 } else {
                     let reds = prev_reds
                         .get(&r.pid)
-                        .and_then(|old| r.reductions.checked_sub(*old));
+                        .and_then(|old| r.reductions.checked_sub(*old))
+                        // The agent's own baseline, when it kept one.
+                        .or(r.reds_delta);
                     (reds, reds.map(|_| "window"))
                 };
                 // A row shows the value it was ranked by: the agent reads the
@@ -290,6 +296,16 @@ impl Model {
                         rank
                     } else {
                         r.memory_bytes
+                    },
+                    heap_bytes: if cur.key == SortKey::Heap {
+                        Some(rank)
+                    } else {
+                        r.heap_bytes
+                    },
+                    bin_bytes: if cur.key == SortKey::Binary {
+                        Some(rank)
+                    } else {
+                        r.bin_bytes
                     },
                     msgq: if cur.key == SortKey::Msgq {
                         rank
@@ -365,6 +381,9 @@ mod tests {
             memory_bytes: 100,
             reductions: reds,
             msgq: 0,
+            heap_bytes: None,
+            bin_bytes: None,
+            reds_delta: None,
         }
     }
 

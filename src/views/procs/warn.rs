@@ -213,6 +213,8 @@ mod tests {
             reds_pct: None,
             reds_kind: None,
             memory_bytes: mem,
+            heap_bytes: None,
+            bin_bytes: None,
             msgq,
             current_function: String::new(),
             warn: false,

@@ -520,6 +520,8 @@ mod tests {
             reds_pct: Some(12.5),
             reds_kind: Some("window"),
             memory_bytes: mem,
+            heap_bytes: None,
+            bin_bytes: None,
             msgq,
             current_function: "timer:sleep/1".into(),
             warn: false,

@@ -329,6 +329,8 @@ impl Watcher {
                                 known.reds = r.reds;
                                 known.reds_pct = r.reds_pct;
                             }
+                            SortKey::Heap => known.heap_bytes = r.heap_bytes,
+                            SortKey::Binary => known.bin_bytes = r.bin_bytes,
                         }
                     }
                     None => {

@@ -15,6 +15,9 @@ fn proc_row(id: u32, name: &str, msgq: u64, mem: u64, reds: u64) -> ProcRow {
         memory_bytes: mem,
         reductions: reds,
         msgq,
+        heap_bytes: None,
+        bin_bytes: None,
+        reds_delta: None,
     }
 }
 
@@ -25,6 +28,7 @@ fn sample(key: SortKey, epoch: u64, mut rows: Vec<ProcRow>) -> Sample {
             SortKey::Msgq => r.msgq as i64,
             SortKey::Memory => r.memory_bytes as i64,
             SortKey::Reductions => r.reductions as i64,
+            SortKey::Heap | SortKey::Binary => 0,
         };
     }
     Sample {
