@@ -283,6 +283,7 @@ fn procs(top: &TopArgs) -> Result<()> {
         timeout: frame_timeout(&s.frames),
         detail: None,
         filter: top.procs.filter.as_ref().map(|f| f.expr.clone()),
+        once: s.frames.once,
         os_pid,
         proc_root: s.conn.host.proc_root.clone(),
         host: HostWatch::new(),
@@ -296,6 +297,7 @@ fn procs(top: &TopArgs) -> Result<()> {
         s.frames.once && !top.procs.accumulate,
     );
     shaper.show_schedulers = top.procs.schedulers;
+    shaper.filter = top.procs.filter.as_ref().map(|f| f.expr.clone());
     let mut shown = shown;
     shown.keys = keys;
     session::run(feed, shaper, shown)
@@ -314,6 +316,7 @@ fn proc_detail(pid: &str, s: &Session) -> Result<()> {
         timeout: frame_timeout(&s.frames),
         detail: Some(pid.to_string()),
         filter: None,
+        once: false,
         os_pid,
         proc_root: s.conn.host.proc_root.clone(),
         host: HostWatch::new(),

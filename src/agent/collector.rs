@@ -5,7 +5,7 @@
 
 use super::detail::{ProcDetail, decode_detail};
 use super::sample::{Sample, decode_sample};
-use super::{Agent, SortKey};
+use super::{Agent, SampleRequest, SortKey};
 use crate::dist::term::{self, Term};
 use crate::dist::{ConnectOpts, Connection};
 use crate::error::{Error, Result};
@@ -129,20 +129,9 @@ impl Collector {
 
     /// One sample. A lost connection is dropped so that the next call
     /// reconnects (a restarted node gets a fresh agent and a new epoch).
-    pub fn sample(
-        &mut self,
-        key: SortKey,
-        lines: usize,
-        delta: bool,
-        timeout: Duration,
-    ) -> Result<Sample> {
-        let (info, epoch) = self.frame(
-            View::Procs,
-            |base| crate::agent::sample_request(key, lines, delta, base),
-            timeout,
-            "a sample",
-        )?;
-        decode_sample(&info, key, epoch).ok_or_else(|| Error::Remote {
+    pub fn sample(&mut self, req: &SampleRequest, timeout: Duration) -> Result<Sample> {
+        let (info, epoch) = self.frame(View::Procs, |base| req.term(base), timeout, "a sample")?;
+        decode_sample(&info, req.key, epoch).ok_or_else(|| Error::Remote {
             node: self.peer(),
             what: "a sample".into(),
             detail: "unexpected reply shape".into(),
@@ -154,7 +143,7 @@ impl Collector {
     /// (totals, never a delta), and the next `sample` still finds the
     /// reductions window of the one before. For several sorts in one frame.
     pub fn snapshot(&mut self, key: SortKey, lines: usize, timeout: Duration) -> Result<Sample> {
-        let req = crate::agent::sample_request(key, lines, false, 0);
+        let req = SampleRequest::new(key, lines, false).term(0);
         let (info, epoch) = self.request(req, timeout, "a sample")?;
         decode_sample(&info, key, epoch).ok_or_else(|| Error::Remote {
             node: self.peer(),

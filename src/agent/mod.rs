@@ -128,19 +128,155 @@ impl SortKey {
     }
 }
 
-/// The request for one frame of the process table: header values and the
-/// top `n` rows by `key`; `delta` ranks reductions by their change since the
-/// frame `base` (the `frame` number of the last reply etop received; 0 for
-/// none). The agent answers with totals (`delta => false`) when it no longer
-/// holds that frame's state.
-pub fn sample_request(key: SortKey, n: usize, delta: bool, base: i64) -> Term {
-    tuple(vec![
-        atom("sample"),
-        atom(key.item()),
-        int(n as i64),
-        atom(if delta { "true" } else { "false" }),
-        int(base),
-    ])
+/// A comparison the agent makes on the node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CmpOp {
+    Gt,
+    Ge,
+    Lt,
+    Le,
+    Eq,
+    Ne,
+}
+
+impl CmpOp {
+    fn atom(self) -> &'static str {
+        match self {
+            CmpOp::Gt => "gt",
+            CmpOp::Ge => "ge",
+            CmpOp::Lt => "lt",
+            CmpOp::Le => "le",
+            CmpOp::Eq => "eq",
+            CmpOp::Ne => "ne",
+        }
+    }
+}
+
+/// A `process_info` item a filter compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeItem {
+    Msgq,
+    Memory,
+    Heap,
+    Binary,
+}
+
+/// Which processes the agent ranks: evaluated on the node for every process,
+/// before the top N are chosen, so that a filtered top N is the true top N of
+/// the processes that match.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NodeFilter {
+    All(Vec<NodeFilter>),
+    Any(Vec<NodeFilter>),
+    /// An item against a whole number (bytes for memory, heap and binary).
+    Cmp {
+        item: NodeItem,
+        op: CmpOp,
+        value: u64,
+    },
+    /// Reductions in the window. The node knows them only in a frame ranked
+    /// by their change; in any other frame it lets every process through and
+    /// etop judges the rows it gets.
+    Reds {
+        op: CmpOp,
+        value: u64,
+    },
+    /// Reductions in the window as a share of all the node ran in it, in
+    /// thousandths of a percent; known as `Reds` is.
+    RedsPct {
+        op: CmpOp,
+        milli: u64,
+    },
+    /// Lower case text that must appear in the registered name, the initial
+    /// call or the current function (`m:f/a`), compared in lower case.
+    Word(String),
+}
+
+impl NodeFilter {
+    fn term(&self) -> Term {
+        match self {
+            NodeFilter::All(v) => tuple(vec![
+                atom("all"),
+                list(v.iter().map(|f| f.term()).collect()),
+            ]),
+            NodeFilter::Any(v) => tuple(vec![
+                atom("any"),
+                list(v.iter().map(|f| f.term()).collect()),
+            ]),
+            NodeFilter::Cmp { item, op, value } => {
+                let item = match item {
+                    NodeItem::Msgq => SortKey::Msgq.item(),
+                    NodeItem::Memory => SortKey::Memory.item(),
+                    NodeItem::Heap => SortKey::Heap.item(),
+                    NodeItem::Binary => SortKey::Binary.item(),
+                };
+                tuple(vec![
+                    atom("cmp"),
+                    atom(item),
+                    atom(op.atom()),
+                    int(i64::try_from(*value).unwrap_or(i64::MAX)),
+                ])
+            }
+            NodeFilter::Reds { op, value } => tuple(vec![
+                atom("reds"),
+                atom(op.atom()),
+                int(i64::try_from(*value).unwrap_or(i64::MAX)),
+            ]),
+            NodeFilter::RedsPct { op, milli } => tuple(vec![
+                atom("reds_pct"),
+                atom(op.atom()),
+                int(i64::try_from(*milli).unwrap_or(i64::MAX)),
+            ]),
+            NodeFilter::Word(w) => tuple(vec![atom("word"), charlist(w)]),
+        }
+    }
+}
+
+/// What one frame of the process table asks of the node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleRequest {
+    /// The header values and the top `lines` rows by `key`.
+    pub key: SortKey,
+    pub lines: usize,
+    /// Rank reductions by their change since the frame etop holds.
+    pub delta: bool,
+    /// Only the processes that match.
+    pub filter: Option<NodeFilter>,
+    /// Give each row its reductions since the baseline the agent keeps from
+    /// an earlier reductions frame, whatever the sort (`--once`).
+    pub reds_base: bool,
+}
+
+impl SampleRequest {
+    pub fn new(key: SortKey, lines: usize, delta: bool) -> SampleRequest {
+        SampleRequest {
+            key,
+            lines,
+            delta,
+            filter: None,
+            reds_base: false,
+        }
+    }
+
+    /// The request term; `base` is the `frame` number of the last reply etop
+    /// received (0 for none). The agent answers with totals
+    /// (`delta => false`) when it no longer holds that frame's state.
+    pub fn term(&self, base: i64) -> Term {
+        tuple(vec![
+            atom("sample"),
+            atom(self.key.item()),
+            int(self.lines as i64),
+            atom(if self.delta { "true" } else { "false" }),
+            int(base),
+            tuple(vec![
+                self.filter
+                    .as_ref()
+                    .map(NodeFilter::term)
+                    .unwrap_or_else(|| atom("none")),
+                atom(if self.reds_base { "true" } else { "false" }),
+            ]),
+        ])
+    }
 }
 
 /// The request for one process in detail: `pid` as the node's shell prints

@@ -224,11 +224,7 @@ fn decode_row(t: &Term) -> Option<ProcRow> {
     };
     let Term::Pid(pid) = pid else { return None };
     let registered_name = term::as_atom(reg).map(str::to_string);
-    let opt = |i: usize| {
-        rest.get(i)
-            .and_then(term::as_i64)
-            .map(|v| v.max(0) as u64)
-    };
+    let opt = |i: usize| rest.get(i).and_then(term::as_i64).map(|v| v.max(0) as u64);
     Some(ProcRow {
         pid: ProcId {
             id: pid.id,

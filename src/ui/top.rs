@@ -500,7 +500,9 @@ impl View {
             .filter(|&i| {
                 let c = &g.columns[i];
                 !(c.show.only_when_set && c.show.csv)
-                    || g.rows.iter().any(|r| !r[i].to_text().is_empty() && r[i].to_text() != "-")
+                    || g.rows
+                        .iter()
+                        .any(|r| !r[i].to_text().is_empty() && r[i].to_text() != "-")
             })
             .collect();
         let cells: Vec<Vec<String>> = g

@@ -5,8 +5,8 @@
 //! condition that does not parse is exit 2 before anything is reached.
 
 use crate::util::*;
-use etop::agent::SortKey;
 use etop::agent::collector::Collector;
+use etop::agent::{SampleRequest, SortKey};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -363,13 +363,17 @@ fn the_reductions_window_outlives_the_other_sorts_of_a_frame() {
     let mut c = Collector::connect(node.connect_opts_for(&name), 0)
         .unwrap_or_else(|e| panic!("connect: {e}\n{}", node.log()));
     let t = Duration::from_secs(15);
-    let first = c.sample(SortKey::Reductions, 5, true, t).expect("a sample");
+    let first = c
+        .sample(&SampleRequest::new(SortKey::Reductions, 5, true), t)
+        .expect("a sample");
     assert!(!first.delta, "a first sample holds totals");
     for key in [SortKey::Msgq, SortKey::Memory] {
         let s = c.snapshot(key, 5, t).expect("a snapshot");
         assert!(!s.delta && !s.rows.is_empty());
     }
-    let next = c.sample(SortKey::Reductions, 5, true, t).expect("a sample");
+    let next = c
+        .sample(&SampleRequest::new(SortKey::Reductions, 5, true), t)
+        .expect("a sample");
     assert!(
         next.delta,
         "the snapshots between two reductions samples must not cost the window"

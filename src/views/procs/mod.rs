@@ -6,12 +6,13 @@
 pub mod detail;
 pub mod frame;
 pub mod model;
+pub mod select;
 pub mod warn;
 
-use crate::agent::SortKey;
 use crate::agent::collector::Collector;
 use crate::agent::detail::ProcDetail;
 use crate::agent::sample::{Sample, node_started, window};
+use crate::agent::{SampleRequest, SortKey};
 use crate::error::Result;
 use crate::host::{self, HostWatch};
 use crate::views::filter::Expr;
@@ -49,6 +50,10 @@ pub struct ProcFeed {
     /// The process shown in detail, if any.
     pub detail: Option<String>,
     pub filter: Option<Expr>,
+    /// A one-shot run ranked by something else than reductions: its first
+    /// sample is a reductions frame, so that the agent keeps a baseline of
+    /// every process and the shown frame has reductions for all its rows.
+    pub once: bool,
     /// The node's OS process, when it runs on this host.
     pub os_pid: Option<u32>,
     pub proc_root: PathBuf,
@@ -126,9 +131,16 @@ impl Feed for ProcFeed {
                 node: self.collector.peer(),
             });
         }
-        let node = self
-            .collector
-            .sample(self.key, self.lines, self.delta(), self.timeout)?;
+        let baseline = self.once && self.key != SortKey::Reductions && !self.accumulate;
+        let first = baseline && self.epoch == 0;
+        let req = SampleRequest {
+            key: if first { SortKey::Reductions } else { self.key },
+            lines: self.lines,
+            delta: first || self.delta(),
+            filter: self.filter.as_ref().map(select::on_node),
+            reds_base: baseline && !first,
+        };
+        let node = self.collector.sample(&req, self.timeout)?;
         let os = self.os_sample(&node);
         Ok(ProcSample::Table {
             node: Box::new(node),
@@ -164,6 +176,9 @@ pub struct ProcShaper {
     prev_detail: Option<ProcDetail>,
     restarts: Restarts,
     watch: warn::Watch,
+    /// The filter, judged again on rows whose reductions the node could not
+    /// compare.
+    pub filter: Option<Expr>,
 }
 
 impl ProcShaper {
@@ -177,6 +192,7 @@ impl ProcShaper {
             prev_detail: None,
             restarts: Restarts::default(),
             watch: warn::Watch::default(),
+            filter: None,
         }
     }
 }
@@ -189,7 +205,10 @@ impl Shaper for ProcShaper {
             Control::Detail(None) => self.prev_detail = None,
             // Growth seen before the filter changed is not growth of the
             // processes the filter now shows.
-            Control::Filter(_) => self.watch.reset(),
+            Control::Filter(f) => {
+                self.watch.reset();
+                self.filter = f.clone();
+            }
             _ => {}
         }
     }
@@ -223,6 +242,12 @@ impl Shaper for ProcShaper {
             )
         });
         let mut model = Model::new(&s, win, os.as_ref(), self.accumulate, self.names);
+        if let Some(f) = &self.filter
+            && select::needs_reds(f)
+            && !(s.key == SortKey::Reductions && s.delta)
+        {
+            model.rows.retain(|r| select::keep(f, r));
+        }
         model.header.show_schedulers = self.show_schedulers;
         model.header.reconnected = reconnect.first;
         model.header.notice = reconnect.notice;

@@ -6,9 +6,9 @@
 
 pub mod cond;
 
-use crate::agent::SortKey;
 use crate::agent::collector::{Collector, View};
 use crate::agent::sample::{Reply, Sample, reply_rows, window};
+use crate::agent::{SampleRequest, SortKey};
 use crate::error::Result;
 use crate::views::ets::{self, Ets, EtsSort};
 use crate::views::filter::{Op, Value};
@@ -84,7 +84,8 @@ impl WatchFeed {
     fn ask(&mut self, key: SortKey, rows: usize) -> Result<Sample> {
         if key == SortKey::Reductions {
             // Reductions in the window since the last frame.
-            self.collector.sample(key, rows, true, self.timeout)
+            self.collector
+                .sample(&SampleRequest::new(key, rows, true), self.timeout)
         } else {
             // Leaves that window alone for the reductions sample.
             self.collector.snapshot(key, rows, self.timeout)
