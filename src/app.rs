@@ -1,17 +1,23 @@
 //! Parses the command line, picks the view, and maps errors to one line on
 //! stderr and an exit code.
 
-use crate::agent::SortKey;
+use crate::agent::cluster::{Ask, Cluster, Membership, Plan};
 use crate::agent::collector::{Collector, View};
+use crate::agent::sample::{Reply, Sample};
+use crate::agent::{SampleRequest, SortKey};
 use crate::cli::{Cli, Command, ConnArgs, FrameArgs, OutputArgs, Session, TopArgs, WatchArgs};
 use crate::dist::ConnectOpts;
 use crate::dist::term::Term;
 use crate::error::{Error, Result, exit};
 use crate::host::HostWatch;
+use crate::node::discover::ssl_dist::{self, TlsFlags};
 use crate::node::{self, CookieSources, Reach};
 use crate::text::say;
 use crate::ui::session::{self, Display};
 use crate::ui::{frame, term};
+use crate::views::cluster::procs::ClusterProcShaper;
+use crate::views::cluster::reply::ClusterReplyShaper;
+use crate::views::cluster::{ClusterFeed, Watched, open_files_for_cluster};
 use crate::views::ets::Ets;
 use crate::views::msacc::{MsaccFeed, MsaccShaper};
 use crate::views::ports::Ports;
@@ -19,10 +25,11 @@ use crate::views::procs::{ProcFeed, ProcShaper};
 use crate::views::reply::{ReplyShaper, ReplyView, RequestFeed};
 use crate::views::threads::{ThreadFeed, ThreadShaper, ThreadSort};
 use crate::views::watch::cond::Condition;
-use crate::views::watch::{Plan, WatchFeed, WatchFormat, Watcher};
+use crate::views::watch::{WatchFeed, WatchFormat, Watcher};
 use crate::views::{Format, Keys, SortChoice, ets, nodes, ports};
 use std::path::Path;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 pub fn main() -> i32 {
     let cli = match Cli::parse_args(std::env::args_os()) {
@@ -60,6 +67,11 @@ fn run(cli: Cli) -> Result<()> {
     }
     match cli.command {
         None => procs(&cli.top),
+        Some(Command::Completions { shell }) => {
+            use std::io::Write;
+            std::io::stdout().write_all(&shell.script())?;
+            Ok(())
+        }
         Some(Command::Nodes { format, host }) => {
             term::write_batch(&frame::once(&nodes::frame(&host.proc_root), format))?;
             Ok(())
@@ -117,8 +129,11 @@ fn run(cli: Cli) -> Result<()> {
 fn reply_view<V: ReplyView>(
     s: &Session,
     (view, shape, what): (View, V, &'static str),
-    request: impl Fn(i64) -> Term + Send + 'static,
+    request: impl Fn(i64) -> Term + Send + Sync + 'static,
 ) -> Result<()> {
+    if s.is_cluster() {
+        return cluster_reply_view(s, (view, shape, what), request);
+    }
     let (frames, out) = (&s.frames, &s.out);
     let (mut collector, _) = attach(&s.conn, out, s.node.as_deref())?;
     let shown = display(frames, out);
@@ -174,11 +189,36 @@ fn attach(
     out: &OutputArgs,
     node: Option<&str>,
 ) -> Result<(Collector, Option<u32>)> {
+    let (opts, os_pid) = connect_opts(conn, out, node)?;
+    let collector = Collector::connect(opts, conn.agent_max_heap.unwrap_or(0))?;
+    if out.verbose {
+        say(format!(
+            "attached to {} as hidden node {}",
+            collector.peer(),
+            collector.ours()
+        ));
+    }
+    Ok((collector, os_pid))
+}
+
+/// Which node, with which cookie and under which name of ours; and the
+/// node's OS pid when it runs on this host.
+fn connect_opts(
+    conn: &ConnArgs,
+    out: &OutputArgs,
+    node: Option<&str>,
+) -> Result<(ConnectOpts, Option<u32>)> {
     if conn.cookie.is_some() {
         say(
             "warning: --cookie is visible to other users in the process list; \
              prefer --cookie-file or ERLANG_COOKIE",
         );
+    }
+    let flags = tls_flags(conn);
+    // Files the operator named are checked before anything is asked of the
+    // network, as a cookie file is: a typo is a usage error, not a lookup.
+    if let Some(files) = ssl_dist::choose(flags, None, node.unwrap_or(""))? {
+        crate::dist::tls::Tls::load(&files)?;
     }
     let target = node::target(
         node,
@@ -199,6 +239,12 @@ fn attach(
         ));
     }
     let os_pid = target.local.as_ref().map(|n| n.os_pid);
+    let tls = ssl_dist::choose(flags, target.local.as_ref(), &target.name.to_string())?;
+    if out.verbose
+        && let Some(t) = &tls
+    {
+        say(format!("speaking TLS with the files from {}", t.source));
+    }
     let opts = ConnectOpts {
         mode: target.mode,
         target: target.name,
@@ -211,16 +257,18 @@ fn attach(
             .clone()
             .unwrap_or_else(ConnectOpts::default_our_name),
         timeout: Duration::from_secs_f64(conn.connect_timeout),
+        tls,
     };
-    let collector = Collector::connect(opts, conn.agent_max_heap.unwrap_or(0))?;
-    if out.verbose {
-        say(format!(
-            "attached to {} as hidden node {}",
-            collector.peer(),
-            collector.ours()
-        ));
+    Ok((opts, os_pid))
+}
+
+/// The `--tls-*` flags, for every node a session attaches to.
+fn tls_flags(conn: &ConnArgs) -> TlsFlags<'_> {
+    TlsFlags {
+        cert: conn.tls.tls_cert.as_deref(),
+        key: conn.tls.tls_key.as_deref(),
+        ca: conn.tls.tls_ca.as_deref(),
     }
-    Ok((collector, os_pid))
 }
 
 /// The sorts of the process table, in the order of their columns.
@@ -256,6 +304,9 @@ fn proc_sorts() -> Vec<SortChoice> {
 
 fn procs(top: &TopArgs) -> Result<()> {
     let s = &top.session;
+    if s.is_cluster() {
+        return cluster_procs(top);
+    }
     let (mut collector, os_pid) = attach(&s.conn, &s.out, s.node.as_deref())?;
     let shown = display(&s.frames, &s.out);
     collector.say_reconnects(s.out.verbose && !shown.tty);
@@ -353,7 +404,7 @@ fn watch(args: &WatchArgs) -> Result<()> {
     let interval = Duration::from_secs_f64(args.interval);
     let feed = WatchFeed {
         collector,
-        plan: Plan::new(&conds, args.lines as usize),
+        plan: crate::views::watch::Plan::new(&conds, args.lines as usize),
         timeout: (interval * 3).max(Duration::from_secs(15)),
     };
     let mut watcher = Watcher::new(conds, args.keep_going);
@@ -437,4 +488,145 @@ fn threads(
     };
     let shaper = ThreadShaper::new(label, sort, frames.rows(), frames.once);
     session::run(feed, shaper, display(frames, out))
+}
+
+/// What a cluster session attaches to: the entry node, resolved as a single
+/// node is (EPMD first, then its cookie, which is used for every node); the
+/// other nodes named, each in its own name mode; or the entry node's
+/// connected nodes, in its mode. Another node is reached as the entry node
+/// reaches it (its EPMD port, its TLS files) unless it runs on this host,
+/// where its own EPMD port and TLS options are used; `--tls-*` flags apply
+/// to every node.
+fn cluster_plan(s: &Session) -> Result<(Plan, Watched)> {
+    // The other NODEs are checked before the network is asked anything.
+    let others = if s.more_nodes.is_empty() {
+        Vec::new()
+    } else {
+        node::resolve_all(&s.more_nodes, &s.conn.host.proc_root)?
+    };
+    let (entry, _) = connect_opts(&s.conn, &s.out, s.node.as_deref())?;
+    let flags = tls_flags(&s.conn);
+    let named = others
+        .into_iter()
+        .map(|r| {
+            let (epmd_port, tls) = match &r.local {
+                Some(local) => (
+                    r.epmd_port(),
+                    ssl_dist::choose(flags, Some(local), &r.target.to_string())?,
+                ),
+                None => (entry.epmd_port, entry.tls.clone()),
+            };
+            Ok(ConnectOpts {
+                target: r.target,
+                mode: r.mode,
+                port: None,
+                epmd_port,
+                tls,
+                ..entry.clone()
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let membership = if s.cluster || s.cluster_hidden {
+        Membership::Connected {
+            hidden: s.cluster_hidden,
+        }
+    } else {
+        Membership::Named
+    };
+    let interval = Duration::from_secs_f64(s.frames.interval_secs());
+    let watched = Watched {
+        entry: entry.target.to_string(),
+        whole_cluster: membership != Membership::Named,
+    };
+    let plan = Plan {
+        entry,
+        named,
+        membership,
+        heap_limit_bytes: s.conn.agent_max_heap.unwrap_or(0),
+        timeout: frame_timeout(&s.frames),
+        forget_after: (interval * 12).max(Duration::from_secs(60)),
+    };
+    Ok((plan, watched))
+}
+
+/// Attaches to every node of a cluster session and says so with -v.
+fn start_cluster<T: Send + 'static>(s: &Session, plan: Plan) -> Result<(Cluster<T>, Option<u64>)> {
+    let open_files = open_files_for_cluster();
+    let cluster = Cluster::start(plan)?;
+    if s.out.verbose {
+        say(format!(
+            "watching {} nodes from {}",
+            cluster.len(),
+            cluster.entry()
+        ));
+    }
+    Ok((cluster, open_files))
+}
+
+/// On a terminal, the strip leaves the table at least a few rows.
+fn strip_room(d: &Display) -> Option<Box<dyn Fn() -> usize>> {
+    d.tty.then(|| {
+        Box::new(|| term::Screen::size().1.saturating_sub(12).max(3)) as Box<dyn Fn() -> usize>
+    })
+}
+
+/// The process table of several nodes, merged.
+fn cluster_procs(top: &TopArgs) -> Result<()> {
+    let s = &top.session;
+    let (plan, watched) = cluster_plan(s)?;
+    let (cluster, open_files) = start_cluster::<Sample>(s, plan)?;
+    let key: SortKey = top.procs.sort.into();
+    let lines = s.frames.lines.unwrap_or(10) as usize;
+    let delta = key == SortKey::Reductions && !top.procs.accumulate;
+    let timeout = frame_timeout(&s.frames);
+    let req = SampleRequest {
+        filter: top
+            .procs
+            .filter
+            .as_ref()
+            .map(|f| crate::views::procs::select::on_node(&f.expr)),
+        ..SampleRequest::new(key, lines, delta)
+    };
+    let ask: Ask<Sample> = Arc::new(move |c: &mut Collector| c.sample(&req, timeout));
+    let d = display(&s.frames, &s.out);
+    let feed = ClusterFeed::new(cluster, ask, d.interval, !d.tty, !d.tty, open_files);
+    let mut shaper = ClusterProcShaper::new(
+        key,
+        top.procs.accumulate,
+        top.procs.names,
+        lines,
+        s.frames.once && !top.procs.accumulate,
+        watched,
+    );
+    shaper.room = strip_room(&d);
+    session::run(feed, shaper, d)
+}
+
+/// Ports or ETS tables of several nodes, merged.
+fn cluster_reply_view<V: ReplyView>(
+    s: &Session,
+    (view, shape, what): (View, V, &'static str),
+    request: impl Fn(i64) -> Term + Send + Sync + 'static,
+) -> Result<()> {
+    let (plan, watched) = cluster_plan(s)?;
+    let (cluster, open_files) = start_cluster::<Reply>(s, plan)?;
+    let timeout = frame_timeout(&s.frames);
+    let ask: Ask<Reply> = Arc::new(move |c: &mut Collector| {
+        let (info, epoch) = c.frame(view, &request, timeout, what)?;
+        Ok(Reply {
+            info,
+            epoch,
+            taken_at: Instant::now(),
+        })
+    });
+    let d = display(&s.frames, &s.out);
+    let feed = ClusterFeed::new(cluster, ask, d.interval, !d.tty, !d.tty, open_files);
+    let mut shaper = ClusterReplyShaper::new(
+        shape,
+        s.frames.lines.unwrap_or(10) as usize,
+        s.frames.once,
+        watched,
+    );
+    shaper.room = strip_room(&d);
+    session::run(feed, shaper, d)
 }

@@ -30,9 +30,22 @@ Examples:
                                      where the VM's threads spend their time
   etop watch --fail-if 'mq>10000' --fail-if 'mq.grows>=5' --for 10m demo
                                      a load-test gate: exit 7 when one holds
+  etop --cluster --sort msgq rabbit@mq1
+                                     biggest mailboxes of the whole cluster
+  etop ports --once a@db1 b@db2      the busiest ports of two nodes, merged
+  etop --tls-cert me.pem --tls-key me.key --tls-ca ca.pem demo@db1.example.com
+                                     a node with -proto_dist inet_tls (a local one
+                                     needs no flags: its own options are used)
+  etop completions bash              a completion script for bash, zsh or fish
 
 Keys on a terminal:
   q, Esc or Ctrl-C quits; the table redraws when the terminal is resized.
+
+Environment:
+  ERLANG_COOKIE   the node's cookie (before the node's own and ~/.erlang.cookie)
+  ERL_EPMD_PORT   EPMD's port, as for erl
+  COLUMNS         the text width when not writing to a terminal
+  NO_COLOR        no styling in --help and usage errors (etop's output has no colour)
 
 Exit codes:
   0  ok, quit, or the output pipe was closed
@@ -41,9 +54,11 @@ Exit codes:
      nodes and none named
   3  node unreachable: EPMD down, unknown name, refused, timeout
   4  cookie rejected, or connection not allowed
-  5  connection lost and not regained (batch: retried for 3 intervals, at least 10 s)
+  5  connection lost and not regained (batch: retried for 3 intervals, at least 10 s);
+     with several nodes: none answered for as long
   6  the node answered but a remote call failed
-  7  etop watch: a --fail-if condition held";
+  7  etop watch: a --fail-if condition held
+  8  TLS distribution: a certificate refused (the node's by etop, or etop's by the node)";
 
 /// What each view prints, for the man page's OUTPUT section (blocks separated
 /// by blank lines; a block's first line is its caption).
@@ -59,9 +74,9 @@ Pid         Name or Initial Func  Reds  Memory  MsgQ  Current Function
 <0.0.0>     init                     1   21.1K     0  init:loop/1
 
 Local nodes, etop nodes:
-Node            OS pid  User  Dist port  OTP     ERTS    Cookie from
-demo@db1          7448  app       42449  25      13.1.5  releases/COOKIE
-worker@db1       21578  app       37799  25.2.3  13.1.5  $HOME/.erlang.cookie of user app
+Node            OS pid  User  Dist port  OTP     ERTS    Cookie from                       TLS
+demo@db1          7448  app       42449  25      13.1.5  releases/COOKIE                   yes
+worker@db1       21578  app       37799  25.2.3  13.1.5  $HOME/.erlang.cookie of user app  no
 
 OS threads, etop threads --once demo:
   TID  Thread           S  CPU%  User%  Sys%  VolCS  InvolCS  Core
@@ -77,6 +92,18 @@ ETS tables, etop ets -s growth demo:
 Table       Id  Owner       Type  Access  Size  Memory  +Size  +Memory
 demo_cache      <0.2088.0>  set   public  6800    759K  +2000    +219K
 
+A whole cluster, etop --cluster --once --sort msgq a@db1:
+cluster of 4 nodes via a@db1  2026-11-30 06:08:17  sorted by message queue, reductions over 1.0 s
+Node  CPU  Procs  RunQ  Memory  MaxMsgQ  State
+a      0%    101     0   17.5M        0  ok
+b      0%    101     0   17.2M        0  ok
+c      1%    102     0   19.5M    16697  ok
+d       -      -     -       -        -  no answer for 4 s: lost the connection to d@db1: closed; retrying
+all    0%    304     0   54.2M    16697  3 of 4 answered
+Node  Pid        Name or Initial Func  Reds  Memory   MsgQ  Current Function
+c     <0.137.0>  metrics_worker        5326    2.3M  16697  timer:sleep/1
+a     <0.0.0>    init                     1   21.1K      0  init:loop/1
+
 Microstate accounting, etop msacc -d 2 demo (first table; a per-state table follows):
 Thread type          Threads   aux  check_io  emulator    gc  other  port   sleep
 dirty_cpu_scheduler        2  0.0%      0.0%      0.0%  0.0%   0.0%  0.0%  100.0%
@@ -91,7 +118,7 @@ scheduler                  2  0.5%      0.0%     47.0%  4.2%   1.8%  0.5%   46.0
 #[derive(Debug, Parser)]
 #[command(
     name = "etop",
-    version,
+    version = env!("ETOP_VERSION"),
     after_help = EXAMPLES,
     max_term_width = 100,
     args_conflicts_with_subcommands = true
@@ -124,6 +151,25 @@ pub struct Session {
     #[arg(value_name = "NODE")]
     pub node: Option<String>,
 
+    /// More nodes, watched with NODE in one table: each node's top N,
+    /// merged, with a Node column and a line per node above it. NODE's
+    /// cookie is used for all, and the --tls-* flags apply to all.
+    #[arg(value_name = "MORE_NODES")]
+    pub more_nodes: Vec<String>,
+
+    /// Watch NODE's whole cluster: NODE and every node it is connected to
+    /// (erlang:nodes()), in one table, with NODE's cookie, reached as NODE
+    /// reaches them (its EPMD port, its TLS files). Nodes that join
+    /// are added at the next frame; a node that stops answering is marked
+    /// and attached again when it is back.
+    #[arg(long, conflicts_with = "more_nodes")]
+    pub cluster: bool,
+
+    /// Like --cluster, and also the hidden nodes NODE is connected to
+    /// (remote shells, tools), never another etop session.
+    #[arg(long, conflicts_with = "more_nodes")]
+    pub cluster_hidden: bool,
+
     #[command(flatten)]
     pub frames: FrameArgs,
 
@@ -137,7 +183,8 @@ pub struct Session {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// List the Erlang and Elixir nodes running on this host: name, OS pid,
-    /// user, distribution port, OTP release, and where the cookie comes from.
+    /// user, distribution port, OTP release, where the cookie comes from, and
+    /// whether it speaks TLS distribution.
     #[command(after_help = "Examples:\n  etop nodes\n  etop nodes --format json | jq .node")]
     Nodes {
         /// Output format: a table, CSV rows, or one JSON object per node.
@@ -248,6 +295,41 @@ pub enum Command {
         #[command(flatten)]
         conn: ConnArgs,
     },
+    /// Print a completion script for a shell, generated from etop's own
+    /// definition of its commands and flags.
+    #[command(
+        after_help = "Examples:\n  etop completions bash > ~/.local/share/bash-completion/completions/etop\n  \
+                            etop completions zsh > ~/.zfunc/_etop\n  \
+                            etop completions fish > ~/.config/fish/completions/etop.fish"
+    )]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+}
+
+/// The shells `etop completions` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+impl Shell {
+    /// The completion script for this shell.
+    pub fn script(self) -> Vec<u8> {
+        use clap::CommandFactory;
+        let shell = match self {
+            Shell::Bash => clap_complete::Shell::Bash,
+            Shell::Zsh => clap_complete::Shell::Zsh,
+            Shell::Fish => clap_complete::Shell::Fish,
+        };
+        let mut out = Vec::new();
+        clap_complete::generate(shell, &mut Cli::command(), "etop", &mut out);
+        out
+    }
 }
 
 /// The closing text of `etop watch --help`: the conditions' syntax.
@@ -412,6 +494,13 @@ impl From<SortArg> for SortKey {
     }
 }
 
+impl Session {
+    /// Several nodes in one view: `--cluster`, or more than one NODE.
+    pub fn is_cluster(&self) -> bool {
+        self.cluster || self.cluster_hidden || !self.more_nodes.is_empty()
+    }
+}
+
 /// How often, how many, and for how long frames are shown.
 #[derive(Debug, Clone, Args)]
 pub struct FrameArgs {
@@ -524,6 +613,32 @@ pub struct ConnArgs {
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_interval,
           allow_negative_numbers = true)]
     pub connect_timeout: f64,
+
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+/// TLS distribution (nodes started with `-proto_dist inet_tls`).
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "TLS distribution")]
+pub struct TlsArgs {
+    /// Our client certificate (PEM; a chain may follow it), for a node
+    /// started with -proto_dist inet_tls. Any --tls-* flag makes etop speak
+    /// TLS and replaces the node's own options entirely; with none, etop
+    /// uses the client options (certfile, keyfile, cacertfile) of a local
+    /// node's -ssl_dist_optfile or -ssl_dist_opt.
+    #[arg(long, value_name = "PEM")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM, unencrypted). Default: read
+    /// from the --tls-cert file.
+    #[arg(long, value_name = "PEM")]
+    pub tls_key: Option<PathBuf>,
+
+    /// The CA certificates (PEM) the node's certificate must be signed by.
+    /// Its certificate must also hold the host part of the node's name.
+    #[arg(long, value_name = "PEM")]
+    pub tls_ca: Option<PathBuf>,
 }
 
 impl Cli {
@@ -538,9 +653,13 @@ impl Cli {
         let mut cmd = Cli::command();
         let matches = cmd.try_get_matches_from_mut(args)?;
         let cli = Cli::from_arg_matches(&matches)?;
+        let s = &cli.top.session;
         if cli.command.is_none()
-            && let Some(node) = cli.top.session.node.as_deref()
-            && cmd.find_subcommand(node).is_some()
+            && let Some(node) = s
+                .node
+                .iter()
+                .chain(&s.more_nodes)
+                .find(|n| cmd.find_subcommand(n).is_some())
         {
             return Err(cmd.error(
                 clap::error::ErrorKind::ArgumentConflict,
@@ -889,6 +1008,48 @@ mod tests {
         }
         assert!(parse(&["--name", &"a".repeat(201), "n"]).is_err());
         assert!(parse(&["--name", &"a".repeat(200), "n"]).is_ok());
+    }
+
+    #[test]
+    fn several_nodes_and_whole_clusters() {
+        let s = parse(&["a@h"]).unwrap().top.session;
+        assert!(!s.is_cluster() && s.more_nodes.is_empty());
+        let s = parse(&["--cluster", "a@h", "--once"]).unwrap().top.session;
+        assert!(s.is_cluster() && s.cluster && !s.cluster_hidden);
+        assert_eq!(s.node.as_deref(), Some("a@h"));
+        let s = parse(&["--cluster-hidden", "a@h"]).unwrap().top.session;
+        assert!(s.is_cluster() && s.cluster_hidden);
+        let s = parse(&["a@h", "b@h", "c@h"]).unwrap().top.session;
+        assert!(s.is_cluster());
+        assert_eq!(s.node.as_deref(), Some("a@h"));
+        assert_eq!(s.more_nodes, ["b@h", "c@h"]);
+        for sub in ["ports", "ets"] {
+            let c = parse(&[sub, "--cluster", "a@h"]).unwrap();
+            match c.command {
+                Some(Command::Ports { session, .. } | Command::Ets { session, .. }) => {
+                    assert!(session.cluster)
+                }
+                other => panic!("{other:?}"),
+            }
+            let c = parse(&[sub, "a@h", "b@h"]).unwrap();
+            match c.command {
+                Some(Command::Ports { session, .. } | Command::Ets { session, .. }) => {
+                    assert_eq!(session.more_nodes, ["b@h"])
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        // A cluster comes from one entry node; a command name is not a node.
+        assert!(parse(&["--cluster", "a@h", "b@h"]).is_err());
+        let e = parse(&["a@h", "ports"]).unwrap_err().to_string();
+        assert!(e.contains("'ports' is a command"), "{e}");
+        for single in [
+            &["msacc", "a@h", "b@h"][..],
+            &["threads", "a", "b"],
+            &["msacc", "--cluster", "a"],
+        ] {
+            assert!(parse(single).is_err(), "{single:?}");
+        }
     }
 
     #[test]

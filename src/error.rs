@@ -21,6 +21,9 @@ pub mod exit {
     pub const REMOTE: i32 = 6;
     /// `etop watch`: a `--fail-if` condition held.
     pub const CONDITION: i32 = 7;
+    /// TLS distribution: a certificate was refused, the node's by etop or
+    /// etop's by the node.
+    pub const TLS: i32 = 8;
 }
 
 #[derive(Debug, Error)]
@@ -164,6 +167,21 @@ pub enum Error {
     /// `etop watch` saw a condition hold; it has said which on its output.
     #[error("a --fail-if condition held")]
     ConditionHeld,
+    #[error("cannot use the TLS {what} '{path}' ({named_by}): {err}")]
+    TlsFile {
+        what: &'static str,
+        path: String,
+        /// `--tls-cert`, or the node's option that names the file.
+        named_by: String,
+        err: String,
+    },
+
+    /// A certificate refused, by etop (the node's) or by the node (ours).
+    #[error("TLS with {node}: {why}")]
+    TlsRefused { node: String, why: String },
+
+    #[error("TLS handshake with {node} failed: {err}")]
+    TlsHandshake { node: String, err: String },
 
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -184,7 +202,7 @@ impl Error {
             | Error::BadNodeName { .. }
             | Error::NoCookie { .. }
             | Error::TargetCookieUnreadable { .. } => exit::USAGE,
-            Error::CookieFile { .. } => exit::USAGE,
+            Error::CookieFile { .. } | Error::TlsFile { .. } => exit::USAGE,
             Error::EpmdUnreachable { .. }
             | Error::EpmdBadReply { .. }
             | Error::UnknownNode { .. }
@@ -192,7 +210,9 @@ impl Error {
             | Error::Connect { .. }
             | Error::Timeout { .. }
             | Error::NamesTaken { .. }
-            | Error::Handshake { .. } => exit::UNREACHABLE,
+            | Error::Handshake { .. }
+            | Error::TlsHandshake { .. } => exit::UNREACHABLE,
+            Error::TlsRefused { .. } => exit::TLS,
             Error::CookieRejected { .. } | Error::NotAllowed { .. } => exit::REJECTED,
             Error::ConnectionLost { .. } | Error::Gone { .. } | Error::WindowLost { .. } => {
                 exit::LOST
@@ -216,6 +236,7 @@ impl Error {
                 | Error::ConnectionLost { .. }
                 | Error::Handshake { .. }
                 | Error::SlowProcess { .. }
+                | Error::TlsHandshake { .. }
         )
     }
 }
@@ -273,6 +294,11 @@ mod tests {
             .exit_code(),
             rejected.exit_code(),
             lost.exit_code(),
+            Error::TlsRefused {
+                node: "a@b".into(),
+                why: "its certificate has expired".into(),
+            }
+            .exit_code(),
         ];
         let mut sorted = codes.to_vec();
         sorted.dedup();

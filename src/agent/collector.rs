@@ -38,16 +38,38 @@ impl Collector {
     /// Connects and starts the agent; errors here are reported as they are
     /// (wrong cookie, unknown node...), since nothing has been shown yet.
     pub fn connect(opts: ConnectOpts, heap_limit_bytes: u64) -> Result<Collector> {
-        let mut c = Collector {
+        let mut c = Collector::unconnected(opts, heap_limit_bytes);
+        c.ensure()?;
+        Ok(c)
+    }
+
+    /// A collector that connects on its first request (or `attach`): one
+    /// node of a cluster, which may be down when the session starts.
+    pub fn unconnected(opts: ConnectOpts, heap_limit_bytes: u64) -> Collector {
+        Collector {
             opts,
             heap_limit_bytes,
             live: None,
             epoch: 0,
             bases: Default::default(),
             say_reconnects: false,
-        };
-        c.ensure()?;
-        Ok(c)
+        }
+    }
+
+    /// Connects and starts the agent unless already attached.
+    pub fn attach(&mut self) -> Result<()> {
+        self.ensure().map(|_| ())
+    }
+
+    /// The visible nodes this node is connected to, or the hidden ones (see
+    /// `agent::connected_nodes`).
+    pub fn connected_nodes(&mut self, hidden: bool, timeout: Duration) -> Result<Vec<String>> {
+        let (conn, _) = self.ensure()?;
+        let r = super::connected_nodes(conn, hidden, timeout);
+        if matches!(r, Err(Error::ConnectionLost { .. })) {
+            self.live = None;
+        }
+        r
     }
 
     fn ensure(&mut self) -> Result<&mut (Connection, Agent)> {

@@ -9,6 +9,7 @@
 //! and, during `etop msacc`, `microstate_accounting`, whose previous value a
 //! guard process restores if the connection drops before we do.
 
+pub mod cluster;
 pub mod collector;
 pub mod detail;
 pub mod sample;
@@ -24,6 +25,8 @@ pub const ALLOWED_RPC: &[(&str, &str, usize)] = &[
     ("erl_scan", "string", 1),
     ("erl_parse", "parse_exprs", 1),
     ("erl_eval", "exprs", 2),
+    // The nodes a node is connected to, for `--cluster`.
+    ("erlang", "nodes", 1),
 ];
 
 /// Every remote function the agent source below calls. A unit test reads the
@@ -102,6 +105,10 @@ pub const AGENT_CALLS: &[&str] = &[
 /// (`lists:zipwith(fun erlang:process_info/2, ...)`), so interpretation costs
 /// a few dozen calls per frame, not one per process.
 pub const AGENT_SRC: &str = include_str!("agent.erl");
+
+/// What etop evaluates to start the agent: it has the node scan, parse and
+/// evaluate `AGENT_SRC` itself (`src/agent/boot.erl`).
+pub const BOOT_SRC: &str = include_str!("boot.erl");
 
 /// What the main table sorts by, as the agent names the process_info item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -291,6 +298,35 @@ pub fn detail_request(pid: &str, n: usize, ms: u64) -> Term {
     ])
 }
 
+/// The most node names taken from one `erlang:nodes/1` reply: more than any
+/// cluster etop can watch at once.
+pub const MAX_CLUSTER_NODES: usize = 5000;
+
+/// The nodes `conn`'s node is connected to (`erlang:nodes/1`): the visible
+/// ones, or the hidden ones when `hidden`. Anything in the reply that is not
+/// a node name is skipped; at most `MAX_CLUSTER_NODES` names are kept.
+pub fn connected_nodes(
+    conn: &mut Connection,
+    hidden: bool,
+    timeout: Duration,
+) -> Result<Vec<String>> {
+    let kind = atom(if hidden { "hidden" } else { "visible" });
+    debug_assert!(ALLOWED_RPC.contains(&("erlang", "nodes", 1)));
+    let reply = conn.rpc("erlang", "nodes", vec![list(vec![kind])], timeout)?;
+    let names = term::list_elems(&reply).ok_or_else(|| Error::Remote {
+        node: conn.peer.clone(),
+        what: "erlang:nodes/1".into(),
+        detail: etf::brief(&reply, 300),
+    })?;
+    Ok(names
+        .iter()
+        .filter_map(term::as_atom)
+        .filter(|n| n.contains('@'))
+        .take(MAX_CLUSTER_NODES)
+        .map(str::to_string)
+        .collect())
+}
+
 /// Our process on the target.
 pub struct Agent {
     pub pid: Pid,
@@ -337,19 +373,25 @@ impl Agent {
             Err(_) => 60,
         };
         conn.set_tick_interval(Duration::from_secs_f64((ticktime.max(4) as f64) / 4.0));
-        let scanned = setup_rpc(conn, "erl_scan", "string", vec![charlist(AGENT_SRC)])?;
+        // The small bootstrap crosses the wire as tokens and a syntax tree;
+        // it has the node scan, parse and evaluate the agent's source.
+        let scanned = setup_rpc(conn, "erl_scan", "string", vec![charlist(BOOT_SRC)])?;
         let tokens = expect_ok_tuple(&scanned, "erl_scan:string/1", &node)?;
         let tokens = tokens.into_iter().next().unwrap_or_else(|| list(vec![]));
         let parsed = setup_rpc(conn, "erl_parse", "parse_exprs", vec![tokens])?;
         let exprs = expect_ok_tuple(&parsed, "erl_parse:parse_exprs/1", &node)?;
         let exprs = exprs.into_iter().next().unwrap_or_else(|| list(vec![]));
-        // Bindings as an orddict: every OTP release's erl_eval accepts it.
-        let bindings = list(vec![
+        // Bindings as orddicts: every OTP release's erl_eval accepts them.
+        let agent_bindings = list(vec![
             tuple(vec![
                 atom("HeapLimit"),
                 int(i64::try_from(heap_limit_bytes).unwrap_or(i64::MAX)),
             ]),
             tuple(vec![atom("Owner"), conn.self_pid().clone().into()]),
+        ]);
+        let bindings = list(vec![
+            tuple(vec![atom("Bindings"), agent_bindings]),
+            tuple(vec![atom("Source"), charlist(AGENT_SRC)]),
         ]);
         let value = setup_rpc(conn, "erl_eval", "exprs", vec![exprs, bindings])?;
         let v = expect_ok_tuple(&value, "erl_eval:exprs/2", &node)?;
@@ -472,10 +514,32 @@ mod tests {
             .join("\n")
     }
 
+    /// The bootstrap calls, on the node, only what etop calls through rex.
+    #[test]
+    fn the_bootstrap_calls_only_the_rex_allowlist() {
+        let src = without_comments(BOOT_SRC);
+        let mut calls = Vec::new();
+        for word in src.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':')) {
+            if let Some((m, f)) = word.split_once(':')
+                && !m.is_empty()
+                && m.starts_with(|c: char| c.is_ascii_lowercase())
+            {
+                calls.push((m.to_string(), f.to_string()));
+            }
+        }
+        assert_eq!(calls.len(), 3, "{calls:?}");
+        for (m, f) in calls {
+            assert!(
+                ALLOWED_RPC.iter().any(|(am, af, _)| *am == m && *af == f),
+                "{m}:{f} is not on ALLOWED_RPC"
+            );
+        }
+    }
+
     #[test]
     fn rpc_allowlist_is_kernel_and_stdlib_only() {
         for (m, _, _) in ALLOWED_RPC {
-            assert!(["net_kernel", "erl_scan", "erl_parse", "erl_eval"].contains(m));
+            assert!(["net_kernel", "erl_scan", "erl_parse", "erl_eval", "erlang"].contains(m));
         }
     }
 }

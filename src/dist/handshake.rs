@@ -1,8 +1,9 @@
 //! The client side of the distribution handshake (protocol version 6, OTP
 //! 23+): our name, the node's status, its challenge, our reply, its ack.
 //!
-//! Every handshake message is read whole first (its length is 16 bits, so at
-//! most 64 KB) and then parsed by a pure function that checks every length
+//! Every handshake message is read whole first (at most 64 KB: over TCP its
+//! length is 16 bits; over TLS OTP frames it with 32 bits, see [`Framing`],
+//! and etop refuses more) and then parsed by a pure function that checks every length
 //! against the bytes there are. Where the node hangs up says what went wrong,
 //! so the caller can tell a wrong cookie (the node closes after reading our
 //! reply) from a peer that is not a node at all.
@@ -20,6 +21,28 @@ pub fn our_flags() -> u64 {
 const FLAG_PUBLISHED: u64 = 0x01;
 const FLAG_DIST_HDR_ATOM_CACHE: u64 = 0x2000;
 const FLAG_FRAGMENTS: u64 = 0x80_0000;
+
+/// How handshake messages are framed. Over TCP a 16-bit length precedes
+/// each; OTP's TLS distribution keeps its socket in `{packet, 4}` from the
+/// start, so over TLS the length has 32 bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    Tcp,
+    Tls,
+}
+
+impl Framing {
+    fn prefix(self, len: usize) -> Vec<u8> {
+        match self {
+            Framing::Tcp => (len as u16).to_be_bytes().to_vec(),
+            Framing::Tls => (len as u32).to_be_bytes().to_vec(),
+        }
+    }
+}
+
+/// The largest handshake message etop reads: the most a 16-bit length can
+/// say, also over TLS.
+const MAX_MESSAGE_BYTES: usize = u16::MAX as usize;
 
 /// What the node answered to our name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,23 +213,31 @@ pub fn parse_ack(msg: &[u8], expected: &[u8; 16]) -> Result<(), HandshakeError> 
 
 /// Our `send_name` message, with its length.
 pub fn name_message(ours: &Ours<'_>) -> Vec<u8> {
+    framed_name_message(ours, Framing::Tcp)
+}
+
+fn framed_name_message(ours: &Ours<'_>, framing: Framing) -> Vec<u8> {
     let mut m = vec![b'N'];
     m.extend(our_flags().to_be_bytes());
     m.extend(ours.creation.to_be_bytes());
     m.extend((ours.name.len() as u16).to_be_bytes());
     m.extend(ours.name.as_bytes());
-    with_length(m)
+    framed(m, framing)
 }
 
-fn reply_message(ours: &Ours<'_>, peer_challenge: u32) -> Vec<u8> {
+fn reply_message(ours: &Ours<'_>, peer_challenge: u32, framing: Framing) -> Vec<u8> {
     let mut m = vec![b'r'];
     m.extend(ours.challenge.to_be_bytes());
     m.extend(digest(ours.cookie, peer_challenge));
-    with_length(m)
+    framed(m, framing)
 }
 
 fn with_length(m: Vec<u8>) -> Vec<u8> {
-    let mut out = (m.len() as u16).to_be_bytes().to_vec();
+    framed(m, Framing::Tcp)
+}
+
+fn framed(m: Vec<u8>, framing: Framing) -> Vec<u8> {
+    let mut out = framing.prefix(m.len());
     out.extend(m);
     out
 }
@@ -215,9 +246,42 @@ fn with_length(m: Vec<u8>) -> Vec<u8> {
 /// end of the stream inside a message is not a hang-up between messages:
 /// it says so (`InvalidData`).
 pub async fn read_message<S: AsyncRead + Unpin>(s: &mut S) -> io::Result<Vec<u8>> {
-    let mut len = [0u8; 2];
-    s.read_exact(&mut len).await?;
-    let len = usize::from(u16::from_be_bytes(len));
+    read_framed(s, Framing::Tcp).await
+}
+
+async fn read_framed<S: AsyncRead + Unpin>(s: &mut S, framing: Framing) -> io::Result<Vec<u8>> {
+    let len = match framing {
+        Framing::Tcp => {
+            let mut len = [0u8; 2];
+            s.read_exact(&mut len).await?;
+            // The head of a TLS alert record: a TLS node refusing what it
+            // took for a broken TLS handshake.
+            if len == [0x15, 0x03] {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "a TLS alert: it speaks TLS distribution (-proto_dist inet_tls); give \
+                     etop its certificates with --tls-ca, --tls-cert and --tls-key (for a \
+                     node on this host etop reads them from its options)",
+                ));
+            }
+            usize::from(u16::from_be_bytes(len))
+        }
+        Framing::Tls => {
+            let mut len = [0u8; 4];
+            s.read_exact(&mut len).await?;
+            let len = u32::from_be_bytes(len) as usize;
+            if len > MAX_MESSAGE_BYTES {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "a handshake message announced as {len} bytes; etop accepts at most \
+                         {MAX_MESSAGE_BYTES}"
+                    ),
+                ));
+            }
+            len
+        }
+    };
     let mut m = vec![0u8; len];
     s.read_exact(&mut m).await.map_err(|e| {
         if e.kind() == io::ErrorKind::UnexpectedEof {
@@ -262,17 +326,27 @@ pub async fn client_handshake<S: AsyncRead + AsyncWrite + Unpin>(
     ours: &Ours<'_>,
     peer_closed: impl FnOnce(&mut S) -> bool,
 ) -> Result<Outcome, HandshakeError> {
+    framed_client_handshake(s, ours, Framing::Tcp, peer_closed).await
+}
+
+/// [`client_handshake`] with the framing of the transport under it.
+pub async fn framed_client_handshake<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    ours: &Ours<'_>,
+    framing: Framing,
+    peer_closed: impl FnOnce(&mut S) -> bool,
+) -> Result<Outcome, HandshakeError> {
     debug_assert_eq!(
         our_flags() & (FLAG_PUBLISHED | FLAG_DIST_HDR_ATOM_CACHE | FLAG_FRAGMENTS),
         0
     );
-    s.write_all(&name_message(ours))
+    s.write_all(&framed_name_message(ours, framing))
         .await
         .map_err(at(HandshakeError::ClosedBeforeStatus))?;
     s.flush()
         .await
         .map_err(at(HandshakeError::ClosedBeforeStatus))?;
-    let status = read_message(s)
+    let status = read_framed(s, framing)
         .await
         .map_err(at(HandshakeError::ClosedBeforeStatus))?;
     match parse_status(&status)? {
@@ -281,25 +355,25 @@ pub async fn client_handshake<S: AsyncRead + AsyncWrite + Unpin>(
         Status::NotAllowed => return Err(HandshakeError::NotAllowed),
         Status::Alive => {
             // Leave the other session alone: say no, and try another name.
-            let _ = s.write_all(&with_length(b"sfalse".to_vec())).await;
+            let _ = s.write_all(&framed(b"sfalse".to_vec(), framing)).await;
             let _ = s.flush().await;
             return Ok(Outcome::NameTaken);
         }
     }
-    let challenge = read_message(s)
+    let challenge = read_framed(s, framing)
         .await
         .map_err(at(HandshakeError::ClosedAfterStatus))?;
     let challenge = parse_challenge(&challenge)?;
     if peer_closed(s) {
         return Err(HandshakeError::ClosedAfterChallenge);
     }
-    s.write_all(&reply_message(ours, challenge.challenge))
+    s.write_all(&reply_message(ours, challenge.challenge, framing))
         .await
         .map_err(at(HandshakeError::ClosedAfterChallenge))?;
     s.flush()
         .await
         .map_err(at(HandshakeError::ClosedAfterChallenge))?;
-    let ack = read_message(s)
+    let ack = read_framed(s, framing)
         .await
         .map_err(at(HandshakeError::ClosedAfterReply))?;
     parse_ack(&ack, &digest(ours.cookie, ours.challenge))?;

@@ -1,4 +1,5 @@
-//! The distribution connection: the handshake as a hidden node, ticks at the
+//! The distribution connection: the handshake as a hidden node (over TCP,
+//! or inside TLS for `-proto_dist inet_tls` nodes, see `tls`), ticks at the
 //! target's pace, and a small request/reply layer with a timeout on every call.
 //!
 //! A reader thread owns the receiving half. It reads frames within fixed
@@ -13,12 +14,14 @@ pub mod etf;
 pub mod frame;
 pub mod handshake;
 pub mod term;
+pub mod tls;
 mod wire;
 
 pub use wire::{Dropped, Traffic};
-use wire::{Inbound, Shared, Wire, spawn_reader, spawn_ticker};
+use wire::{Inbound, Shared, Transport, Wire, spawn_reader, spawn_ticker};
 
 use crate::error::{Error, Result};
+use crate::node::discover::ssl_dist::TlsFiles;
 use crate::node::{Cookie, CookieOrigin, NameMode, NodeName};
 use erl_dist::DistributionFlags;
 use erl_dist::message::{Message, Sender, channel};
@@ -63,6 +66,9 @@ pub struct ConnectOpts {
     /// Timeout for each step: EPMD, TCP connect, handshake; and for the whole
     /// setup after the handshake (`setup_rpc`).
     pub timeout: Duration,
+    /// Speak TLS with these files (`-proto_dist inet_tls` nodes); plain TCP
+    /// when `None`.
+    pub tls: Option<TlsFiles>,
 }
 
 impl ConnectOpts {
@@ -94,7 +100,7 @@ pub struct Connection {
     shared: Arc<Shared>,
     next_ref: u32,
     traffic: Arc<Traffic>,
-    socket: smol::net::TcpStream,
+    socket: Transport,
     stop_ticks: Option<mpsc::Sender<()>>,
     lost: Option<String>,
     dead_pids: Vec<Pid>,
@@ -135,6 +141,9 @@ fn our_host(mode: NameMode, local_ip: std::net::IpAddr) -> String {
 impl Connection {
     pub fn connect(opts: &ConnectOpts) -> Result<Connection> {
         let node = opts.target.to_string();
+        // A file that cannot be used is the operator's to fix: say so before
+        // anything goes on the network.
+        let tls = opts.tls.as_ref().map(tls::Tls::load).transpose()?;
         let port = match opts.port {
             Some(p) => p,
             None => crate::node::epmd::port_of_at(&opts.target, opts.epmd_port, opts.timeout)?,
@@ -149,10 +158,10 @@ impl Connection {
             } else {
                 format!("{}_{}", opts.our_name, attempt + 1)
             };
-            let stream = smol::block_on(timed(
+            let socket = smol::block_on(timed(
                 opts.timeout,
                 async {
-                    smol::net::TcpStream::connect(addr)
+                    smol::Async::<std::net::TcpStream>::connect(addr)
                         .await
                         .map_err(|e| Error::Connect {
                             node: node.clone(),
@@ -168,15 +177,35 @@ impl Connection {
             ))?;
             // Without TCP_NODELAY every request/reply pair waits for the
             // delayed-ACK timer (~40 ms).
-            stream.set_nodelay(true)?;
-            let local_ip = stream.local_addr()?.ip();
+            socket.get_ref().set_nodelay(true)?;
+            let local_ip = socket.get_ref().local_addr()?.ip();
             let name = format!("{base}@{}", our_host(opts.mode, local_ip));
             first_name.get_or_insert_with(|| name.clone());
             if let Err(e) = name.parse::<erl_dist::node::NodeName>() {
                 return Err(Error::Usage(format!("our node name '{name}': {e}")));
             }
+            // inet_tls_dist: TLS first, then the distribution handshake in it.
+            let transport = match &tls {
+                None => Transport::Tcp(smol::net::TcpStream::from(socket)),
+                Some(t) => Transport::Tls(smol::block_on(timed(
+                    opts.timeout,
+                    t.connect(socket, &node, &opts.target.host),
+                    || Error::TlsHandshake {
+                        node: node.clone(),
+                        err: format!(
+                            "no answer to the TLS handshake within {:.0} s; is it a \
+                             TLS-distribution node (-proto_dist inet_tls)?",
+                            opts.timeout.as_secs_f64()
+                        ),
+                    },
+                ))?),
+            };
+            let framing = match transport {
+                Transport::Tcp(_) => handshake::Framing::Tcp,
+                Transport::Tls(_) => handshake::Framing::Tls,
+            };
             let mut wire = Wire {
-                inner: stream.clone(),
+                inner: transport.clone(),
                 traffic: traffic.clone(),
             };
             let ours = handshake::Ours {
@@ -188,7 +217,13 @@ impl Connection {
             let outcome = smol::block_on(timed(
                 opts.timeout,
                 async {
-                    Ok(handshake::client_handshake(&mut wire, &ours, Wire::peer_closed).await)
+                    Ok(handshake::framed_client_handshake(
+                        &mut wire,
+                        &ours,
+                        framing,
+                        Wire::peer_closed,
+                    )
+                    .await)
                 },
                 || Error::Timeout {
                     node: node.clone(),
@@ -198,7 +233,7 @@ impl Connection {
             ))?;
             match outcome {
                 Ok(Outcome::Connected(peer)) => {
-                    return Self::start(wire, stream, peer, name, creation, traffic, opts);
+                    return Self::start(wire, transport, peer, name, creation, traffic, opts);
                 }
                 Ok(Outcome::NameTaken) => continue,
                 // A node settling a clash between two handshakes under the
@@ -210,7 +245,7 @@ impl Connection {
                     | HandshakeError::ClosedAfterChallenge
                     | HandshakeError::ClosedAfterReply,
                 ) if attempt == 0 => continue,
-                Err(e) => return Err(handshake_error(&node, &name, opts, e)),
+                Err(e) => return Err(handshake_error(&node, &name, opts, tls.as_ref(), e)),
             }
         }
         Err(Error::NamesTaken {
@@ -222,7 +257,7 @@ impl Connection {
 
     fn start(
         wire: Wire,
-        socket: smol::net::TcpStream,
+        socket: Transport,
         peer: handshake::Challenge,
         ours: String,
         creation: u32,
@@ -468,11 +503,24 @@ impl Drop for Connection {
         // Closing the socket is what undoes our state on the target: the
         // agent is linked to our pid and exits with the connection.
         drop(self.stop_ticks.take());
-        let _ = self.socket.shutdown(std::net::Shutdown::Both);
+        self.socket.shutdown();
     }
 }
 
-fn handshake_error(node: &str, ours: &str, opts: &ConnectOpts, e: HandshakeError) -> Error {
+fn handshake_error(
+    node: &str,
+    ours: &str,
+    opts: &ConnectOpts,
+    tls: Option<&tls::Tls>,
+    e: HandshakeError,
+) -> Error {
+    // Over TLS a node that refuses etop's certificate says so once the
+    // handshake is over (TLS 1.3): its alert is the first thing read.
+    if let (Some(t), HandshakeError::Io(io)) = (tls, &e)
+        && let Some(tls_error) = t.explain(node, io)
+    {
+        return tls_error;
+    }
     match e {
         HandshakeError::NotAllowed => Error::NotAllowed {
             node: node.to_string(),

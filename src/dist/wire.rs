@@ -1,4 +1,4 @@
-//! The wire under a connection: the TCP stream counting its bytes, the
+//! The wire under a connection: the TCP or TLS stream counting its bytes, the
 //! reader thread that decodes frames within bounds and passes on only what
 //! is awaited, and the ticker.
 
@@ -24,11 +24,31 @@ pub struct Traffic {
     pub sent: AtomicU64,
 }
 
-/// The TCP stream, counting bytes. `Clone` because the sender and the reader
-/// thread share the socket.
+/// What the connection runs over: plain TCP, or TLS over TCP
+/// (`-proto_dist inet_tls`).
+#[derive(Clone)]
+pub(super) enum Transport {
+    Tcp(smol::net::TcpStream),
+    Tls(super::tls::TlsStream),
+}
+
+impl Transport {
+    /// Closes both directions; for TLS after a close_notify.
+    pub(super) fn shutdown(&self) {
+        match self {
+            Transport::Tcp(s) => {
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
+            Transport::Tls(s) => s.shutdown(),
+        }
+    }
+}
+
+/// The stream, counting bytes (for TLS, the bytes inside it). `Clone`
+/// because the sender and the reader thread share it.
 #[derive(Clone)]
 pub(super) struct Wire {
-    pub(super) inner: smol::net::TcpStream,
+    pub(super) inner: Transport,
     pub(super) traffic: Arc<Traffic>,
 }
 
@@ -36,10 +56,24 @@ impl Wire {
     /// True when the node has closed its side and nothing is left to read;
     /// never waits.
     pub(super) fn peer_closed(&mut self) -> bool {
-        let mut b = [0u8; 1];
-        let peeked = smol::block_on(smol::future::poll_once(self.inner.peek(&mut b)));
-        matches!(peeked, Some(Ok(0)))
+        match &self.inner {
+            Transport::Tcp(s) => {
+                let mut b = [0u8; 1];
+                let peeked = smol::block_on(smol::future::poll_once(s.peek(&mut b)));
+                matches!(peeked, Some(Ok(0)))
+            }
+            Transport::Tls(s) => s.peer_closed(),
+        }
     }
+}
+
+macro_rules! each {
+    ($self:expr, $s:ident => $e:expr) => {
+        match &mut $self.inner {
+            Transport::Tcp($s) => $e,
+            Transport::Tls($s) => $e,
+        }
+    };
 }
 
 impl AsyncRead for Wire {
@@ -48,7 +82,7 @@ impl AsyncRead for Wire {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let r = each!(self, s => Pin::new(s).poll_read(cx, buf));
         if let Poll::Ready(Ok(n)) = r {
             self.traffic.received.fetch_add(n as u64, Ordering::Relaxed);
         }
@@ -62,17 +96,17 @@ impl AsyncWrite for Wire {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        let r = each!(self, s => Pin::new(s).poll_write(cx, buf));
         if let Poll::Ready(Ok(n)) = r {
             self.traffic.sent.fetch_add(n as u64, Ordering::Relaxed);
         }
         r
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        each!(self, s => Pin::new(s).poll_flush(cx))
     }
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_close(cx)
+        each!(self, s => Pin::new(s).poll_close(cx))
     }
 }
 

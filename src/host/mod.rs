@@ -97,6 +97,40 @@ pub fn ticks_per_second() -> u64 {
     }
 }
 
+/// Raises this process's soft limit of open files to `want`, or as far as
+/// the hard limit allows (it is never lowered); the soft limit after, or
+/// `None` where it cannot be read.
+pub fn raise_open_files(want: u64) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+        let now = getrlimit(Resource::Nofile);
+        let Some(soft) = now.current else {
+            // Unlimited already.
+            return Some(u64::MAX);
+        };
+        let target = now.maximum.map_or(want, |hard| want.min(hard));
+        if target > soft
+            && setrlimit(
+                Resource::Nofile,
+                Rlimit {
+                    current: Some(target),
+                    maximum: now.maximum,
+                },
+            )
+            .is_ok()
+        {
+            return Some(target);
+        }
+        Some(soft)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = want;
+        None
+    }
+}
+
 /// Turns two samples of thread counters into per-interval rates.
 ///
 /// CPU% = delta ticks / (elapsed_secs * ticks_per_second) * 100, so 100 means
@@ -155,6 +189,13 @@ mod tests {
             nonvoluntary_ctxt: invol,
             last_cpu: 0,
         }
+    }
+
+    #[test]
+    fn the_open_file_limit_is_raised_never_lowered() {
+        let before = raise_open_files(0).expect("a limit");
+        assert!(raise_open_files(before + 1).expect("a limit") >= before);
+        assert!(raise_open_files(1).expect("a limit") > 1);
     }
 
     #[test]

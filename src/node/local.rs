@@ -252,17 +252,33 @@ pub fn resolve_with(
 ) -> Result<Resolved> {
     check_given(given)?;
     let (nodes, epmd) = local_nodes(proc_root);
+    resolve_among(given, &nodes, &epmd, proc_root, release)
+}
+
+/// [`resolve`] for several NODEs, looking at the BEAMs on this host once.
+pub fn resolve_all(given: &[String], proc_root: &Path) -> Result<Vec<Resolved>> {
+    for g in given {
+        check_given(Some(g))?;
+    }
+    let (nodes, epmd) = local_nodes(proc_root);
+    let release = ReleaseEnv::from_env();
+    given
+        .iter()
+        .map(|g| resolve_among(Some(g), &nodes, &epmd, proc_root, &release))
+        .collect()
+}
+
+fn resolve_among(
+    given: Option<&str>,
+    nodes: &[LocalNode],
+    epmd: &EpmdNames,
+    proc_root: &Path,
+    release: &ReleaseEnv,
+) -> Result<Resolved> {
     let short_host = crate::host::short_hostname();
     let pick = |n: &LocalNode| -> Result<Resolved> {
-        if n.tls() {
-            return Err(Error::Usage(format!(
-                "{} uses TLS distribution (-proto_dist {}): not supported yet",
-                n.name.as_deref().unwrap_or("the node"),
-                n.proto_dist.as_deref().unwrap_or("?")
-            )));
-        }
         let Some(name) = n.name.as_deref() else {
-            return Err(unnamed_error(n, &epmd));
+            return Err(unnamed_error(n, epmd));
         };
         let target = NodeName::parse(name, &short_host)?;
         let mode = match n.name_kind {
@@ -304,26 +320,26 @@ pub fn resolve_with(
                 [] => {
                     // A node etop cannot name (another user's, sockets hidden)
                     // is the one meant when it is the only BEAM here.
-                    if let [only] = nodes.as_slice()
+                    if let [only] = nodes
                         && only.name.is_none()
                     {
-                        return Err(unnamed_error(only, &epmd));
+                        return Err(unnamed_error(only, epmd));
                     }
                     Err(listing_error(
-                        &nodes,
+                        nodes,
                         "no distributed Erlang node found on this host; give NODE as name@host",
                     ))
                 }
                 _ => Err(listing_error(
-                    &nodes,
+                    nodes,
                     "several Erlang nodes run on this host; say which",
                 )),
             }
         }
-        Some(g) => match find_local(&nodes, g) {
+        Some(g) => match find_local(nodes, g) {
             Some(n) => pick(n),
             None if g.chars().all(|c| c.is_ascii_digit()) => Err(listing_error(
-                &nodes,
+                nodes,
                 &format!("no Erlang node runs as OS process {g}"),
             )),
             None => {

@@ -12,7 +12,7 @@ pub use cookie::{Cookie, CookieOrigin};
 pub use local::{
     CookieSources, OwnCookies, Reach, ReleaseEnv, Resolved, Target, check_given, dist_port,
     find_cookie, find_local, label, listing_error, local_nodes, local_os_pid, local_vm, resolve,
-    resolve_with, target,
+    resolve_all, resolve_with, target,
 };
 
 use crate::error::{Error, Result};

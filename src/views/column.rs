@@ -23,6 +23,12 @@ pub enum Cell {
     DeltaBytes(Option<i64>),
     /// A percentage: one decimal on a terminal, exact in CSV and JSON.
     Pct(Option<f64>),
+    /// A node's name: short on a terminal (`b`, or `b@db2` when hosts
+    /// differ), in full in CSV and JSON.
+    Node {
+        full: String,
+        short: String,
+    },
     /// Yes or no: `yes` or nothing on a terminal, `true`/`false` in CSV and
     /// JSON.
     Flag(bool),
@@ -45,6 +51,7 @@ impl Cell {
         };
         match self {
             Cell::Text(s) | Cell::OptText(Some(s)) => s.clone(),
+            Cell::Node { short, .. } => short.clone(),
             Cell::Count(Some(v)) => v.to_string(),
             Cell::Bytes(Some(v)) => human_bytes(*v),
             Cell::Delta(Some(v)) => signed(*v, v.unsigned_abs().to_string()),
@@ -64,7 +71,7 @@ impl Cell {
     /// As written in CSV: exact numbers; empty when unknown.
     pub fn to_csv(&self) -> String {
         match self {
-            Cell::Text(s) => s.clone(),
+            Cell::Text(s) | Cell::Node { full: s, .. } => s.clone(),
             Cell::OptText(s) => s.clone().unwrap_or_default(),
             Cell::Count(v) | Cell::Bytes(v) => v.map(|v| v.to_string()).unwrap_or_default(),
             Cell::Delta(v) | Cell::DeltaBytes(v) => v.map(|v| v.to_string()).unwrap_or_default(),
@@ -76,7 +83,7 @@ impl Cell {
     /// As written in JSON: exact; `null` when unknown.
     pub fn to_json(&self) -> Value {
         match self {
-            Cell::Text(s) => Value::from(s.as_str()),
+            Cell::Text(s) | Cell::Node { full: s, .. } => Value::from(s.as_str()),
             Cell::OptText(s) => s.as_deref().map(Value::from).unwrap_or(Value::Null),
             Cell::Count(v) | Cell::Bytes(v) => v.map(Value::from).unwrap_or(Value::Null),
             Cell::Delta(v) | Cell::DeltaBytes(v) => v.map(Value::from).unwrap_or(Value::Null),
@@ -166,6 +173,16 @@ impl Spec {
         }
     }
 }
+
+/// The column naming each row's node, first in the views that merge the
+/// rows of several nodes (`Cell::Node`).
+pub const NODE: Spec = Spec {
+    title: Cow::Borrowed("Node"),
+    key: Cow::Borrowed("node"),
+    align: Align::Left,
+    flex: false,
+    show: Show::ALL,
+};
 
 /// A column of a table of `R`.
 pub struct Column<R> {
@@ -259,6 +276,16 @@ impl Grid {
         self
     }
 
+    /// The grid with the `NODE` column first: `nodes` gives each row's node,
+    /// in row order.
+    pub fn with_node(mut self, nodes: impl IntoIterator<Item = Cell>) -> Grid {
+        self.columns.insert(0, NODE);
+        for (row, node) in self.rows.iter_mut().zip(nodes) {
+            row.insert(0, node);
+        }
+        self
+    }
+
     pub fn has_csv(&self) -> bool {
         self.columns.iter().any(|c| c.show.csv)
     }
@@ -301,6 +328,27 @@ mod tests {
         assert_eq!(j[0]["memory_bytes"], 1536);
         assert!(j[1]["memory_bytes"].is_null());
         assert_eq!(j[1]["name"], "b");
+    }
+
+    #[test]
+    fn the_node_column_is_short_on_a_terminal_and_full_for_scripts() {
+        let g = Grid::new(
+            &COLS,
+            &[R {
+                name: "a",
+                bytes: Some(1),
+            }],
+        )
+        .with_node([Cell::Node {
+            full: "b@db2.example.com".into(),
+            short: "b@db2".into(),
+        }]);
+        assert_eq!(g.columns[0].key, "node");
+        assert_eq!(g.columns[0].title, "Node");
+        assert_eq!(g.rows[0][0].to_text(), "b@db2");
+        assert_eq!(g.rows[0][0].to_csv(), "b@db2.example.com");
+        assert_eq!(g.json_rows()[0]["node"], "b@db2.example.com");
+        assert_eq!(g.json_rows()[0]["name"], "a");
     }
 
     #[test]

@@ -130,10 +130,7 @@ impl ReplyView for Ets {
         window: Option<f64>,
         info: &Term,
     ) -> (String, Map<String, Value>) {
-        let total_bytes = term::map_get(info, "total_bytes")
-            .and_then(term::as_i64)
-            .unwrap_or(0)
-            .max(0) as u64;
+        let total_bytes = total_bytes(info);
         let win = match window {
             Some(w) => format!("growth over {w:.1} s"),
             None => "growth from the next frame".to_string(),
@@ -152,6 +149,31 @@ impl ReplyView for Ets {
         own.insert("sort".into(), self.sort.atom().into());
         (line, own)
     }
+    fn rank(&self, r: &EtsRow) -> Option<i64> {
+        match self.sort {
+            EtsSort::Memory => i64::try_from(r.memory_bytes).ok(),
+            EtsSort::Size => i64::try_from(r.size).ok(),
+            EtsSort::Growth => r.memory_growth_bytes,
+        }
+    }
+    fn strip(&self, h: &ReplyHeader, info: &Term) -> Vec<(&'static str, &'static str, Cell)> {
+        vec![
+            ("Tables", "tables", Cell::Count(Some(h.count))),
+            (
+                "Memory",
+                "total_bytes",
+                Cell::Bytes(Some(total_bytes(info))),
+            ),
+        ]
+    }
+}
+
+/// The memory of all the node's tables, in bytes.
+fn total_bytes(info: &Term) -> u64 {
+    term::map_get(info, "total_bytes")
+        .and_then(term::as_i64)
+        .unwrap_or(0)
+        .max(0) as u64
 }
 
 #[cfg(test)]

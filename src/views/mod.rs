@@ -4,6 +4,7 @@
 //! (`column`), and the frame as JSON. The `ui` shows frames; it knows
 //! nothing of the screens.
 
+pub mod cluster;
 pub mod column;
 pub mod ets;
 pub mod filter;

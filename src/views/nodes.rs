@@ -1,10 +1,12 @@
 //! `etop nodes`: the BEAMs on this host, with their names, users,
-//! distribution ports, OTP releases and where their cookies come from; and,
-//! for nodes of other users that /proc hides from us, what could not be
-//! read and how the columns were filled anyway.
+//! distribution ports, OTP releases, where their cookies come from and
+//! whether they speak TLS distribution; and, for nodes of other users that
+//! /proc hides from us, what could not be read and how the columns were
+//! filled anyway.
 
 use super::Frame;
 use super::column::{Cell, Column, Grid, Show};
+use crate::node::discover::ssl_dist::DistTls;
 use crate::node::discover::{CookieLookup, EpmdNames, LocalNode, NameFrom, Unreadable, run_as};
 use crate::node::{dist_port, local_nodes};
 use std::path::Path;
@@ -19,6 +21,11 @@ pub struct NodeLine {
     pub otp: Option<String>,
     pub erts: Option<String>,
     pub cookie: String,
+    /// `no`, `yes`, or `yes (etop needs --tls-*)` when etop cannot use the
+    /// node's own client options.
+    pub tls: String,
+    /// Why etop cannot use them.
+    pub tls_problem: Option<String>,
     pub name_from: Option<NameFrom>,
     pub epmd_port: Option<u16>,
     pub temporary: bool,
@@ -35,7 +42,7 @@ fn words<T: std::fmt::Display>(items: &[T], sep: &str) -> String {
 }
 
 /// The columns of `etop nodes`.
-pub const COLUMNS: [Column<NodeLine>; 11] = [
+pub const COLUMNS: [Column<NodeLine>; 13] = [
     Column::flex("Node", "node", |n| Cell::text(&n.node)),
     Column::num("OS pid", "os_pid", |n| {
         Cell::Count(Some(u64::from(n.os_pid)))
@@ -49,6 +56,11 @@ pub const COLUMNS: [Column<NodeLine>; 11] = [
     Column::text("OTP", "otp", |n| Cell::OptText(n.otp.clone())),
     Column::text("ERTS", "erts", |n| Cell::OptText(n.erts.clone())),
     Column::flex("Cookie from", "cookie", |n| Cell::text(&n.cookie)),
+    Column::text("TLS", "tls", |n| Cell::text(&n.tls)),
+    Column::text("TLS problem", "tls_problem", |n: &NodeLine| {
+        Cell::OptText(n.tls_problem.clone())
+    })
+    .only(Show::DATA),
     Column::text("Name from", "name_from", |n: &NodeLine| {
         Cell::OptText(n.name_from.map(|f| {
             serde_json::to_value(f)
@@ -74,14 +86,13 @@ pub const COLUMNS: [Column<NodeLine>; 11] = [
 ];
 
 fn node_text(n: &LocalNode) -> String {
-    match (&n.name, n.tls()) {
-        (Some(name), true) => format!("{name} (TLS distribution: not supported yet)"),
-        (Some(name), false) if n.temporary => format!("{name} (temporary shell)"),
-        (Some(name), false) => name.clone(),
-        (None, _) if n.unreadable.contains(&Unreadable::Sockets) => {
+    match &n.name {
+        Some(name) if n.temporary => format!("{name} (temporary shell)"),
+        Some(name) => name.clone(),
+        None if n.unreadable.contains(&Unreadable::Sockets) => {
             "(name unknown: its sockets are not readable)".to_string()
         }
-        (None, _) => "(not distributed)".to_string(),
+        None => "(not distributed)".to_string(),
     }
 }
 
@@ -120,6 +131,16 @@ pub fn lines(nodes: &[LocalNode], epmd: &EpmdNames) -> Vec<NodeLine> {
             epmd_port: n.epmd_port,
             temporary: n.temporary,
             unreadable: n.unreadable.clone(),
+            tls: match &n.dist_tls {
+                None if n.tls() => "yes".into(),
+                None => "no".into(),
+                Some(DistTls::Client(_)) => "yes".into(),
+                Some(DistTls::Unusable(_)) => "yes (etop needs --tls-*)".into(),
+            },
+            tls_problem: match &n.dist_tls {
+                Some(DistTls::Unusable(why)) => Some(why.clone()),
+                _ => None,
+            },
         })
         .collect()
 }
@@ -322,6 +343,8 @@ mod tests {
             otp: Some("25".into()),
             erts: Some("13.1.5".into()),
             cookie: String::new(),
+            tls: "no".into(),
+            tls_problem: None,
             name_from: None,
             epmd_port: None,
             temporary: false,

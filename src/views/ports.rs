@@ -226,6 +226,20 @@ impl ReplyView for Ports {
         own.insert("sort".into(), self.sort.atom().into());
         (line, own)
     }
+    fn rank(&self, r: &PortRow) -> Option<i64> {
+        let v = match self.sort {
+            PortSort::Bytes => r.recv_oct.saturating_add(r.send_oct),
+            PortSort::RecvCnt => r.recv_cnt,
+            PortSort::RecvOct => r.recv_oct,
+            PortSort::SendCnt => r.send_cnt,
+            PortSort::SendOct => r.send_oct,
+            PortSort::Queue => r.queue_bytes,
+        };
+        Some(i64::try_from(v).unwrap_or(i64::MAX))
+    }
+    fn strip(&self, h: &ReplyHeader, _info: &Term) -> Vec<(&'static str, &'static str, Cell)> {
+        vec![("Ports", "ports", Cell::Count(Some(h.count)))]
+    }
 }
 
 #[cfg(test)]

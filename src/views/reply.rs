@@ -3,7 +3,7 @@
 //! replies, and one shaper that decodes the rows, fills the columns and
 //! writes the header.
 
-use super::column::{Column, Grid};
+use super::column::{Cell, Column, Grid};
 use super::{Feed, Frame, Shaper};
 use crate::agent::collector::{Collector, View};
 use crate::agent::sample::{Reply, ReplyHeader, node_started, reply_header, reply_rows, window};
@@ -88,6 +88,17 @@ pub trait ReplyView {
         window: Option<f64>,
         info: &Term,
     ) -> (String, Map<String, Value>);
+    /// Where a row ranks against rows of other nodes, in the order the agent
+    /// ranked it (views that merge several nodes); `None` ranks last.
+    fn rank(&self, _row: &Self::Row) -> Option<i64> {
+        None
+    }
+    /// What a node's line of the cluster strip shows besides its name and
+    /// state: (title, JSON key, value); counts and bytes add up to the
+    /// cluster's totals.
+    fn strip(&self, h: &ReplyHeader, _info: &Term) -> Vec<(&'static str, &'static str, Cell)> {
+        vec![("Count", "count", Cell::Count(Some(h.count)))]
+    }
 }
 
 /// The shaper of every reply view.

@@ -15,6 +15,7 @@ use etop::dist::Connection;
 use etop::dist::etf;
 use etop::dist::term::{self, Term, atom};
 use etop::host::{ThreadStat, thread_rows};
+use etop::node::discover::ssl_dist::DistTls;
 use etop::node::discover::{CookieLookup, CookieSource, EpmdNames, LocalNode, NameFrom, NameKind};
 use etop::views::column::Grid;
 use etop::views::ets::{Ets, EtsSort};
@@ -197,8 +198,13 @@ fn golden_frames_of_recorded_samples() {
         cookie: etop::node::Cookie::new("x").expect("a cookie"),
         loose_permissions: false,
     };
+    let mut tls_node = node(7448, Some("demo@db1"), "app", found(CookieSource::Argv));
+    tls_node.proto_dist = Some("inet_tls".into());
+    tls_node.dist_tls = Some(DistTls::Unusable(
+        "its client options name no cacertfile".into(),
+    ));
     let locals = [
-        node(7448, Some("demo@db1"), "app", found(CookieSource::Argv)),
+        tls_node,
         node(
             21578,
             Some("worker@db1"),

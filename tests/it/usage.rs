@@ -10,9 +10,26 @@ fn help_and_version() {
     assert!(out.stdout.contains("--sort"), "{out}");
     assert!(out.stdout.contains("Exit codes:"), "{out}");
     let out = etop(["--version"]).run().success();
+    // The commit this binary was built from, as git names it.
+    let commit = std::process::Command::new("git")
+        .args([
+            "-C",
+            env!("CARGO_MANIFEST_DIR"),
+            "rev-parse",
+            "--short=12",
+            "HEAD",
+        ])
+        .output()
+        .expect("run git");
+    assert!(commit.status.success(), "git rev-parse failed");
+    let commit = String::from_utf8_lossy(&commit.stdout).trim().to_string();
+    let target = env!("ETOP_TARGET");
     assert_eq!(
         out.stdout.trim(),
-        format!("etop {}", env!("CARGO_PKG_VERSION")),
+        format!(
+            "etop {} (commit {commit}, {target})",
+            env!("CARGO_PKG_VERSION")
+        ),
         "{out}"
     );
 }
@@ -121,7 +138,8 @@ fn render_subcommand(sub: &clap::Command) -> clap_mangen::roff::Roff {
 fn render_man() -> std::io::Result<Vec<u8>> {
     use clap::CommandFactory;
     use clap_mangen::roff::{Roff, roman};
-    let man = clap_mangen::Man::new(etop::cli::Cli::command());
+    // The release alone: the commit in --version would date the page.
+    let man = clap_mangen::Man::new(etop::cli::Cli::command().version(env!("CARGO_PKG_VERSION")));
     let mut out = Vec::new();
     man.render_title(&mut out)?;
     man.render_name_section(&mut out)?;

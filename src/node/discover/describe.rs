@@ -133,6 +133,21 @@ impl Seen {
                 .and_then(otp_major_of_erts)
                 .map(|m| m.to_string())
         });
+        let proto_dist = args.first("proto_dist").map(str::to_string);
+        let dist_tls = proto_dist
+            .as_deref()
+            .is_some_and(|p| p.contains("tls"))
+            .then(|| {
+                let in_target = |p: &Path| self.in_target(p);
+                super::ssl_dist::lookup(
+                    &args,
+                    &super::ssl_dist::NodeFs {
+                        cwd: self.cwd.as_deref(),
+                        in_target: &in_target,
+                        user: &user,
+                    },
+                )
+            });
         let reader = |p: &Path| read_cookie_file(&self.in_target(p));
         let cookie = resolve_cookie(
             &CookieInputs {
@@ -171,7 +186,8 @@ impl Seen {
             user_listen_ports: self.user_listen_ports.clone(),
             epmd_port,
             temporary,
-            proto_dist: args.first("proto_dist").map(str::to_string),
+            proto_dist,
+            dist_tls,
             epmd_module: args.first("epmd_module").map(str::to_string),
             release_root,
             home,

@@ -610,6 +610,50 @@ fn missing_proc_root_is_empty() {
 }
 
 #[test]
+fn a_tls_nodes_client_options_are_read_inside_its_root() {
+    use super::ssl_dist::{DistTls, ServerName};
+    let f = Fake::new();
+    f.add(&beam(
+        300,
+        &[
+            "-sname",
+            "tls",
+            "-proto_dist",
+            "inet_tls",
+            "-ssl_dist_optfile",
+            "/etc/erl/dist.conf",
+        ],
+    ));
+    symlink("/srv/app", f.proc_root().join("300/cwd")).unwrap();
+    f.target_file(
+        300,
+        "/etc/erl/dist.conf",
+        "%% only the client section matters to etop\n\
+         [{server, [{certfile, \"/etc/erl/server.pem\"}]},\n \
+          {client, [{certfile, \"/etc/erl/client.pem\"}, {cacertfile, \"ca.pem\"}]}].\n",
+        0o600,
+    );
+    let n = f.only();
+    assert!(n.tls());
+    let Some(DistTls::Client(files)) = &n.dist_tls else {
+        panic!("{:?}", n.dist_tls)
+    };
+    let root = f.proc_root().join("300/root");
+    let cert = files.cert.as_ref().unwrap();
+    assert_eq!(cert.path, Path::new("/etc/erl/client.pem"));
+    assert_eq!(cert.open, root.join("etc/erl/client.pem"));
+    assert_eq!(files.ca.path, Path::new("/srv/app/ca.pem"));
+    assert_eq!(files.ca.open, root.join("srv/app/ca.pem"));
+    assert!(files.key.is_none());
+    assert_eq!(files.server_name, ServerName::NodeHost);
+
+    // A plain node has no TLS options at all.
+    let f = Fake::new();
+    f.add(&beam(301, &["-sname", "plain"]));
+    assert_eq!(f.only().dist_tls, None);
+}
+
+#[test]
 fn hidden_sockets_leave_the_ports_its_user_listens_on() {
     let f = Fake::new();
     let mut p = beam(1100, &["-noshell"]);

@@ -215,6 +215,9 @@ pub struct LocalNode {
     pub temporary: bool,
     /// `-proto_dist`, e.g. "inet_tls" or "inet6_tcp".
     pub proto_dist: Option<String>,
+    /// For a TLS node, the client options etop can attach with; `None` for
+    /// plain TCP.
+    pub dist_tls: Option<ssl_dist::DistTls>,
     /// `-epmd_module`: the node registers somewhere other than EPMD.
     pub epmd_module: Option<String>,
     /// `RELEASE_ROOT` from the environment, else the part before
@@ -663,10 +666,12 @@ pub fn scan_with(proc_root: &Path, etc_root: &Path, hostname: &str) -> Vec<Local
 }
 
 mod describe;
+pub mod erl_term;
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(not(target_os = "linux"))]
 mod other;
+pub mod ssl_dist;
 
 #[cfg(test)]
 mod tests;

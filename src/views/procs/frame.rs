@@ -72,7 +72,8 @@ pub fn frame(m: &Model) -> Frame {
     }
 }
 
-fn sort_word(k: SortKey) -> &'static str {
+/// How the header names a sort key.
+pub fn sort_word(k: SortKey) -> &'static str {
     match k {
         SortKey::Reductions => "reductions",
         SortKey::Memory => "memory",

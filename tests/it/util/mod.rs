@@ -126,6 +126,13 @@ pub struct NodeOpts {
     pub erl_args: Vec<String>,
     /// More environment variables for the node (`RELEASE_ROOT`, ...).
     pub env: Vec<(String, String)>,
+    /// The files the harness's own connection (`eval`) uses for a node
+    /// started with `-proto_dist inet_tls` (in `erl_args`).
+    pub tls: Option<etop::node::discover::ssl_dist::TlsFiles>,
+    /// Ready when the node prints that its scenario runs, not when the
+    /// harness can `eval` there: for nodes no client may attach to (a
+    /// certificate etop must refuse). `eval` fails on them.
+    pub ready_by_log: bool,
     /// The part before '@' instead of a random one: to start a node again
     /// under the name of one that stopped, or a name of a given shape.
     pub name: Option<String>,
@@ -187,6 +194,8 @@ impl Default for NodeOpts {
             udp_per_sec: 0,
             erl_args: Vec::new(),
             env: Vec::new(),
+            tls: None,
+            ready_by_log: false,
             name: None,
             run_as: None,
             program: None,
@@ -268,6 +277,9 @@ impl Node {
             Naming::None => {
                 scenario = format!("{scenario}, io:format(\"~s~n\", [\"{READY_MARK}\"])")
             }
+        }
+        if opts.ready_by_log && opts.naming != Naming::None {
+            scenario = format!("{scenario}, io:format(\"~s~n\", [\"{READY_MARK}\"])");
         }
         if opts.cookie_in_home {
             use std::os::unix::fs::PermissionsExt;
@@ -400,6 +412,20 @@ impl Node {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+        if self.opts.ready_by_log {
+            while !self.log().contains(READY_MARK) {
+                self.assert_alive("starting the demo scenario");
+                assert!(
+                    Instant::now() < deadline,
+                    "node {} did not start the demo scenario within {:?}\n{}",
+                    self.full,
+                    NODE_START_TIMEOUT,
+                    self.log()
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            return;
+        }
         if self.opts.cookie_hidden {
             // The auth server writes the file before net_kernel registers
             // with EPMD, so it is there by now.
@@ -471,6 +497,7 @@ impl Node {
             cookie_origin: CookieOrigin::Flag,
             our_name: format!("{EVAL_NAME_PREFIX}{}", &random_hex()[..8]),
             timeout: Duration::from_secs(5),
+            tls: self.opts.tls.clone(),
         }
     }
 
