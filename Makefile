@@ -1,7 +1,8 @@
 # etop — the commands the README promises.
 #   make test    format, lint, unit and integration tests (against real erl nodes)
 #   make demo    start a demo node that looks loaded and attach etop to it
-#   make bench   etop's cost on the target against OTP's etop collector
+#   make bench   etop's cost on the target against OTP's etop collector (25 min)
+#   make bench-quick  the same at 100k processes only, writing nothing (3 min)
 #   make soak    every view watching real nodes for a long time (about 15 min)
 #   make bench-cluster  etop's own cost watching 16 nodes of 10k processes
 #   make man     regenerate man/etop.1 from the command-line definition
@@ -30,7 +31,7 @@ BASHDIR := $(DESTDIR)$(PREFIX)/share/bash-completion/completions
 ZSHDIR := $(DESTDIR)$(PREFIX)/share/zsh/site-functions
 FISHDIR := $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
 
-.PHONY: all build release static install uninstall test deps demo bench bench-smoke bench-cluster soak man clean
+.PHONY: all build release static install uninstall test deps demo bench bench-quick bench-smoke bench-cluster soak man clean
 
 all: build
 
@@ -91,8 +92,9 @@ install: $(if $(ETOP_BIN),,release)
 uninstall:
 	rm -f '$(BINDIR)/etop' '$(MAN1DIR)/etop.1' '$(BASHDIR)/etop' '$(ZSHDIR)/_etop' '$(FISHDIR)/etop.fish'
 
-# The benchmark at 10k processes, one refresh per cell, so the script cannot
-# rot between full runs; it fails when a cell could not be measured.
+# The benchmark at 10k processes, quiet and under churn, one refresh per
+# cell, so the script cannot rot between full runs; it fails when a cell
+# could not be measured.
 bench-smoke: deps build
 	bench/run --smoke --etop $${CARGO_TARGET_DIR:-target}/debug/etop
 
@@ -101,6 +103,9 @@ demo: deps release
 
 bench: deps release
 	bench/run
+
+bench-quick: deps release
+	bench/run --quick
 
 soak: deps release
 	bench/soak

@@ -18,16 +18,29 @@
 %%   watch Target Secs
 %%       For `make soak`: every second, the target's erlang:memory(total),
 %%       process and atom counts, and whether scheduler_wall_time is on.
-%%   profile Target Item
-%%       The steps of etop's agent (src/remote.rs, AGENT_SRC), evaluated on
-%%       the target by erl_eval as the agent is, each one timed.
+%%   probe Target
+%%       What the latency probe (probe_start/0, on the target) recorded
+%%       since the last call: how late its timers fired, and the longest
+%%       schedule and garbage collection the VM reported, by whose process.
+%%
+%% And, run on the target itself (bench/run starts them with the node):
+%%   probe_start()
+%%       A process asking to wake every 1 ms and recording how late it wakes,
+%%       free to move between schedulers like any process of the node's
+%%       service; one more per normal scheduler, bound to it, for the
+%%       longest stall of any scheduler (a process that holds a scheduler
+%%       delays every timer of that scheduler); and a system monitor for
+%%       schedules and collections over 10 ms.
+%%   churn(PerSec, LifeMs)
+%%       The churn load: PerSec short-lived processes started a second (in
+%%       batches every 10 ms), each doing a little work and living LifeMs.
 %%
 %% Every line carries unix-time microseconds (os:system_time/1, the same
 %% clock as Python's time.time()) so that bench/run can cut its CPU samples
 %% of the target at the same instants, and the bytes counted on the
 %% distribution socket to the target (inet:getstat/2 of its port).
 -module(etop_bench).
--export([main/1, scan/1, sigcheck/0]).
+-export([main/1, scan/1, sigcheck/0, probe_start/0, probe_take/0, churn/2]).
 
 main([Cmd, Target | Args]) ->
     Node = list_to_atom(Target),
@@ -52,8 +65,11 @@ run("anchor", Node, [Count, Intv, Sort]) ->
 run("floor", Node, [Count, Intv, Item]) ->
     floor(Node, list_to_integer(Count), list_to_integer(Intv),
           list_to_atom(Item), 1);
-run("profile", Node, [Item]) ->
-    profile(Node, list_to_atom(Item));
+run("probe", Node, []) ->
+    case rpc:call(Node, ?MODULE, probe_take, [], 30000) of
+        {ok, Pairs} -> json([{t, now_us()} | Pairs]);
+        Other -> fail("probe: ~p", [Other])
+    end;
 run("watch", Node, [Secs]) ->
     watch(Node, os:system_time(millisecond) + 1000 * list_to_integer(Secs));
 run("sigcheck", Node, []) ->
@@ -177,100 +193,119 @@ sigcheck() ->
     P ! stop,
     Out.
 
-%% --- where the agent's time goes -------------------------------------------
+%% --- the latency probe (runs on the target) --------------------------------
 
-%% The body of the agent's Sample fun and Scan/Top funs (AGENT_SRC), one
-%% step per line, with a clock read between steps. Evaluated on the target
-%% by erl_eval in a process of its own, as the agent is; run twice: with a
-%% default heap, as the agent runs, and with a heap big enough to need no
-%% garbage collection, which shows what the heap growing costs.
--define(STEPS, "
-  Clock = fun() -> erlang:monotonic_time(microsecond) end,
-  Dup = fun lists:duplicate/2,
-  N = 10,
-  T0 = Clock(),
-  Ps = lists:delete(erlang:self(), erlang:processes()),
-  T1 = Clock(),
-  Len = length(Ps),
-  Raw = lists:zipwith(fun erlang:process_info/2, Ps, Dup(Len, Item)),
-  T2 = Clock(),
-  Fix = lists:zipwith3(fun maps:get/3, Raw, Dup(Len, #{undefined => {Item, -1}}), Raw),
-  T3 = Clock(),
-  Vs0 = element(2, lists:unzip(Fix)),
-  T4 = Clock(),
-  {Vs, Next} = case Delta of
-    true ->
-      Old = lists:zipwith3(fun maps:get/3, Ps, Dup(Len, Prev), Dup(Len, 0)),
-      {lists:zipwith(fun erlang:'-'/2, Vs0, Old), maps:from_list(lists:zip(Ps, Vs0))};
-    false -> {Vs0, #{}}
-  end,
-  T5 = Clock(),
-  D = maps:from_list(lists:zip(Vs, Vs)),
-  T6 = Clock(),
-  TopVals = lists:sublist(lists:reverse(lists:sort(maps:keys(D))), N),
-  Kth = lists:last(TopVals),
-  T7 = Clock(),
-  Pairs = lists:zip(Vs, Ps),
-  Pick = fun(Drop) ->
-    lists:filter(fun erlang:is_tuple/1,
-                 lists:zipwith3(fun maps:get/3, Vs, Dup(Len, Drop), Pairs))
-  end,
-  Above = lists:sublist(lists:reverse(lists:sort(
-            Pick(maps:without(lists:delete(Kth, TopVals), D)))), N),
-  T8 = Clock(),
-  Need = N - length(Above),
-  Ties = case Need > 0 of
-    true -> lists:sublist(Pick(maps:remove(Kth, D)), Need);
-    false -> []
-  end,
-  T9 = Clock(),
-  erlang:garbage_collect(),
-  T10 = Clock(),
-  _ = {Next, Ties},
-  {Len, maps:size(D), [{processes, T1 - T0}, {process_info_scan, T2 - T1},
-   {fix_dead, T3 - T2}, {unzip, T4 - T3}, {reductions_delta, T5 - T4},
-   {distinct_map, T6 - T5}, {top_values, T7 - T6}, {pick_above, T8 - T7},
-   {pick_ties, T9 - T8}, {gc_after_reply, T10 - T9}, {total, T10 - T0}]}.
-").
+-define(BUCKET_US, 50).
+-define(BUCKETS, 4000).
 
-profile(Node, Item) ->
-    {ok, Toks, _} = erl_scan:string(?STEPS),
-    {ok, Exprs} = erl_parse:parse_exprs(Toks),
-    Delta = Item =:= reductions,
-    %% In delta mode the previous frame's map of pid => reductions is an
-    %% input; build it on the target the same way, outside the timing.
-    Steps = fun(Heap) ->
-        Self = self(),
-        Runner = rpc:call(Node, erl_eval, exprs,
-            [parse("erlang:spawn_opt(fun() ->
-                      Prev = case Delta of
-                        true -> Ps0 = erlang:processes(),
-                                maps:from_list(lists:zip(Ps0,
-                                  [case erlang:process_info(P, reductions) of
-                                     {_, R} -> R; _ -> 0 end || P <- Ps0]));
-                        false -> #{}
-                      end,
-                      erlang:garbage_collect(),
-                      {value, V, _} = erl_eval:exprs(Exprs,
-                        [{'Item', Item}, {'Delta', Delta}, {'Prev', Prev}]),
-                      Self ! {profile, V}
-                    end, [{min_heap_size, Heap}]).", []),
-             lists:sort([{'Exprs', Exprs}, {'Item', Item}, {'Delta', Delta},
-                         {'Self', Self}, {'Heap', Heap}])]),
-        {value, _, _} = Runner,
-        receive {profile, V} -> V after 120000 -> timeout end
-    end,
-    Report = fun(Label, {Len, Distinct, Ts}) ->
-        json([{heap, Label}, {item, Item}, {procs, Len}, {distinct, Distinct}
-              | [{K, V} || {K, V} <- Ts]]);
-                (_, Other) -> fail("profile: ~p", [Other])
-    end,
-    Report(default, Steps(233)),
-    %% 60 words a process covers every list the steps build at once.
-    Len = rpc:call(Node, erlang, system_info, [process_count]),
-    Report(presized, Steps(60 * Len)).
+probe_start() ->
+    Owner = spawn(fun probe_owner/0),
+    register(etop_bench_probe, Owner),
+    ok.
 
-parse(Src, _) ->
-    {ok, Toks, _} = erl_scan:string(Src),
-    {ok, Exprs} = erl_parse:parse_exprs(Toks),
-    Exprs.
+probe_owner() ->
+    Free = spawn(fun() -> probe_loop(erlang:monotonic_time(microsecond)) end),
+    Bound = [spawn_probe(I) || I <- lists:seq(1, erlang:system_info(schedulers))],
+    erlang:system_monitor(self(), [{long_schedule, 10}, {long_gc, 10}]),
+    probe_owner({Free, Bound}, #{}).
+
+%% Bound to scheduler I where the VM allows it (an undocumented spawn option;
+%% without it the probe still measures, on whatever scheduler it lands).
+%% Normal priority, like the processes of the service the node runs.
+spawn_probe(I) ->
+    F = fun() -> probe_loop(erlang:monotonic_time(microsecond)) end,
+    try spawn_opt(F, [{scheduler, I}])
+    catch error:_ -> spawn(F)
+    end.
+
+%% Lateness in buckets of 50 us kept in the process dictionary (no heap that
+%% grows), and the largest one exactly.
+probe_loop(T0) ->
+    receive
+        {take, From} ->
+            From ! {taken, self(), [{B, N} || {{lat, B}, N} <- get()], get(max)},
+            erase(),
+            probe_loop(erlang:monotonic_time(microsecond))
+    after 1 ->
+        T1 = erlang:monotonic_time(microsecond),
+        Late = T1 - T0 - 1000,
+        B = {lat, min(?BUCKETS, max(0, Late) div ?BUCKET_US)},
+        put(B, case get(B) of undefined -> 1; N -> N + 1 end),
+        case get(max) of
+            M when is_integer(M), M >= Late -> ok;
+            _ -> put(max, Late)
+        end,
+        probe_loop(T1)
+    end.
+
+probe_owner(Probes, Worst) ->
+    receive
+        {monitor, Pid, What, Info} ->
+            Ms = case lists:keyfind(timeout, 1, Info) of {timeout, T} -> T; false -> 0 end,
+            Key = {What, whose(Pid)},
+            probe_owner(Probes, Worst#{Key => max(Ms, maps:get(Key, Worst, 0))});
+        {take, From} ->
+            {Free, Bound} = Probes,
+            [P ! {take, self()} || P <- [Free | Bound]],
+            Taken = [receive {taken, P, Bs, Max} -> {P, Bs, Max} end || P <- [Free | Bound]],
+            {Free, Bs0, Max0} = lists:keyfind(Free, 1, Taken),
+            Counts = maps:from_list(Bs0),
+            Total = lists:sum(maps:values(Counts)),
+            Pct = fun(Q) -> percentile(lists:sort(maps:to_list(Counts)), Q * Total) end,
+            Stall = lists:max([0 | [M || {_, _, M} <- Taken, is_integer(M)]]),
+            Stalls = [{atom_to_list(What) ++ "_" ++ atom_to_list(Who), Ms}
+                      || {{What, Who}, Ms} <- maps:to_list(Worst)],
+            From ! {probe, [{n, Total}, {p50_us, Pct(0.5)}, {p99_us, Pct(0.99)},
+                            {max_us, if is_integer(Max0) -> Max0; true -> 0 end},
+                            {stall_us, Stall} | Stalls]},
+            probe_owner(Probes, #{})
+    end.
+
+%% The upper edge of the bucket holding the Rank-th sample.
+percentile([], _) -> 0;
+percentile([{B, N} | Rest], Rank) ->
+    case N >= Rank orelse Rest =:= [] of
+        true -> (B + 1) * ?BUCKET_US;
+        false -> percentile(Rest, Rank - N)
+    end.
+
+%% Whose process a monitor event is about, by what the tools put in the
+%% process dictionary or the function the process started in.
+whose(Pid) when is_pid(Pid) ->
+    case erlang:process_info(Pid, [dictionary, initial_call]) of
+        [{dictionary, D}, {initial_call, Init}] ->
+            case {proplists:get_value('$initial_call', D), Init} of
+                {{etop, _, _}, _} -> etop;
+                {_, {observer_backend, etop_collect, _}} -> collector;
+                {_, {?MODULE, _, _}} -> bench;
+                _ -> other
+            end;
+        undefined -> gone
+    end;
+whose(_) -> port.
+
+probe_take() ->
+    case whereis(etop_bench_probe) of
+        undefined -> {error, no_probe};
+        P ->
+            P ! {take, self()},
+            receive {probe, Pairs} -> {ok, Pairs} after 10000 -> {error, timeout} end
+    end.
+
+%% --- the churn load (runs on the target) -------------------------------------
+
+churn(PerSec, LifeMs) ->
+    spawn(fun() -> churn_loop(max(1, PerSec div 100), LifeMs) end),
+    ok.
+
+churn_loop(Batch, LifeMs) ->
+    T0 = erlang:monotonic_time(millisecond),
+    _ = [spawn(fun() -> request(LifeMs) end) || _ <- lists:seq(1, Batch)],
+    Wait = 10 - (erlang:monotonic_time(millisecond) - T0),
+    receive after max(0, Wait) -> ok end,
+    churn_loop(Batch, LifeMs).
+
+%% A request: a little work, then waiting out its life.
+request(LifeMs) ->
+    _ = lists:sum(lists:seq(1, 100 + erlang:unique_integer([positive]) rem 200)),
+    receive after LifeMs -> ok end.

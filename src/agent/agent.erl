@@ -8,13 +8,19 @@
 %%              0 means the default (see Ceiling below).
 %%
 %% What it promises the node:
-%% - Every process started here (the agent, one worker per frame, the msacc
-%%   guard) has a hard heap ceiling: max_heap_size with kill => true and
-%%   error_logger => false. A frame that needs more is killed by the VM, the
-%%   node is untouched, and etop says so.
-%% - The heavy work of a frame runs in a short-lived worker whose heap is
-%%   sized from what the work needs (words per process scanned), never from
-%%   the previous frame, so nothing grows from frame to frame.
+%% - Every process started here (the agent, the process table's worker, one
+%%   worker per frame of the ports and ETS views, the msacc guard) has a hard
+%%   heap ceiling: max_heap_size with kill => true and error_logger => false.
+%%   The ceiling is sized from what a frame needs (words per process, port
+%%   or table), never from the previous frame's heap, so nothing grows from
+%%   frame to frame. A frame that needs more stops (or is killed by the VM),
+%%   the node is untouched, and etop says so.
+%% - No step the VM cannot interrupt grows with the node: the process table
+%%   is walked in chunks of at most 32,768 processes, with compiled stdlib
+%%   functions that yield; nothing per process is ever sent between
+%%   processes or copied into a spawned fun (a copy cannot be interrupted);
+%%   the worker's heap holds a chunk's work and its state, and a heap that
+%%   large is collected on a dirty scheduler.
 %% - For every process only the item the sort needs; details only for the
 %%   rows shown; never mailboxes, state or dictionaries.
 %% - Nothing is written but two system flags, both tied to the connection:
@@ -41,83 +47,107 @@ proc_lib:spawn_opt(fun() ->
     false -> ok
   end,
   erlang:system_flag(scheduler_wall_time, true),
-  % Everything a frame computes, as one fun that takes all it needs as
-  % arguments. A fun's environment is copied to the process that runs it,
-  % and the copy does not keep sharing: a worker given a closure over the
-  % agent's other closures would start with megabytes of duplicated code.
-  % This one carries only its own code.
-  Work = fun(Req, Prev, Me) ->
+  % The process table is walked by one worker, started on the first process
+  % frame and kept for the next ones. It keeps the last frame's reductions
+  % itself, so nothing big is ever copied between processes: a copy (a
+  % message, a spawned fun's environment) is one step the VM cannot
+  % interrupt, and a 1M-process baseline takes tens of milliseconds to copy.
+  % It walks the list in chunks of processes, so what a frame builds is a
+  % small young heap that minor collections keep small; what it keeps (the
+  % process list and one integer per process) lives in its old heap, and
+  % the VM collects a heap that large on a dirty scheduler. Defined here,
+  % before anything else, so that its environment is Owner, HeapLimit and
+  % Me only (a fun's environment is copied to the process that runs it).
+  ProcWork = fun() ->
+    erlang:put('$initial_call', {etop, frame_worker, 0}),
+    erlang:monitor(process, Me),
+    Self = erlang:self(),
     WS = erlang:system_info(wordsize),
     % When the VM started, on the clock of mono_us: etop tells a restarted
     % node from a dropped connection by it.
     StartUs = erlang:convert_time_unit(erlang:system_info(start_time), native, microsecond),
     Dup = fun lists:duplicate/2,
     HeapNow = fun() ->
-      {total_heap_size, H} = erlang:process_info(erlang:self(), total_heap_size),
+      {total_heap_size, H} = erlang:process_info(Self, total_heap_size),
       H
     end,
-    % One process_info item for every process: {Item, V}, or undefined for a
-    % process that died since erlang:processes/0 (undefined sorts below any
-    % tuple, so the dead never rank).
-    Scan = fun(Item, Ps, Len) ->
-      lists:zipwith(fun erlang:process_info/2, Ps, Dup(Len, Item))
-    end,
-    Ints = fun(Raw, Len) ->
+    % Integers out of {Item, V}; -1 for a process that died since
+    % erlang:processes/0 (process_info gave undefined).
+    Ints = fun(Raw, Two, Size) ->
       case lists:member(undefined, Raw) of
-        false -> lists:zipwith(fun erlang:element/2, Dup(Len, 2), Raw);
+        false -> lists:zipwith(fun erlang:element/2, Two, Raw);
         true ->
-          Fix = lists:zipwith3(fun maps:get/3, Raw, Dup(Len, #{undefined => {x, -1}}), Raw),
-          lists:zipwith(fun erlang:element/2, Dup(Len, 2), Fix)
+          Fix = lists:zipwith3(fun maps:get/3, Raw, Dup(Size, #{undefined => {x, -1}}), Raw),
+          lists:zipwith(fun erlang:element/2, Two, Fix)
       end
     end,
-    % Reductions in the window. When the process list is the one of the last
-    % frame, position by position; otherwise through a map of the last frame.
-    Delta = fun(Ps, Vs, _Len, {Ps, Old}) -> lists:zipwith(fun erlang:'-'/2, Vs, Old);
-               (Ps, Vs, Len, {OldPs, Old}) ->
-                 M = maps:from_list(lists:zip(OldPs, Old)),
-                 lists:zipwith(fun erlang:'-'/2, Vs,
-                               lists:zipwith3(fun maps:get/3, Ps, Dup(Len, M), Dup(Len, 0)))
-            end,
-    % The N largest values and the processes holding them, without sorting
-    % every process: the distinct values (lists:usort, nearly linear when most
-    % values are equal), then one maps:get/3 pass that keeps the pairs whose
-    % value is not in the map of values to drop.
-    Top = fun(_Vs, _Ps, 0, _N) -> [];
-             (_Vs, _Ps, _Len, 0) -> [];
-             (Vs, Ps, Len, N) ->
-      Distinct = lists:usort(Vs),
-      NDistinct = length(Distinct),
-      TopVals = lists:reverse(lists:nthtail(erlang:max(0, NDistinct - N), Distinct)),
-      Kth = lists:last(TopVals),
-      Lower = lists:sublist(Distinct, erlang:max(0, NDistinct - N)),
-      DropLower = maps:from_list(lists:zip(Lower, Dup(length(Lower), x))),
-      Pairs = lists:zip(Vs, Ps),
-      Pick = fun(Drop) ->
-        lists:filter(fun erlang:is_tuple/1,
-                     lists:zipwith3(fun maps:get/3, Vs, Dup(Len, Drop), Pairs))
-      end,
-      Above = lists:sublist(lists:reverse(lists:sort(Pick(DropLower#{Kth => x}))), N),
-      Need = N - length(Above),
-      Ties = case Need > 0 of
-        true ->
-          Only = maps:merge(DropLower, maps:from_list([{V, x} || V <- TopVals, V =/= Kth])),
-          % Any Need holders of the Kth value will do: look in a prefix first,
-          % since a common value (idle processes' 0) is found there at once.
-          K = erlang:min(Len, 4096 + 4 * N),
-          Early = lists:filter(fun erlang:is_tuple/1,
-                    lists:zipwith3(fun maps:get/3, lists:sublist(Vs, K), Dup(K, Only),
-                                   lists:sublist(Pairs, K))),
-          case length(Early) >= Need of
-            true -> lists:sublist(Early, Need);
-            false -> lists:sublist(Pick(Only), Need)
-          end;
-        false -> []
-      end,
-      Above ++ Ties
+    % etop:top-begin: tests/it/agent.rs evaluates the text from here to
+    % the end marker on its own.
+    %
+    % The K largest {Value, Pid} seen so far, largest first, kept as
+    % {Top, Count, Smallest}. Once there are K, a chunk adds only the values
+    % above the smallest, so a chunk of idle processes costs one
+    % lists:max/1. The values are integers or, for the sorts without deltas,
+    % process_info's {Item, V} as it came (undefined, for a process that
+    % died, sorts below every tuple). Any K holders of a tied value would
+    % do, but when the smallest is a positive delta, later chunks' holders
+    % of it are taken too (the larger pid wins a tie): under churn the
+    % first holders met are the oldest of many short-lived processes, which
+    % may be gone by the time their details are read.
+    Merge = fun(New, Top, K) ->
+      T = lists:sublist(lists:reverse(lists:sort(New ++ Top)), K),
+      {T, length(T), case T of [] -> undefined; _ -> erlang:element(1, lists:last(T)) end}
     end,
+    Keep = fun Keep(Vs, Ps, Size, K, {Top, Count, Kth} = Acc) ->
+      case Count < K of
+        % The first K values of the frame are taken as they come; the rest
+        % of their chunk is compared with the smallest of them.
+        true when Size > K - Count ->
+          {Vs1, Vs2} = lists:split(K - Count, Vs),
+          {Ps1, Ps2} = lists:split(K - Count, Ps),
+          Keep(Vs2, Ps2, Size - (K - Count), K, Merge(lists:zip(Vs1, Ps1), Top, K));
+        true -> Merge(lists:zip(Vs, Ps), Top, K);
+        false ->
+          Floor = case erlang:is_integer(Kth) andalso Kth > 0 of
+            true -> Kth - 1;
+            false -> Kth
+          end,
+          % max(V, F) is F exactly for the values not above F.
+          Above = fun(F) ->
+            lists:filter(fun erlang:is_tuple/1,
+                         lists:zipwith3(fun maps:get/3, lists:zipwith(fun erlang:max/2, Vs, Dup(Size, F)),
+                                        Dup(Size, #{F => x}), lists:zip(Vs, Ps)))
+          end,
+          case lists:max(Vs) > Floor of
+            false -> Acc;
+            true ->
+              % Not when a chunk is full of the tied value (many processes
+              % doing the same small work): sorting them all costs more than
+              % it is worth.
+              case Above(Floor) of
+                Many when Floor =/= Kth, length(Many) > 4 * K -> Merge(Above(Kth), Top, K);
+                New -> Merge(New, Top, K)
+              end
+          end
+      end
+    end,
+    % etop:top-end
     Items = [registered_name, initial_call, current_function, memory, reductions, message_queue_len],
-    Detail = fun({V0, P}) ->
-      V = case V0 of {_, X} -> X; _ -> V0 end,
+    % The value a process was ranked by, out of its key: a delta, {Item, V}
+    % as process_info gave it, or with reductions as the tie-break,
+    % [{Item, V}, {reductions, R}] or [binary, V, reductions, R]. Heap is in
+    % words on the node and in bytes for etop.
+    RankOf = fun({total_heap_size, X}) -> X * WS;
+                ([{total_heap_size, X} | _]) -> X * WS;
+                ([{_, X} | _]) -> X;
+                ([binary, X | _]) -> X;
+                ({_, X}) -> X;
+                (X) -> X
+             end,
+    Details = fun Details(_, 0, Rows) -> lists:reverse(Rows);
+                  Details([], _, Rows) -> lists:reverse(Rows);
+                  Details([{V0, P} | More], Left, Rows) ->
+      V = RankOf(V0),
       case erlang:process_info(P, Items) of
         [{_, Reg}, {_, Init0}, {_, Cur}, {_, Mem}, {_, Reds}, {_, Q}] ->
           Init = case Init0 of
@@ -125,28 +155,309 @@ proc_lib:spawn_opt(fun() ->
               try proc_lib:translate_initial_call(P) catch _:_ -> Init0 end;
             _ -> Init0
           end,
-          [{P, V, Reg, Init, Cur, Mem, Reds, Q}];
-        _ -> []
+          % Heap and binary memory come from the rank when sorted by them;
+          % the reductions since the kept baseline are added by the caller.
+          Details(More, Left - 1, [{P, V, Reg, Init, Cur, Mem, Reds, Q, undefined, undefined, undefined} | Rows]);
+        _ -> Details(More, Left, Rows)
       end
     end,
-    % One frame of the process table, in the frame worker. Prev is
-    % {Ps, Reductions} of the frame etop holds, or none.
-    Sample = fun(Item, N, WantDelta, Prev) ->
+    % The kept frame's values from a cursor: a list of tuples and how many
+    % values of the first one are already passed.
+    TakeVals = fun TakeVals(0, Ts, Off, Acc) -> {lists:append(lists:reverse(Acc)), Ts, Off};
+                   TakeVals(_, [], Off, Acc) -> {lists:append(lists:reverse(Acc)), [], Off};
+                   TakeVals(N, [T | Ts], Off, Acc) ->
+                     Avail = erlang:tuple_size(T) - Off,
+                     case N < Avail of
+                       true ->
+                         Part = lists:sublist(erlang:tuple_to_list(T), Off + 1, N),
+                         {lists:append(lists:reverse([Part | Acc])), [T | Ts], Off + N};
+                       false ->
+                         TakeVals(N - Avail, Ts, 0, [lists:nthtail(Off, erlang:tuple_to_list(T)) | Acc])
+                     end
+               end,
+    SkipVals = fun SkipVals(0, Ts, Off) -> {Ts, Off};
+                   SkipVals(_, [], Off) -> {[], Off};
+                   SkipVals(N, [T | Ts], Off) ->
+                     Avail = erlang:tuple_size(T) - Off,
+                     case N < Avail of
+                       true -> {[T | Ts], Off + N};
+                       false -> SkipVals(N - Avail, Ts, 0)
+                     end
+               end,
+    % Reductions in the window for a segment of the process list that is not
+    % where the kept list goes on (processes started or gone around it):
+    % each is looked up among the next kept processes (a small map, Slack
+    % more than the segment), a process not found there counts from 0. That
+    % is exact because a process keeps its place in erlang:processes/0 (its
+    % slot in the process table) for its life: two lists have their common
+    % processes in the same order. So a process of the segment that is not
+    % in the window is new, unless the kept list goes on with it beyond the
+    % window; and then every kept process after the last one found, to the
+    % window's end, is gone. One of them still alive settles it; otherwise
+    % the window grows. Returns the deltas and how many kept processes the
+    % segment used up.
+    Match = fun Match(Seg, Vs, Size, OPs, Ts, Off, Slack) ->
+      WinPs = lists:sublist(OPs, Size + Slack),
+      W = length(WinPs),
+      {WinVs, _, _} = TakeVals(W, Ts, Off, []),
+      Index = maps:from_list(lists:zip(WinPs, lists:seq(2, W + 1))),
+      Idx = lists:zipwith3(fun maps:get/3, Seg, Dup(Size, Index), Dup(Size, 1)),
+      Used = lists:max(Idx) - 1,
+      Sure = (not lists:member(1, Idx)) orelse W < Size + Slack orelse
+             lists:any(fun erlang:is_process_alive/1, lists:nthtail(Used, WinPs)),
+      case Sure of
+        true ->
+          Olds = lists:zipwith(fun erlang:element/2, Idx, Dup(Size, erlang:list_to_tuple([0 | WinVs]))),
+          {lists:zipwith(fun erlang:'-'/2, Vs, Olds), Used};
+        false -> Match(Seg, Vs, Size, OPs, Ts, Off, 2 * Slack)
+      end
+    end,
+    % etop:filter-begin
+    %
+    % A filter, evaluated for every process of a chunk with compiled stdlib
+    % functions (one pass of the chunk per step, never interpreted code per
+    % process): a list of booleans, one per process.
+    %   {all, Fs} | {any, Fs}        every / some of Fs
+    %   {cmp, Item, Op, V}            process_info's Item against V (bytes
+    %                                 for memory, total_heap_size, binary)
+    %   {reds, Op, V}                 reductions in the window
+    %   {reds_pct, Op, Milli}         their share of the node's, in 1/1000 %
+    %   {word, W}                     W (lower case) in the registered name,
+    %                                 current function or initial call
+    % Reductions in the window are known only in a frame ranked by their
+    % change (Ctx deltas); elsewhere such a condition lets every process
+    % through, and etop judges the rows it gets.
+    % Items of a chunk; a process gone (undefined) or unregistered ([]) as
+    % {Item, Default}.
+    ItemsOf = fun(Item, Ps1, Size, Default) ->
+      Raw = lists:zipwith(fun erlang:process_info/2, Ps1, Dup(Size, Item)),
+      Gone = #{undefined => {Item, Default}, [] => {Item, Default}},
+      lists:zipwith3(fun maps:get/3, Raw, Dup(Size, Gone), Raw)
+    end,
+    % {binary, Bytes}: the sizes of the off-heap binaries each process
+    % refers to, summed (lists:unzip3/1 and lists:sum/1, compiled).
+    BinSums = fun(Ps1, Size) ->
+      Lists = lists:zipwith(fun erlang:element/2, Dup(Size, 2), ItemsOf(binary, Ps1, Size, [])),
+      Sizes = lists:zipwith(fun erlang:element/2, Dup(Size, 2), lists:map(fun lists:unzip3/1, Lists)),
+      lists:zip(Dup(Size, binary), lists:map(fun lists:sum/1, Sizes))
+    end,
+    OpFun = fun(gt) -> fun erlang:'>'/2; (ge) -> fun erlang:'>='/2; (lt) -> fun erlang:'<'/2;
+               (le) -> fun erlang:'=<'/2; (eq) -> fun erlang:'=='/2; (_) -> fun erlang:'/='/2
+            end,
+    TextOf = fun({M, F, A}) when is_atom(M), is_atom(F), is_integer(A) ->
+                   erlang:atom_to_list(M) ++ ":" ++ erlang:atom_to_list(F) ++ "/" ++ erlang:integer_to_list(A);
+                (R) when is_atom(R) -> erlang:atom_to_list(R);
+                (_) -> ""
+             end,
+    % Does W appear in each term's text? The text is made once per distinct
+    % term (most processes share a current function and an initial call),
+    % and looked up for every process.
+    WordIn = fun(W, Terms, Size) ->
+      U = lists:usort(Terms),
+      Hits = [string:str(string:to_lower(TextOf(T)), W) > 0 || T <- U],
+      lists:zipwith3(fun maps:get/3, Terms, Dup(Size, maps:from_list(lists:zip(U, Hits))), Dup(Size, false))
+    end,
+    Mask = fun Mask({all, Fs}, Ps1, Size, Ctx) ->
+                   lists:foldl(fun(F, Acc) -> lists:zipwith(fun erlang:'and'/2, Mask(F, Ps1, Size, Ctx), Acc) end,
+                               Dup(Size, true), Fs);
+               Mask({any, Fs}, Ps1, Size, Ctx) ->
+                   lists:foldl(fun(F, Acc) -> lists:zipwith(fun erlang:'or'/2, Mask(F, Ps1, Size, Ctx), Acc) end,
+                               Dup(Size, false), Fs);
+               Mask({cmp, binary, Op, V}, Ps1, Size, _) ->
+                   lists:zipwith(OpFun(Op), BinSums(Ps1, Size), Dup(Size, {binary, V}));
+               Mask({cmp, total_heap_size, Op, V}, Ps1, Size, _) ->
+                   lists:zipwith(OpFun(Op), ItemsOf(total_heap_size, Ps1, Size, 0),
+                                 Dup(Size, {total_heap_size, V / WS}));
+               Mask({cmp, Item, Op, V}, Ps1, Size, _) ->
+                   lists:zipwith(OpFun(Op), ItemsOf(Item, Ps1, Size, 0), Dup(Size, {Item, V}));
+               Mask({reds, Op, V}, _, Size, #{deltas := Ds}) when is_list(Ds) ->
+                   lists:zipwith(OpFun(Op), Ds, Dup(Size, V));
+               Mask({reds_pct, Op, Milli}, _, Size, #{deltas := Ds, node_reds := T}) when is_list(Ds), is_integer(T) ->
+                   lists:zipwith(OpFun(Op), Ds, Dup(Size, Milli * T / 100000));
+               Mask({word, W}, Ps1, Size, _) ->
+                   Second = fun(L) -> lists:zipwith(fun erlang:element/2, Dup(Size, 2), L) end,
+                   lists:foldl(fun(I, Acc) ->
+                                 lists:zipwith(fun erlang:'or'/2, WordIn(W, Second(ItemsOf(I, Ps1, Size, '')), Size), Acc)
+                               end, Dup(Size, false), [registered_name, current_function, initial_call]);
+               Mask(_, _, Size, _) -> Dup(Size, true)
+           end,
+    % etop:filter-end
+    % One frame. Kept is what the last reductions frame left, when the agent
+    % says it belongs to the frame etop holds: #{ps, chunks, chunk}, that
+    % frame's process list and its reductions, a tuple per chunk of `chunk`
+    % processes (one word a value, read in order). When erlang:processes/0
+    % gives the same list, reductions in the window are found by position,
+    % and a chunk whose values did not change keeps the kept tuple, so a
+    % quiet frame builds nothing that outlives it. When the list changed,
+    % the walk goes on by position wherever the kept list goes on, and
+    % matches the segments around processes started or gone (Match): under
+    % churn new processes take the process table's free slots in turn, so
+    % they gather in a few places of the list, and the rest is matched by
+    % position.
+    Sample = fun(Item, N, WantDelta, Kept, Limit, Soft, {Filter, RedsBase}) ->
       T0 = erlang:monotonic_time(microsecond),
-      % The agent and its frame worker leave themselves out: their cost is
-      % reported apart (cost_us, heap_bytes).
-      Ps = erlang:processes() -- [erlang:self(), Me],
-      Len = length(Ps),
-      Raw = Scan(Item, Ps, Len),
-      H1 = HeapNow(),
-      {Vs, Next, IsDelta} = case {WantDelta, Prev} of
-        {true, none} -> Now = Ints(Raw, Len), {Now, {Ps, Now}, false};
-        {true, _} -> Now = Ints(Raw, Len), {Delta(Ps, Now, Len, Prev), {Ps, Now}, true};
-        {false, _} -> {Raw, none, false}
+      RedsNow = erlang:element(1, erlang:statistics(reductions)),
+      % The agent and this worker are in the list; and, under churn, many
+      % of the largest may be gone by the time their details are read (new
+      % processes show their totals, and short-lived ones die): room for
+      % both.
+      K = N + 2 + erlang:max(4 * N, 128),
+      % A frame that needs more than Soft words stops in a step of its own,
+      % here or between chunks, rather than being killed by the VM
+      % somewhere inside erl_eval (where OTP 25 can report the kill as
+      % another exception, in the node's log). A heap is sized by its
+      % history too (garbage not yet collected, a frame of a longer process
+      % list), so past Soft a full collection comes first: what is live is
+      % this worker's state, a few words a process.
+      Room = fun(Extra) ->
+        case HeapNow() + Extra > Soft of
+          true ->
+            erlang:garbage_collect(),
+            case HeapNow() + Extra > Soft of
+              true -> erlang:throw(heap_limit);
+              false -> ok
+            end;
+          false -> ok
+        end
       end,
-      H2 = HeapNow(),
-      Rows = lists:flatmap(Detail, Top(Vs, Ps, Len, N)),
-      H3 = HeapNow(),
+      % The process list alone takes two words a process.
+      Room(2 * erlang:system_info(process_count)),
+      {Mode, Ps} = case {Item, WantDelta, Kept} of
+        {reductions, true, #{ps := OldPs}} ->
+          % When the list is the kept one, the kept term is walked: the new
+          % copy is garbage at once.
+          case erlang:processes() of
+            OldPs -> {same, OldPs};
+            Fresh -> {moved, Fresh}
+          end;
+        {reductions, true, none} -> {first, erlang:processes()};
+        _ -> {raw, erlang:processes()}
+      end,
+      Len = length(Ps),
+      % Processes per chunk: what a chunk builds (about 20 words a
+      % process) is a small part of the ceiling, and the chunks of a frame
+      % walked by position are those of the kept one.
+      Chunk = case {Mode, Kept} of
+        {same, #{chunk := C}} -> C;
+        _ -> erlang:max(256, erlang:min(32768, Limit div 1024))
+      end,
+      % A sort without deltas ranks by the item with total reductions as
+      % the tie-break, in one process_info call: when most mailboxes are
+      % empty, the busy processes come first, not the oldest.
+      Query = case Mode of raw -> [Item, reductions]; _ -> Item end,
+      DupsOf = fun(Size) -> {Dup(Size, Query), Dup(Size, 2), Dup(Size, 0)} end,
+      % The constant lists a full chunk's passes take, made once and kept
+      % in this worker's dictionary (one entry) for the next frames.
+      FullDups = case erlang:get(etop_dups) of
+        {Query, Chunk, D} -> D;
+        _ when Len >= Chunk ->
+          D = DupsOf(Chunk),
+          erlang:put(etop_dups, {Query, Chunk, D}),
+          D;
+        _ -> DupsOf(Len)
+      end,
+      % Reductions the node ran since the kept frame, for reds_pct.
+      NodeReds = case Kept of
+        #{reds_total := Before} when Mode =:= same; Mode =:= moved -> RedsNow - Before;
+        _ -> none
+      end,
+      % A process the filter leaves out ranks below every other (-1), and
+      % is dropped from the top.
+      Filtered = fun(Vals, _, _, _) when Filter =:= none -> Vals;
+                    (Vals, Ps1, Size, Ds) ->
+                      M = Mask(Filter, Ps1, Size, #{deltas => Ds, node_reds => NodeReds}),
+                      lists:zipwith3(fun maps:get/3, M, Dup(Size, #{false => -1}), Vals)
+                 end,
+      KeepF = fun(Vals, Ps1, Size, Ds, Acc) -> Keep(Filtered(Vals, Ps1, Size, Ds), Ps1, Size, K, Acc) end,
+      % St: {Top, chunks (reversed), largest heap}, and for a changed list
+      % the cursor in the kept one: {kept processes, kept tuples, offset}.
+      Step = fun(Ps1, Size, Old, {Acc, Chunks, Heap, Cur}) ->
+        {Item1, Two, Zero} = case Size of Chunk -> FullDups; _ -> DupsOf(Size) end,
+        Raw = case Item of
+          % [binary, Bytes, reductions, R]: compared as the pair.
+          binary ->
+            lists:zipwith(fun erlang:'++'/2,
+                          lists:map(fun erlang:tuple_to_list/1, BinSums(Ps1, Size)),
+                          lists:map(fun erlang:tuple_to_list/1, ItemsOf(reductions, Ps1, Size, 0)));
+          _ -> lists:zipwith(fun erlang:process_info/2, Ps1, Item1)
+        end,
+        {Acc1, Chunks1, Cur1} = case Mode of
+          raw -> {KeepF(Raw, Ps1, Size, none, Acc), Chunks, Cur};
+          first ->
+            Vs = Ints(Raw, Two, Size),
+            {KeepF(Vs, Ps1, Size, none, Acc), [erlang:list_to_tuple(Vs) | Chunks], Cur};
+          same ->
+            Vs = Ints(Raw, Two, Size),
+            case erlang:list_to_tuple(Vs) of
+              Old -> {KeepF(Zero, Ps1, Size, Zero, Acc), [Old | Chunks], Cur};
+              Tuple ->
+                Ds = lists:zipwith(fun erlang:'-'/2, Vs, erlang:tuple_to_list(Old)),
+                {KeepF(Ds, Ps1, Size, Ds, Acc), [Tuple | Chunks], Cur}
+            end;
+          moved ->
+            Vs = Ints(Raw, Two, Size),
+            {OPs, Ts, Off} = Cur,
+            {Ds, Used} = case lists:prefix(Ps1, OPs) of
+              true ->
+                {Olds, _, _} = TakeVals(Size, Ts, Off, []),
+                {lists:zipwith(fun erlang:'-'/2, Vs, Olds), Size};
+              false -> Match(Ps1, Vs, Size, OPs, Ts, Off, erlang:max(256, Chunk div 8))
+            end,
+            {Ts1, Off1} = SkipVals(Used, Ts, Off),
+            {KeepF(Ds, Ps1, Size, Ds, Acc), [erlang:list_to_tuple(Vs) | Chunks],
+             {lists:nthtail(Used, OPs), Ts1, Off1}}
+        end,
+        {Acc1, Chunks1, erlang:max(Heap, HeapNow()), Cur1}
+      end,
+      Walk = fun Walk(_, 0, _, St) -> St;
+                 Walk(Rest, Left, Old, St) ->
+                   Size = erlang:min(Chunk, Left),
+                   {Ps1, Rest1} = case Left > Chunk of
+                     true -> lists:split(Chunk, Rest);
+                     false -> {Rest, []}
+                   end,
+                   {Old1, OldRest} = case Old of [O | Os] -> {O, Os}; _ -> {none, []} end,
+                   St1 = Step(Ps1, Size, Old1, St),
+                   Room(0),
+                   Walk(Rest1, Left - Size, OldRest, St1)
+             end,
+      {Chunks0, Cur0} = case {Mode, Kept} of
+        {same, #{chunks := KChunks}} -> {KChunks, none};
+        {moved, #{ps := KPs, chunks := KChunks}} -> {[], {KPs, KChunks, 0}};
+        _ -> {[], none}
+      end,
+      {{Top, _, _}, RevChunks, Heap, _} =
+        Walk(Ps, Len, Chunks0, {{[], 0, undefined}, [], HeapNow(), Cur0}),
+      Next = case Mode of
+        raw -> none;
+        _ -> #{ps => Ps, chunks => lists:reverse(RevChunks), chunk => Chunk, reds_total => RedsNow}
+      end,
+      Mine = [Self, Me],
+      % The first N of them still alive (a detail read makes the process
+      % answer, so no more are read than needed), and none the filter left
+      % out.
+      Rows0 = Details([R || {V, P} = R <- Top, V =/= -1, not lists:member(P, Mine)], N, []),
+      % Each row's reductions since the kept frame, when etop asked for
+      % them (a one-shot run ranked by something else): the rows' pids are
+      % looked for in the kept list chunk by chunk, with a small map.
+      Rows = case {RedsBase, Mode, Kept} of
+        {true, raw, #{ps := BPs, chunks := BChunks}} when Rows0 =/= [] ->
+          Wanted = maps:from_list([{P, true} || {P, _, _, _, _, _, _, _, _, _, _} <- Rows0]),
+          BaseMap = fun BaseOf(_, [], BAcc) -> BAcc;
+                        BaseOf(BPs1, [BT | BTs], BAcc) ->
+                          BSz = erlang:min(erlang:tuple_size(BT), length(BPs1)),
+                          {BCps, BRest} = lists:split(BSz, BPs1),
+                          BHit = lists:zipwith3(fun maps:get/3, BCps, Dup(BSz, Wanted), Dup(BSz, false)),
+                          BVals = lists:sublist(erlang:tuple_to_list(BT), BSz),
+                          BFound = proplists:get_all_values(true, lists:zip(BHit, lists:zip(BCps, BVals))),
+                          BaseOf(BRest, BTs, maps:merge(BAcc, maps:from_list(BFound)))
+                    end(BPs, BChunks, #{}),
+          [case maps:find(P, BaseMap) of
+             {ok, B} when Reds >= B -> {P, V, Reg, Init, Cur, Mem, Reds, Q, H, Bn, Reds - B};
+             _ -> Row
+           end || {P, V, Reg, Init, Cur, Mem, Reds, Q, H, Bn, _} = Row <- Rows0];
+        _ -> Rows0
+      end,
       T1 = erlang:monotonic_time(microsecond),
       {#{node => erlang:node(), time => erlang:localtime(), mono_us => T0, start_us => StartUs, procs => Len,
          runq => erlang:statistics(run_queue), memory => erlang:memory(),
@@ -158,10 +469,62 @@ proc_lib:spawn_opt(fun() ->
                     erlang:system_info(atom_count), erlang:system_info(atom_limit),
                     erlang:system_info(ets_count), erlang:system_info(ets_limit)},
          uptime_ms => erlang:element(1, erlang:statistics(wall_clock)),
-         reds_total => erlang:element(1, erlang:statistics(reductions)),
-         delta => IsDelta,
-         heap_bytes => erlang:max(H1, erlang:max(H2, H3)) * WS,
+         reds_total => RedsNow,
+         delta => Mode =:= same orelse Mode =:= moved,
+         heap_bytes => erlang:max(Heap, HeapNow()) * WS,
+         % Processes whose reductions the worker keeps for the next frame.
+         kept => case Next of none -> 0; _ -> Len end,
          rows => Rows}, Next}
+    end,
+    Loop = fun Loop(State) ->
+      receive
+        {proc_frame, Me, {sample, Item, N, WantDelta, Base, Opts}, UseState, Limit} ->
+          Kept = case UseState of true -> State; false -> none end,
+          % A collection needs room for the heap it builds beside the one it
+          % empties: the VM kills a process whose heap plus that room passes
+          % its ceiling. So a frame uses at most a third of the ceiling, and
+          % a lower ceiling is set only once the heap is within it.
+          Soft = Limit div 3,
+          case HeapNow() > Soft of
+            true -> erlang:garbage_collect();
+            false -> ok
+          end,
+          case HeapNow() > Soft of
+            true -> ok;
+            false -> erlang:process_flag(max_heap_size, #{size => Limit, kill => true, error_logger => false})
+          end,
+          % An error is an answer, not a crash report in the node's log.
+          case try {ok, Sample(Item, N, WantDelta, Kept, Limit, Soft, Opts)} catch C:E -> {error, {C, E}} end of
+            % A frame without deltas asked with no frame of etop's (a
+            % snapshot: etop watch's other sorts) leaves the kept frame for
+            % the next reductions frame.
+            {ok, {Info, none}} when Base =:= 0 -> Me ! {frame_done, Self, Info}, Loop(State);
+            {ok, {Info, Next}} -> Me ! {frame_done, Self, Info}, Loop(Next);
+            {error, Why} ->
+              Me ! {frame_failed, Self, Why},
+              erlang:garbage_collect(),
+              Loop(none)
+          end;
+        {'DOWN', _, process, Me, _} -> ok;
+        _ -> Loop(State)
+      end
+    end,
+    Loop(none)
+  end,
+  % Everything a frame of the ports or ETS view computes, as one fun that
+  % takes all it needs as arguments; it runs in a short-lived worker (these
+  % views hold one entry per port or table, not per process). A fun's
+  % environment is copied to the process that runs it, and the copy does not
+  % keep sharing: a worker given a closure over the agent's other closures
+  % would start with megabytes of duplicated code. This one carries only its
+  % own code.
+  Work = fun(Req, Prev, Me) ->
+    WS = erlang:system_info(wordsize),
+    StartUs = erlang:convert_time_unit(erlang:system_info(start_time), native, microsecond),
+    Dup = fun lists:duplicate/2,
+    HeapNow = fun() ->
+      {total_heap_size, H} = erlang:process_info(erlang:self(), total_heap_size),
+      H
     end,
     PortCounters = fun(P) ->
       case catch inet:getstat(P, [recv_cnt, recv_oct, send_cnt, send_oct]) of
@@ -284,7 +647,6 @@ proc_lib:spawn_opt(fun() ->
          total_bytes => lists:sum([M || {_, M, _} <- Live]), rows => Rows}, Next}
     end,
     case Req of
-      {sample, Item, N, WantDelta, _} -> Sample(Item, N, WantDelta, Prev);
       {ports, Key, N, _} -> PortSample(Key, N, Prev);
       {ets, Key, N, _} -> EtsSample(Key, N, Prev)
     end
@@ -464,16 +826,42 @@ proc_lib:spawn_opt(fun() ->
       {error, {detail_timeout, Ms}}
     end
   end,
-  Handle = fun({sample, Item, _, WantDelta, Base} = Req, St) ->
-                 % Reductions deltas under churn build a map of the last
-                 % frame; memory values are mostly distinct, so the top-N
-                 % selection keeps more of them.
-                 Words = case {Item, WantDelta} of
-                   {reductions, true} -> 56;
-                   {memory, _} -> 72;
-                   _ -> 48
-                 end,
-                 Frame(procs, Req, Base, erlang:system_info(process_count), Words, St);
+  % A frame of the process table, computed by the process worker (started
+  % here the first time, and again after it failed). The worker holds the
+  % reductions of the frame it answered last, numbered Seq here; it uses
+  % them only when etop names that frame (Base), and otherwise starts over
+  % from totals.
+  ProcFrame = fun({sample, Item, _, WantDelta, Base, _} = Req, St) ->
+    % The worker's heap, garbage included, per process: measured 10 to 25
+    % words at 1M processes, and up to 60 at 20k, where what a chunk
+    % builds weighs more. A frame stops at half the ceiling. What the
+    % worker keeps may be of more processes than there are now.
+    Limit = Ceiling(Need(erlang:max(erlang:system_info(process_count),
+                                    maps:get(procs_kept, St, 0)), 128)),
+    erlang:process_flag(max_heap_size, HeapOpts(Limit)),
+    {W, MRef, Seq} = case maps:find(procs, St) of
+      {ok, Running} -> Running;
+      error ->
+        W0 = proc_lib:spawn_opt(ProcWork, [{max_heap_size, HeapOpts(Limit)}]),
+        {W0, erlang:monitor(process, W0), none}
+    end,
+    W ! {proc_frame, Me, Req, Seq =:= Base, Limit},
+    receive
+      {frame_done, W, Info} when Base =:= 0, not (Item =:= reductions andalso WantDelta) ->
+        % A snapshot: the worker kept the frame it held, under its number.
+        {{ok, Info#{heap_limit_bytes => Limit * WS}}, St#{procs => {W, MRef, Seq}}};
+      {frame_done, W, #{kept := Kept} = Info} ->
+        Next = erlang:unique_integer([positive]),
+        {{ok, Info#{frame => Next, heap_limit_bytes => Limit * WS}},
+         St#{procs => {W, MRef, Next}, procs_kept => Kept}};
+      {frame_failed, W, {throw, heap_limit}} -> {{error, {heap_limit, Limit * WS}}, St#{procs => {W, MRef, none}}};
+      {frame_failed, W, Why} -> {{error, Why}, St#{procs => {W, MRef, none}}};
+      {'DOWN', MRef, process, W, killed} -> {{error, {heap_limit, Limit * WS}}, maps:remove(procs, St)};
+      {'DOWN', MRef, process, W, Reason} -> {{error, {frame_worker, Reason}}, maps:remove(procs, St)}
+    end
+  end,
+  Handle = fun({sample, _, _, _, _, _} = Req, St) -> ProcFrame(Req, St);
+              ({sample, Item, N, WantDelta, Base}, St) -> ProcFrame({sample, Item, N, WantDelta, Base, {none, false}}, St);
               ({ports, _, _, Base} = Req, St) ->
                  Frame(ports, Req, Base, erlang:system_info(port_count), 64, St);
               ({ets, _, _, Base} = Req, St) ->

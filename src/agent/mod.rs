@@ -39,6 +39,7 @@ pub const AGENT_CALLS: &[&str] = &[
     "erlang:link/1",
     "erlang:unlink/1",
     "erlang:put/2",
+    "erlang:get/1",
     "erlang:function_exported/3",
     "proc_lib:set_label/1",
     "erlang:system_flag/2",
@@ -46,6 +47,12 @@ pub const AGENT_CALLS: &[&str] = &[
     "erlang:processes/0",
     "erlang:process_info/2",
     "erlang:is_tuple/1",
+    "erlang:is_integer/1",
+    "erlang:is_process_alive/1",
+    "erlang:list_to_tuple/1",
+    "erlang:tuple_to_list/1",
+    "erlang:tuple_size/1",
+    "erlang:garbage_collect/0",
     "erlang:monotonic_time/1",
     "erlang:convert_time_unit/3",
     "erlang:unique_integer/1",
@@ -63,25 +70,49 @@ pub const AGENT_CALLS: &[&str] = &[
     "erlang:min/2",
     "erlang:demonitor/2",
     "erlang:error/1",
+    "erlang:throw/1",
     "erlang:ports/0",
     "erlang:port_info/2",
     "lists:duplicate/2",
+    "lists:unzip3/1",
+    "maps:merge/2",
+    "lists:usort/1",
+    "erlang:integer_to_list/1",
+    "lists:map/2",
+    "lists:foldl/3",
+    "proplists:get_all_values/2",
+    "string:str/2",
+    "string:to_lower/1",
+    "erlang:atom_to_list/1",
+    "erlang:tuple_to_list/1",
+    "erlang:'++'/2",
+    "erlang:'and'/2",
+    "erlang:'or'/2",
+    "erlang:'>'/2",
+    "erlang:'>='/2",
+    "erlang:'<'/2",
+    "erlang:'=<'/2",
+    "erlang:'=='/2",
+    "erlang:'/='/2",
     "lists:zipwith/3",
     "lists:zipwith3/4",
     "lists:zip/2",
     "lists:zip3/3",
     "lists:sort/1",
-    "lists:usort/1",
     "lists:reverse/1",
     "lists:sublist/2",
     "lists:last/1",
-    "lists:member/2",
+    "lists:max/1",
+    "lists:split/2",
     "lists:nthtail/2",
+    "lists:prefix/2",
+    "lists:append/1",
+    "lists:seq/2",
+    "lists:any/2",
+    "lists:member/2",
     "lists:filter/2",
-    "lists:flatmap/2",
     "lists:keyfind/3",
     "lists:sum/1",
-    "maps:merge/2",
     "maps:from_list/1",
     "maps:remove/2",
     "maps:get/3",
@@ -100,10 +131,10 @@ pub const AGENT_CALLS: &[&str] = &[
 ];
 
 /// The agent: one process per connection, evaluated by `erl_eval` from this
-/// source (`src/agent.erl`, which says what it promises the node). The hot
-/// paths are compiled stdlib driven by external funs
+/// source (`agent.erl`, which says what it promises the node). The hot paths
+/// are compiled stdlib driven by external funs
 /// (`lists:zipwith(fun erlang:process_info/2, ...)`), so interpretation costs
-/// a few dozen calls per frame, not one per process.
+/// a few dozen calls per chunk of processes, not one per process.
 pub const AGENT_SRC: &str = include_str!("agent.erl");
 
 /// What etop evaluates to start the agent: it has the node scan, parse and
@@ -462,8 +493,17 @@ mod tests {
                 s -= 1;
             }
             let mut e = i + 1;
-            while e < bytes.len() && (is_ident(bytes[e]) || bytes[e] == b'-') {
+            if bytes.get(e) == Some(&b'\'') {
+                // A quoted name (`erlang:'=<'`): up to its closing quote.
                 e += 1;
+                while e < bytes.len() && bytes[e] != b'\'' {
+                    e += 1;
+                }
+                e = (e + 1).min(bytes.len());
+            } else {
+                while e < bytes.len() && (is_ident(bytes[e]) || bytes[e] == b'-') {
+                    e += 1;
+                }
             }
             let module = &src[s..i];
             let func = &src[i + 1..e];
@@ -497,7 +537,15 @@ mod tests {
             let module = call.split(':').next().unwrap_or_default();
             assert!(
                 [
-                    "erlang", "lists", "maps", "proc_lib", "inet", "ets", "socket"
+                    "erlang",
+                    "lists",
+                    "maps",
+                    "proplists",
+                    "string",
+                    "proc_lib",
+                    "inet",
+                    "ets",
+                    "socket"
                 ]
                 .contains(&module),
                 "{call}: only erts/stdlib modules may be called"
