@@ -454,6 +454,15 @@ impl Agent {
                     what: what.to_string(),
                     limit_bytes: term::as_i64(bytes).unwrap_or(0).max(0) as u64,
                 }),
+                Some([kind, ms]) if term::is_atom(kind, "detail_timeout") => {
+                    Err(Error::SlowProcess {
+                        node: conn.peer.clone(),
+                        ms: term::as_i64(ms).unwrap_or(0).max(0) as u64,
+                    })
+                }
+                _ if term::is_atom(reason, "no_such_process") => Err(Error::NoProcess {
+                    node: conn.peer.clone(),
+                }),
                 _ => Err(Error::Remote {
                     node: conn.peer.clone(),
                     what: what.to_string(),

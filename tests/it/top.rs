@@ -65,6 +65,8 @@ fn sort_keys_pause_interval_accumulate_and_help() {
 
     press(&mut t, b"M", "sorted by memory");
     press(&mut t, b"Q", "sorted by message queue");
+    press(&mut t, b"T", "sorted by total heap");
+    press(&mut t, b"B", "sorted by binary memory");
     press(&mut t, b"R", "sorted by reductions");
     // htop's < and >: the column to the right of Reds is Memory.
     press(&mut t, b">", "sorted by memory");
@@ -150,6 +152,21 @@ fn the_selection_moves_and_follows_its_pid_across_sorts() {
         "End must reach a row below the first screen: {last}"
     );
     t.type_keys(b"\x1b[H");
+    settle(&t, &at(0));
+    // A page down leaves the first screen's rows; a page up comes back.
+    t.type_keys(b"\x1b[6~");
+    for _ in 0..50 {
+        if selected_pid(&t).is_some_and(|p| p != at(0)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let paged = selected_pid(&t).expect("a selection");
+    assert!(
+        rows.iter().position(|r| r.contains(&paged)).is_none_or(|i| i > 10),
+        "a page moves far: {paged}"
+    );
+    t.type_keys(b"\x1b[5~");
     settle(&t, &at(0));
     t.type_keys(b"\x1b[B\x1b[B");
     settle(&t, &at(2));
@@ -256,4 +273,92 @@ fn once_leaves_its_frame_on_the_normal_screen() {
         .filter(|r| r.split_whitespace().any(|w| w == "-"))
         .count();
     assert_eq!(dashes, 0, "cells left unknown:\n{shown}");
+}
+
+#[test]
+fn etop_proc_prints_one_process_in_text_and_json() {
+    let node = Node::start(NodeOpts {
+        flood_per_sec: 200,
+        ..NodeOpts::default()
+    });
+    let worker = local_pid(&node.eval_term("erlang:whereis(metrics_worker)"));
+    // Something that watches the worker, so that its page has a monitor.
+    node.eval(
+        "W = erlang:whereis(metrics_worker), \
+         erlang:spawn(fun() -> erlang:monitor(process, W), receive stop -> ok end end), ok.",
+    );
+    let out = etop(["proc", &worker, &node.full])
+        .cookie_env(&node.cookie)
+        .run()
+        .success();
+    for word in [
+        "metrics_worker",
+        "Stack",
+        "Links",
+        "Monitors",
+        "Monitored by (1)",
+        "Mailbox",
+    ] {
+        assert!(out.stdout.contains(word), "{word} missing\n{out}");
+    }
+    let out = etop(["proc", &worker, &node.full, "--format", "json"])
+        .cookie_env(&node.cookie)
+        .run()
+        .success();
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 1, "one snapshot\n{out}");
+    let d = &lines[0];
+    assert_eq!(d["pid"], worker.as_str());
+    assert_eq!(d["registered_name"], "metrics_worker");
+    assert_eq!(d["monitored_by_count"], 1, "{d}");
+    assert!(d["monitored_by"].as_array().is_some_and(|a| a.len() == 1), "{d}");
+    assert!(d["links"].is_array() && d["monitors"].is_array(), "{d}");
+    assert!(
+        d["current_stacktrace"]
+            .as_array()
+            .is_some_and(|s| !s.is_empty() && s[0]["function"].is_string()),
+        "{d}"
+    );
+    assert!(d["message_queue_len"].as_u64().is_some(), "{d}");
+    // Never mailbox contents, state or dictionary values.
+    for key in ["messages", "dictionary", "state"] {
+        assert!(d.get(key).is_none(), "{key} must never be read: {d}");
+    }
+}
+
+#[test]
+fn a_process_that_does_not_exist_is_one_line() {
+    let node = Node::start(NodeOpts::default());
+    let out = etop(["proc", "<0.31999.0>", &node.full])
+        .cookie_env(&node.cookie)
+        .run();
+    assert_eq!(out.code, Some(6), "{out}");
+    let lines = out.stderr_lines();
+    assert_eq!(lines.len(), 1, "{out}");
+    assert!(lines[0].contains("no such process"), "{out}");
+}
+
+/// The node bounds a detail request in time: a process that does not answer
+/// within the bound is an error that says so, not a frozen screen.
+#[test]
+fn a_detail_request_is_bounded_in_time_on_the_node() {
+    use etop::agent::collector::Collector;
+    use etop::error::Error;
+    let node = Node::start(NodeOpts::default());
+    let name = format!("etop_t_detail_{}", &random_hex()[..8]);
+    let mut c = Collector::connect(node.connect_opts_for(&name), 0)
+        .unwrap_or_else(|e| panic!("connect: {e}\n{}", node.log()));
+    let pid = local_pid(&node.eval_term("erlang:whereis(init)"));
+    let t = Duration::from_secs(15);
+    let d = c
+        .detail(&pid, 5, Duration::from_secs(2), t)
+        .expect("init answers");
+    assert_eq!(d.registered_name.as_deref(), Some("init"));
+    // No time at all: the answer cannot come in time.
+    match c.detail(&pid, 5, Duration::ZERO, t) {
+        Err(e @ Error::SlowProcess { .. }) => {
+            assert!(e.to_string().contains("did not answer within 0 ms"), "{e}")
+        }
+        other => panic!("expected a slow-process error, got {other:?}"),
+    }
 }

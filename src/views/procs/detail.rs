@@ -228,3 +228,19 @@ pub fn frame(d: &ProcDetail, prev: Option<&ProcDetail>, node: &str, names: NameS
         footer: Vec::new(),
     }
 }
+
+/// The page of a process that has exited while it was shown.
+pub fn gone(pid: &str, node: &str) -> Frame {
+    Frame {
+        header: vec![
+            format!("{pid}  on {node}"),
+            "no such process: it has exited".to_string(),
+        ],
+        grids: Vec::new(),
+        csv_prefix: Vec::new(),
+        json: json!({"node": node, "pid": pid, "exited": true}),
+        note: "Esc: back to the table".into(),
+        id_column: None,
+        footer: Vec::new(),
+    }
+}

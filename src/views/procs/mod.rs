@@ -38,6 +38,8 @@ pub enum ProcSample {
         detail: Box<ProcDetail>,
         node: String,
     },
+    /// The process shown in detail is gone.
+    Gone { pid: String, node: String },
 }
 
 pub struct ProcFeed {
@@ -49,6 +51,10 @@ pub struct ProcFeed {
     pub timeout: Duration,
     /// The process shown in detail, if any.
     pub detail: Option<String>,
+    /// A process asked about that does not exist is an error (`etop
+    /// proc`), not a page saying so (the interactive top, where the
+    /// selected process may have just exited).
+    pub gone_is_error: bool,
     pub filter: Option<Expr>,
     /// A one-shot run ranked by something else than reductions: its first
     /// sample is a reductions frame, so that the agent keeps a baseline of
@@ -123,13 +129,22 @@ impl Feed for ProcFeed {
     }
     fn sample(&mut self) -> Result<ProcSample> {
         if let Some(pid) = &self.detail {
-            let detail = self
+            return match self
                 .collector
-                .detail(pid, detail::FIRST_N, DETAIL_BOUND, self.timeout)?;
-            return Ok(ProcSample::Detail {
-                detail: Box::new(detail),
-                node: self.collector.peer(),
-            });
+                .detail(pid, detail::FIRST_N, DETAIL_BOUND, self.timeout)
+            {
+                Ok(detail) => Ok(ProcSample::Detail {
+                    detail: Box::new(detail),
+                    node: self.collector.peer(),
+                }),
+                Err(crate::error::Error::NoProcess { node }) if !self.gone_is_error => {
+                    Ok(ProcSample::Gone {
+                        pid: pid.clone(),
+                        node,
+                    })
+                }
+                Err(e) => Err(e),
+            };
         }
         let baseline = self.once && self.key != SortKey::Reductions && !self.accumulate;
         let first = baseline && self.epoch == 0;
@@ -220,6 +235,7 @@ impl Shaper for ProcShaper {
                 self.prev_detail = Some(*detail);
                 return Some(f);
             }
+            ProcSample::Gone { pid, node } => return Some(detail::gone(&pid, &node)),
         };
         let reconnect = self.restarts.observe(Incarnation {
             epoch: s.epoch,

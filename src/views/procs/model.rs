@@ -254,9 +254,19 @@ impl Model {
         // one (the first of a session or of a connection) is ranked by totals,
         // and shows them as such.
         let totals = accumulate || (cur.key == SortKey::Reductions && !cur.delta);
-        let rows = cur
-            .rows
-            .iter()
+        // Ties go to total reductions, then memory: busy processes before
+        // idle ones. The node breaks ties on reductions where it ranks by
+        // process_info; this settles the rest.
+        let mut ranked: Vec<&ProcRow> = cur.rows.iter().collect();
+        ranked.sort_by(|a, b| {
+            (b.rank_value, b.reductions, b.memory_bytes).cmp(&(
+                a.rank_value,
+                a.reductions,
+                a.memory_bytes,
+            ))
+        });
+        let rows = ranked
+            .into_iter()
             .map(|r| {
                 let (reds, reds_kind) = if totals {
                     (Some(r.reductions), Some("total"))
@@ -546,6 +556,20 @@ mod tests {
             m.rows[0].current_function,
             "Elixir.Demo.Metrics.Worker:handle_cast/2"
         );
+    }
+
+    #[test]
+    fn ties_go_to_total_reductions_then_memory() {
+        let mut a = row(1, 0, 10);
+        a.memory_bytes = 900;
+        let b = row(2, 0, 500);
+        let mut c = row(3, 0, 10);
+        c.memory_bytes = 5000;
+        let top = row(4, 7, 0);
+        let s = sample(SortKey::Msgq, false, vec![a, b, c, top], vec![]);
+        let m = Model::new(&s, None, None, false, NameStyle::Auto);
+        let order: Vec<&str> = m.rows.iter().map(|r| r.pid.as_str()).collect();
+        assert_eq!(order, ["<0.4.0>", "<0.2.0>", "<0.3.0>", "<0.1.0>"]);
     }
 
     #[test]
