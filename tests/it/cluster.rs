@@ -185,7 +185,7 @@ fn the_growing_mailbox_comes_first_with_its_node_in_every_format() {
     let records = parse_csv(&out.stdout);
     assert_eq!(
         records[0].join(","),
-        "time,node,pid,name,registered_name,initial_call,reds,reds_kind,memory_bytes,msgq,current_function",
+        "time,node,pid,name,registered_name,initial_call,reds,reds_kind,reds_pct,memory_bytes,heap_bytes,bin_bytes,msgq,current_function",
         "{out}"
     );
     assert_eq!(records.len(), 11, "{out}");
@@ -601,7 +601,7 @@ fn hidden_nodes_only_when_asked_and_never_etop_sessions() {
 fn the_strip_on_a_terminal() {
     let nodes = cluster(vec![quiet_node(); 3]);
     let mut t = Terminal::start(&nodes[0], &["--cluster", "-i", "0.5"], 120, 40);
-    t.wait_for(Duration::from_secs(30), "the strip and the table", |s| {
+    t.wait_shown(Duration::from_secs(30), "the strip and the table", |s| {
         s.contains("cluster of 3 nodes via")
             && s.contains("3 of 3 answered")
             && s.contains("Current Function")

@@ -163,7 +163,9 @@ fn the_selection_moves_and_follows_its_pid_across_sorts() {
     }
     let paged = selected_pid(&t).expect("a selection");
     assert!(
-        rows.iter().position(|r| r.contains(&paged)).is_none_or(|i| i > 10),
+        rows.iter()
+            .position(|r| r.contains(&paged))
+            .is_none_or(|i| i > 10),
         "a page moves far: {paged}"
     );
     t.type_keys(b"\x1b[5~");
@@ -311,7 +313,10 @@ fn etop_proc_prints_one_process_in_text_and_json() {
     assert_eq!(d["pid"], worker.as_str());
     assert_eq!(d["registered_name"], "metrics_worker");
     assert_eq!(d["monitored_by_count"], 1, "{d}");
-    assert!(d["monitored_by"].as_array().is_some_and(|a| a.len() == 1), "{d}");
+    assert!(
+        d["monitored_by"].as_array().is_some_and(|a| a.len() == 1),
+        "{d}"
+    );
     assert!(d["links"].is_array() && d["monitors"].is_array(), "{d}");
     assert!(
         d["current_stacktrace"]

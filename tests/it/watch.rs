@@ -42,6 +42,17 @@ fn frame_of(line: &str) -> u64 {
 #[test]
 fn a_growing_mailbox_fails_the_run_within_two_frames_and_is_named() {
     let node = flooded();
+    // The mailbox is past the threshold before etop starts, however slowly
+    // a loaded machine runs the node: the first frames must see it.
+    let queued = "erlang:element(2, erlang:process_info(erlang:whereis(metrics_worker), message_queue_len)).";
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while node.eval_i64(queued) <= 600 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the flood never queued 600 messages"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let out = watch(&node, &["-i", "0.5", "--fail-if", "mq>500"]);
     assert_eq!(out.code, Some(7), "{out}");
     let lines = out.stdout_lines();
