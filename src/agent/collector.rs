@@ -165,7 +165,18 @@ impl Collector {
     /// (totals, never a delta), and the next `sample` still finds the
     /// reductions window of the one before. For several sorts in one frame.
     pub fn snapshot(&mut self, key: SortKey, lines: usize, timeout: Duration) -> Result<Sample> {
-        let req = SampleRequest::new(key, lines, false).term(0);
+        self.snapshot_of(&SampleRequest::new(key, lines, false), timeout)
+    }
+
+    /// [`snapshot`](Self::snapshot) for a request of its own (a filter);
+    /// its `delta` is not used.
+    pub fn snapshot_of(&mut self, req: &SampleRequest, timeout: Duration) -> Result<Sample> {
+        let key = req.key;
+        let req = SampleRequest {
+            delta: false,
+            ..req.clone()
+        }
+        .term(0);
         let (info, epoch) = self.request(req, timeout, "a sample")?;
         decode_sample(&info, key, epoch).ok_or_else(|| Error::Remote {
             node: self.peer(),

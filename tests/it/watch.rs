@@ -417,3 +417,34 @@ fn the_reductions_window_outlives_the_other_sorts_of_a_frame() {
     );
     assert!(num(&ev["frame"], "frame", &out) >= 2.0, "{out}");
 }
+
+/// A word in a condition is matched on the node, before the top rows are
+/// chosen: a process far down the table is found.
+#[test]
+fn a_named_process_is_found_however_far_down_it_is() {
+    let node = Node::start(quiet());
+    // Thirty mailboxes of 1,000 messages, then the one the condition names,
+    // with 50: by mailbox length alone it is not in the top 5.
+    node.eval(
+        "Fill = fun(P, N) -> [P ! x || _ <- lists:seq(1, N)], ok end, \
+         Sleeper = fun() -> receive never -> ok end end, \
+         [Fill(erlang:spawn(Sleeper), 1000) || _ <- lists:seq(1, 30)], \
+         Needle = erlang:spawn(Sleeper), erlang:register(needle_proc, Needle), \
+         Fill(Needle, 50).",
+    );
+    let out = watch(
+        &node,
+        &[
+            "-i",
+            "0.5",
+            "-l",
+            "5",
+            "--for",
+            "5s",
+            "--fail-if",
+            "mq>10 needle",
+        ],
+    );
+    assert_eq!(out.code, Some(7), "{out}");
+    assert!(out.stdout.contains("needle_proc"), "{out}");
+}

@@ -45,6 +45,18 @@ fn constant(b: bool) -> NodeFilter {
 
 /// The filter as the agent takes it.
 pub fn on_node(e: &Expr) -> NodeFilter {
+    node_filter(e, false)
+}
+
+/// The part of `e` the node can judge, for an expression that also speaks of
+/// things the node does not compare per process (`node.mem`, `mq.grows`):
+/// those let every process through, and etop judges them itself.
+pub fn on_node_lenient(e: &Expr) -> NodeFilter {
+    node_filter(e, true)
+}
+
+fn node_filter(e: &Expr, lenient: bool) -> NodeFilter {
+    let on_node = |e: &Expr| node_filter(e, lenient);
     match e {
         Expr::All(v) => NodeFilter::All(v.iter().map(on_node).collect()),
         Expr::Any(v) => NodeFilter::Any(v.iter().map(on_node).collect()),
@@ -57,7 +69,7 @@ pub fn on_node(e: &Expr) -> NodeFilter {
             let x = match value {
                 Value::Num(x) | Value::Pct(x) => *x,
                 // No process field is compared with a name.
-                Value::Name(_) => return constant(false),
+                Value::Name(_) => return constant(lenient),
             };
             if field == "reds_pct" {
                 let (c, milli) = match whole(*o, x * 1000.0) {
@@ -76,8 +88,8 @@ pub fn on_node(e: &Expr) -> NodeFilter {
                 "heap" => NodeItem::Heap,
                 "bin" | "binary" => NodeItem::Binary,
                 "reds" => return NodeFilter::Reds { op: c, value },
-                // The parser knows no other process field.
-                _ => return constant(false),
+                // The process table's parser knows no other field.
+                _ => return constant(lenient),
             };
             NodeFilter::Cmp { item, op: c, value }
         }

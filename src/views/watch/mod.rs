@@ -8,7 +8,7 @@ pub mod cond;
 
 use crate::agent::collector::{Collector, View};
 use crate::agent::sample::{Reply, Sample, reply_rows, window};
-use crate::agent::{SampleRequest, SortKey};
+use crate::agent::{NodeFilter, SampleRequest, SortKey};
 use crate::error::Result;
 use crate::views::ets::{self, Ets, EtsSort};
 use crate::views::filter::{Op, Value};
@@ -39,6 +39,12 @@ pub struct Plan {
     /// The ETS tables that grew most, this many, when a condition is about
     /// tables.
     pub tables: Option<usize>,
+    /// For a condition that names processes by a word: its sorts again,
+    /// filtered on the node, so that the matching processes are found
+    /// however far down the whole table they are. (A reductions condition
+    /// is judged on the unfiltered reductions sample: a filtered one would
+    /// take the window from it.)
+    pub filtered: Vec<(SortKey, usize, NodeFilter)>,
 }
 
 impl Plan {
@@ -60,13 +66,35 @@ impl Plan {
             .iter()
             .any(|c| c.about == cond::About::Table)
             .then_some(rows);
-        Plan { asks, tables }
+        let mut filtered = Vec::new();
+        for c in conds
+            .iter()
+            .filter(|c| c.about == cond::About::Process && c.expr.has_words())
+        {
+            let filter = crate::views::procs::select::on_node_lenient(&c.expr);
+            let keys = c.keys();
+            for &key in &keys {
+                // Reductions only for words alone (the busiest matching
+                // processes, by their totals).
+                if key == SortKey::Reductions && keys.len() > 1 {
+                    continue;
+                }
+                filtered.push((key, rows, filter.clone()));
+            }
+        }
+        Plan {
+            asks,
+            tables,
+            filtered,
+        }
     }
 }
 
 /// One frame of `etop watch`: a process sample per sort, and the tables.
 pub struct WatchSample {
     pub procs: Vec<Sample>,
+    /// Samples of [`Plan::filtered`], in its order.
+    pub filtered: Vec<Sample>,
     pub tables: Option<Reply>,
 }
 
@@ -116,7 +144,20 @@ impl Feed for WatchFeed {
         for (key, rows) in self.plan.asks.clone() {
             procs.push(self.ask(key, rows)?);
         }
-        Ok(WatchSample { procs, tables })
+        let mut filtered = Vec::with_capacity(self.plan.filtered.len());
+        for (key, rows, filter) in self.plan.filtered.clone() {
+            let req = SampleRequest {
+                filter: Some(filter),
+                ..SampleRequest::new(key, rows, false)
+            };
+            // A snapshot: the reductions window stays with the main sample.
+            filtered.push(self.collector.snapshot_of(&req, self.timeout)?);
+        }
+        Ok(WatchSample {
+            procs,
+            filtered,
+            tables,
+        })
     }
     fn close(&mut self) {
         self.collector.close();
@@ -341,6 +382,20 @@ impl Watcher {
                 }
             }
             self.prev.insert(cur.key, cur.clone());
+        }
+        // Processes the filtered samples found further down: their numbers
+        // as sampled, and no reductions (no window of their own).
+        for cur in &s.filtered {
+            let model = Model::new(cur, None, None, false, NameStyle::Auto);
+            for mut r in model.rows {
+                if at.contains_key(&r.pid) {
+                    continue;
+                }
+                r.reds = None;
+                r.reds_pct = None;
+                at.insert(r.pid.clone(), rows.len());
+                rows.push(r);
+            }
         }
         self.mq
             .observe(rows.iter().map(|r| (r.pid.as_str(), r.msgq)));

@@ -74,6 +74,7 @@ fn conds(texts: &[&str]) -> Vec<Condition> {
 /// One frame of mailboxes: a growing worker and a flat one.
 fn frame(w: &mut Watcher, worker_q: u64, flat_q: u64) -> Frame {
     w.shape(WatchSample {
+        filtered: Vec::new(),
         procs: vec![sample(
             SortKey::Msgq,
             1,
@@ -199,6 +200,7 @@ fn a_new_connection_starts_growth_over() {
     let mut w = Watcher::new(conds(&["mq.grows>=2"]), false);
     let mut at = |epoch: u64, q: u64| {
         w.shape(WatchSample {
+            filtered: Vec::new(),
             procs: vec![sample(
                 SortKey::Msgq,
                 epoch,
@@ -226,6 +228,7 @@ fn rows_of_several_sorts_keep_the_value_they_were_ranked_by() {
     by_q.memory_bytes = 10;
     let f = w
         .shape(WatchSample {
+            filtered: Vec::new(),
             procs: vec![
                 sample(SortKey::Msgq, 1, vec![by_q]),
                 sample(SortKey::Memory, 1, vec![by_mem]),
