@@ -237,15 +237,27 @@ impl Connection {
                 }
                 Ok(Outcome::NameTaken) => continue,
                 // A node settling a clash between two handshakes under the
-                // same name (two etops started at once) may close one right
-                // after its status: during our first handshake, try the
+                // same name (two etops started at once) closes one, before
+                // or right after its status, depending on when its
+                // net_kernel decides: during our first handshake, try the
                 // next name. The second time, the words below are meant.
                 Err(
-                    HandshakeError::ClosedAfterStatus
+                    HandshakeError::ClosedBeforeStatus
+                    | HandshakeError::ClosedAfterStatus
                     | HandshakeError::ClosedAfterChallenge
                     | HandshakeError::ClosedAfterReply,
                 ) if attempt == 0 => continue,
-                Err(e) => return Err(handshake_error(&node, &name, opts, tls.as_ref(), e)),
+                Err(e) => {
+                    // A name-kind mismatch is about the name the operator
+                    // gave, not the numbered one tried second.
+                    let ours = match e {
+                        HandshakeError::ClosedBeforeStatus => {
+                            first_name.as_deref().unwrap_or(&name)
+                        }
+                        _ => &name,
+                    };
+                    return Err(handshake_error(&node, ours, opts, tls.as_ref(), e));
+                }
             }
         }
         Err(Error::NamesTaken {
