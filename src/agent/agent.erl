@@ -185,32 +185,44 @@ proc_lib:spawn_opt(fun() ->
                      end
                end,
     % Reductions in the window for a segment of the process list that is not
-    % where the kept list goes on (processes started or gone around it):
-    % each is looked up among the next kept processes (a small map, Slack
-    % more than the segment), a process not found there counts from 0. That
+    % where the kept list goes on (processes started or gone around it). That
     % is exact because a process keeps its place in erlang:processes/0 (its
     % slot in the process table) for its life: two lists have their common
-    % processes in the same order. So a process of the segment that is not
-    % in the window is new, unless the kept list goes on with it beyond the
-    % window; and then every kept process after the last one found, to the
-    % window's end, is gone. One of them still alive settles it; otherwise
-    % the window grows. Returns the deltas and how many kept processes the
-    % segment used up.
-    Match = fun Match(Seg, Vs, Size, OPs, Ts, Off, Slack) ->
-      WinPs = lists:sublist(OPs, Size + Slack),
-      W = length(WinPs),
-      {WinVs, _, _} = TakeVals(W, Ts, Off, []),
-      Index = maps:from_list(lists:zip(WinPs, lists:seq(2, W + 1))),
-      Idx = lists:zipwith3(fun maps:get/3, Seg, Dup(Size, Index), Dup(Size, 1)),
-      Used = lists:max(Idx) - 1,
-      Sure = (not lists:member(1, Idx)) orelse W < Size + Slack orelse
-             lists:any(fun erlang:is_process_alive/1, lists:nthtail(Used, WinPs)),
-      case Sure of
-        true ->
-          Olds = lists:zipwith(fun erlang:element/2, Idx, Dup(Size, erlang:list_to_tuple([0 | WinVs]))),
-          {lists:zipwith(fun erlang:'-'/2, Vs, Olds), Used};
-        false -> Match(Seg, Vs, Size, OPs, Ts, Off, 2 * Slack)
-      end
+    % processes in the same order. The segment's processes are looked up in
+    % windows of the kept list (a map of Size + Slack entries, so no call on
+    % the node works on more than that at once). A process still unmatched
+    % is new, and counts from 0, once a kept process after the last one
+    % matched is alive (it is in the new list after the segment, so every
+    % kept process before it was seen), or the kept list ends. A window
+    % whose rest is all dead is dropped and the next one searched: the dead
+    % are never shown, and a kept process that died after this frame's list
+    % was taken, found later as "new", is dead too. Returns the deltas and
+    % how many kept processes the segment used up.
+    Match = fun(Seg, Vs, Size, OPs0, Ts0, Off0, Slack, Room) ->
+      Win = fun Win(Olds, OPs, Ts, Off, Base, Used) ->
+        WinPs = lists:sublist(OPs, Size + Slack),
+        W = length(WinPs),
+        {WinVs, Ts1, Off1} = TakeVals(W, Ts, Off, []),
+        Index = maps:from_list(lists:zip(WinPs, lists:seq(2, W + 1))),
+        Idx = lists:zipwith3(fun maps:get/3, Seg, Dup(Size, Index), Dup(Size, 1)),
+        % An atom sorts after every number: min/2 keeps what an earlier
+        % window found.
+        Found = lists:zipwith(fun erlang:element/2, Idx, Dup(Size, erlang:list_to_tuple([none | WinVs]))),
+        Olds1 = lists:zipwith(fun erlang:min/2, Olds, Found),
+        Last = lists:max(Idx) - 1,
+        Used1 = case Last of 0 -> Used; _ -> Base + Last end,
+        Done = (not lists:member(none, Olds1)) orelse W < Size + Slack orelse
+               lists:any(fun erlang:is_process_alive/1, lists:nthtail(Last, WinPs)),
+        case Done of
+          true -> {Olds1, Used1};
+          false ->
+            Room(0),
+            Win(Olds1, lists:nthtail(W, OPs), Ts1, Off1, Base + W, Base + W)
+        end
+      end,
+      {Olds, Used} = Win(Dup(Size, none), OPs0, Ts0, Off0, 0, 0),
+      Zeros = lists:zipwith3(fun maps:get/3, Olds, Dup(Size, #{none => 0}), Olds),
+      {lists:zipwith(fun erlang:'-'/2, Vs, Zeros), Used}
     end,
     % etop:filter-begin
     %
@@ -401,7 +413,7 @@ proc_lib:spawn_opt(fun() ->
               true ->
                 {Olds, _, _} = TakeVals(Size, Ts, Off, []),
                 {lists:zipwith(fun erlang:'-'/2, Vs, Olds), Size};
-              false -> Match(Ps1, Vs, Size, OPs, Ts, Off, erlang:max(256, Chunk div 8))
+              false -> Match(Ps1, Vs, Size, OPs, Ts, Off, erlang:max(256, Chunk div 8), Room)
             end,
             {Ts1, Off1} = SkipVals(Used, Ts, Off),
             {KeepF(Ds, Ps1, Size, Ds, Acc), [erlang:list_to_tuple(Vs) | Chunks],
@@ -482,9 +494,9 @@ proc_lib:spawn_opt(fun() ->
           Kept = case UseState of true -> State; false -> none end,
           % A collection needs room for the heap it builds beside the one it
           % empties: the VM kills a process whose heap plus that room passes
-          % its ceiling. So a frame uses at most a third of the ceiling, and
+          % its ceiling. So a frame uses at most a quarter of the ceiling, and
           % a lower ceiling is set only once the heap is within it.
-          Soft = Limit div 3,
+          Soft = Limit div 4,
           case HeapNow() > Soft of
             true -> erlang:garbage_collect();
             false -> ok
@@ -495,11 +507,23 @@ proc_lib:spawn_opt(fun() ->
           end,
           % An error is an answer, not a crash report in the node's log.
           case try {ok, Sample(Item, N, WantDelta, Kept, Limit, Soft, Opts)} catch C:E -> {error, {C, E}} end of
-            % A frame without deltas asked with no frame of etop's (a
-            % snapshot: etop watch's other sorts) leaves the kept frame for
-            % the next reductions frame.
-            {ok, {Info, none}} when Base =:= 0 -> Me ! {frame_done, Self, Info}, Loop(State);
-            {ok, {Info, Next}} -> Me ! {frame_done, Self, Info}, Loop(Next);
+            {ok, {#{procs := Procs} = Info, Next}} ->
+              Me ! {frame_done, Self, Info},
+              % What is kept is a few words a process; a heap grown far past
+              % that by the frame's garbage is given back now rather than
+              % held until the next frame (a collection of a heap this
+              % large runs on a dirty scheduler).
+              case HeapNow() > 16 * Procs + 1048576 of
+                true -> erlang:garbage_collect();
+                false -> ok
+              end,
+              % A frame without deltas asked with no frame of etop's (a
+              % snapshot: etop watch's other sorts) leaves the kept frame for
+              % the next reductions frame.
+              case {Next, Base} of
+                {none, 0} -> Loop(State);
+                _ -> Loop(Next)
+              end;
             {error, Why} ->
               Me ! {frame_failed, Self, Why},
               erlang:garbage_collect(),
