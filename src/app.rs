@@ -25,7 +25,7 @@ use crate::views::procs::{ProcFeed, ProcShaper};
 use crate::views::reply::{ReplyShaper, ReplyView, RequestFeed};
 use crate::views::threads::{ThreadFeed, ThreadShaper, ThreadSort};
 use crate::views::watch::cond::Condition;
-use crate::views::watch::{WatchFeed, WatchFormat, Watcher};
+use crate::views::watch::{ClusterWatcher, WatchFeed, WatchFormat, WatchSample, Watcher};
 use crate::views::{Format, Keys, SortChoice, ets, nodes, ports};
 use std::path::Path;
 use std::sync::Arc;
@@ -402,13 +402,9 @@ fn watch(args: &WatchArgs) -> Result<()> {
         verbose: args.verbose,
         stats_file: None,
     };
-    let (collector, _) = attach(&args.conn, &out, args.node.as_deref())?;
     let interval = Duration::from_secs_f64(args.interval);
-    let feed = WatchFeed {
-        collector,
-        plan: crate::views::watch::Plan::new(&conds, args.lines as usize),
-        timeout: (interval * 3).max(Duration::from_secs(15)),
-    };
+    let timeout = (interval * 3).max(Duration::from_secs(15));
+    let plan = crate::views::watch::Plan::new(&conds, args.lines as usize);
     let mut watcher = Watcher::new(conds, args.keep_going);
     let shown = Display {
         tty: false,
@@ -421,7 +417,35 @@ fn watch(args: &WatchArgs) -> Result<()> {
         until: args.duration.map(Duration::from_secs_f64),
         log: true,
     };
-    let res = session::run(feed, &mut watcher, shown);
+    let res = if args.cluster || args.cluster_hidden || !args.more_nodes.is_empty() {
+        let nodes = Nodes {
+            node: args.node.as_deref(),
+            more_nodes: &args.more_nodes,
+            cluster: args.cluster,
+            cluster_hidden: args.cluster_hidden,
+            conn: &args.conn,
+            out: &out,
+            interval,
+            timeout,
+        };
+        let (cplan, watched) = cluster_plan(&nodes)?;
+        let (cluster, open_files) = start_cluster::<WatchSample>(&nodes, cplan)?;
+        let ask: Ask<WatchSample> =
+            Arc::new(move |c: &mut Collector| crate::views::watch::take(c, &plan, timeout));
+        // Batch rules: a frame no node answered is an error (exit 5 after
+        // the retries), and nodes that fail or come back are said on stderr.
+        let feed = ClusterFeed::new(cluster, ask, interval, true, true, open_files);
+        let mut shaper = ClusterWatcher::new(&mut watcher, watched);
+        session::run(feed, &mut shaper, shown)
+    } else {
+        let (collector, _) = attach(&args.conn, &out, args.node.as_deref())?;
+        let feed = WatchFeed {
+            collector,
+            plan,
+            timeout,
+        };
+        session::run(feed, &mut watcher, shown)
+    };
     let json = format == Format::Json;
     if json {
         // Standard output may be a file for the CI's artefacts: the log
@@ -492,6 +516,35 @@ fn threads(
     session::run(feed, shaper, display(frames, out))
 }
 
+/// The nodes a session watches, and how: from a view's flags or `etop
+/// watch`'s.
+struct Nodes<'a> {
+    node: Option<&'a str>,
+    more_nodes: &'a [String],
+    cluster: bool,
+    cluster_hidden: bool,
+    conn: &'a ConnArgs,
+    out: &'a OutputArgs,
+    interval: Duration,
+    /// How long a frame may take before it counts as failed.
+    timeout: Duration,
+}
+
+impl Session {
+    fn nodes(&self) -> Nodes<'_> {
+        Nodes {
+            node: self.node.as_deref(),
+            more_nodes: &self.more_nodes,
+            cluster: self.cluster,
+            cluster_hidden: self.cluster_hidden,
+            conn: &self.conn,
+            out: &self.out,
+            interval: Duration::from_secs_f64(self.frames.interval_secs()),
+            timeout: frame_timeout(&self.frames),
+        }
+    }
+}
+
 /// What a cluster session attaches to: the entry node, resolved as a single
 /// node is (EPMD first, then its cookie, which is used for every node); the
 /// other nodes named, each in its own name mode; or the entry node's
@@ -499,15 +552,15 @@ fn threads(
 /// reaches it (its EPMD port, its TLS files) unless it runs on this host,
 /// where its own EPMD port and TLS options are used; `--tls-*` flags apply
 /// to every node.
-fn cluster_plan(s: &Session) -> Result<(Plan, Watched)> {
+fn cluster_plan(s: &Nodes) -> Result<(Plan, Watched)> {
     // The other NODEs are checked before the network is asked anything.
     let others = if s.more_nodes.is_empty() {
         Vec::new()
     } else {
-        node::resolve_all(&s.more_nodes, &s.conn.host.proc_root)?
+        node::resolve_all(s.more_nodes, &s.conn.host.proc_root)?
     };
-    let (entry, _) = connect_opts(&s.conn, &s.out, s.node.as_deref())?;
-    let flags = tls_flags(&s.conn);
+    let (entry, _) = connect_opts(s.conn, s.out, s.node)?;
+    let flags = tls_flags(s.conn);
     let named = others
         .into_iter()
         .map(|r| {
@@ -535,7 +588,7 @@ fn cluster_plan(s: &Session) -> Result<(Plan, Watched)> {
     } else {
         Membership::Named
     };
-    let interval = Duration::from_secs_f64(s.frames.interval_secs());
+    let interval = s.interval;
     let watched = Watched {
         entry: entry.target.to_string(),
         whole_cluster: membership != Membership::Named,
@@ -545,14 +598,14 @@ fn cluster_plan(s: &Session) -> Result<(Plan, Watched)> {
         named,
         membership,
         heap_limit_bytes: s.conn.agent_max_heap.unwrap_or(0),
-        timeout: frame_timeout(&s.frames),
+        timeout: s.timeout,
         forget_after: (interval * 12).max(Duration::from_secs(60)),
     };
     Ok((plan, watched))
 }
 
 /// Attaches to every node of a cluster session and says so with -v.
-fn start_cluster<T: Send + 'static>(s: &Session, plan: Plan) -> Result<(Cluster<T>, Option<u64>)> {
+fn start_cluster<T: Send + 'static>(s: &Nodes, plan: Plan) -> Result<(Cluster<T>, Option<u64>)> {
     let open_files = open_files_for_cluster();
     let cluster = Cluster::start(plan)?;
     if s.out.verbose {
@@ -575,8 +628,8 @@ fn strip_room(d: &Display) -> Option<Box<dyn Fn() -> usize>> {
 /// The process table of several nodes, merged.
 fn cluster_procs(top: &TopArgs) -> Result<()> {
     let s = &top.session;
-    let (plan, watched) = cluster_plan(s)?;
-    let (cluster, open_files) = start_cluster::<Sample>(s, plan)?;
+    let (plan, watched) = cluster_plan(&s.nodes())?;
+    let (cluster, open_files) = start_cluster::<Sample>(&s.nodes(), plan)?;
     let key: SortKey = top.procs.sort.into();
     let lines = s.frames.lines.unwrap_or(10) as usize;
     let delta = key == SortKey::Reductions && !top.procs.accumulate;
@@ -610,8 +663,8 @@ fn cluster_reply_view<V: ReplyView>(
     (view, shape, what): (View, V, &'static str),
     request: impl Fn(i64) -> Term + Send + Sync + 'static,
 ) -> Result<()> {
-    let (plan, watched) = cluster_plan(s)?;
-    let (cluster, open_files) = start_cluster::<Reply>(s, plan)?;
+    let (plan, watched) = cluster_plan(&s.nodes())?;
+    let (cluster, open_files) = start_cluster::<Reply>(&s.nodes(), plan)?;
     let timeout = frame_timeout(&s.frames);
     let ask: Ask<Reply> = Arc::new(move |c: &mut Collector| {
         let (info, epoch) = c.frame(view, &request, timeout, what)?;

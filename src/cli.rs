@@ -351,16 +351,19 @@ Conditions (the syntax of --filter, and of `/` on a terminal):
 A condition holds when it holds for one process (or table) in the frame.
 Each process field is checked on the top rows of the sort by that field,
 so the worst process is always among them. A condition cannot speak of
-processes and tables at once: give two.
+processes and tables at once: give two. With --cluster (or several
+NODEs) a condition holds when it holds on any node, and the line names it.
 
 Examples:
   etop watch --fail-if 'mq>10000' --for 10m demo@ci
+  etop watch --cluster --fail-if 'mq>10000' --for 10m app1@web1
   etop watch --fail-if 'mq.grows>=5' --fail-if 'node.procs>80%' -i 2 demo
   etop watch --fail-if 'ets.mem.grows>=10' --format json demo > watch.jsonl
   etop watch --keep-going --fail-if 'reds_pct>50' --for 1h demo
 
 Exit codes: 0 no condition held (--for elapsed, or a signal); 2 a condition
-does not parse (before connecting); 5 the node was lost; 7 a condition held.";
+does not parse (before connecting); 5 the node was lost (with several
+nodes: none answered); 7 a condition held.";
 
 /// `etop watch`.
 #[derive(Debug, Clone, Args)]
@@ -405,9 +408,21 @@ pub struct WatchArgs {
     #[arg(short, long)]
     pub verbose: bool,
 
-    // `--cluster` belongs here once the cluster view lands: one feed per
-    // node, each frame judged by `Watcher::judge`, and a condition holds
-    // when it holds on any node.
+    /// More nodes, watched with NODE: a condition holds when it holds on
+    /// any of them. NODE's cookie is used for all.
+    #[arg(value_name = "MORE_NODES")]
+    pub more_nodes: Vec<String>,
+
+    /// Watch NODE's whole cluster (NODE and every node it is connected
+    /// to, and those that join): a condition holds when it holds on any
+    /// node, and the line names the node.
+    #[arg(long, conflicts_with = "more_nodes")]
+    pub cluster: bool,
+
+    /// Like --cluster, and also the hidden nodes NODE is connected to.
+    #[arg(long, conflicts_with = "more_nodes")]
+    pub cluster_hidden: bool,
+
     #[command(flatten)]
     pub conn: ConnArgs,
 }

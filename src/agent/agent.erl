@@ -294,6 +294,26 @@ proc_lib:spawn_opt(fun() ->
                Mask(_, _, Size, _) -> Dup(Size, true)
            end,
     % etop:filter-end
+    % A chunk whose processes are not where the kept list goes on, in
+    % pieces of a sixteenth of a chunk (at most 2,048): a piece where it goes on is read by position,
+    % only the others are matched, so the maps a frame builds are the size
+    % of a piece and a window, never of a chunk (maps:from_list/1 does not
+    % yield). Returns the deltas and the cursor in the kept list after the
+    % chunk.
+    Moved = fun Moved(_, _, 0, _, _, OPs, Ts, Off, Dss) -> {lists:append(lists:reverse(Dss)), OPs, Ts, Off};
+                Moved(Ps, Vs, Left, Piece, Room, OPs, Ts, Off, Dss) ->
+      Size = erlang:min(Piece, Left),
+      {P1, PRest} = lists:split(Size, Ps),
+      {V1, VRest} = lists:split(Size, Vs),
+      {Ds, Used} = case lists:prefix(P1, OPs) of
+        true ->
+          {Olds, _, _} = TakeVals(Size, Ts, Off, []),
+          {lists:zipwith(fun erlang:'-'/2, V1, Olds), Size};
+        false -> Match(P1, V1, Size, OPs, Ts, Off, 256, Room)
+      end,
+      {Ts1, Off1} = SkipVals(Used, Ts, Off),
+      Moved(PRest, VRest, Left - Size, Piece, Room, lists:nthtail(Used, OPs), Ts1, Off1, [Ds | Dss])
+    end,
     % One frame. Kept is what the last reductions frame left, when the agent
     % says it belongs to the frame etop holds: #{ps, chunks, chunk}, that
     % frame's process list and its reductions, a tuple per chunk of `chunk`
@@ -409,15 +429,16 @@ proc_lib:spawn_opt(fun() ->
           moved ->
             Vs = Ints(Raw, Two, Size),
             {OPs, Ts, Off} = Cur,
-            {Ds, Used} = case lists:prefix(Ps1, OPs) of
+            {Ds, After} = case lists:prefix(Ps1, OPs) of
               true ->
                 {Olds, _, _} = TakeVals(Size, Ts, Off, []),
-                {lists:zipwith(fun erlang:'-'/2, Vs, Olds), Size};
-              false -> Match(Ps1, Vs, Size, OPs, Ts, Off, erlang:max(256, Chunk div 8), Room)
+                {TsP, OffP} = SkipVals(Size, Ts, Off),
+                {lists:zipwith(fun erlang:'-'/2, Vs, Olds), {lists:nthtail(Size, OPs), TsP, OffP}};
+              false ->
+                {DsM, OPsM, TsM, OffM} = Moved(Ps1, Vs, Size, erlang:max(256, Chunk div 16), Room, OPs, Ts, Off, []),
+                {DsM, {OPsM, TsM, OffM}}
             end,
-            {Ts1, Off1} = SkipVals(Used, Ts, Off),
-            {KeepF(Ds, Ps1, Size, Ds, Acc), [erlang:list_to_tuple(Vs) | Chunks],
-             {lists:nthtail(Used, OPs), Ts1, Off1}}
+            {KeepF(Ds, Ps1, Size, Ds, Acc), [erlang:list_to_tuple(Vs) | Chunks], After}
         end,
         {Acc1, Chunks1, erlang:max(Heap, HeapNow()), Cur1}
       end,

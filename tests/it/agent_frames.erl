@@ -46,7 +46,9 @@ plan() ->
             {churn, reductions, keep}, {none, reductions, keep}, {none, reductions, keep},
             {quiet, reductions, stale}, {quiet, reductions, keep}, {churn, reductions, keep},
             {dieoff, reductions, keep}, {churn, reductions, keep}, {churn, reductions, keep},
-            {quiet, reductions, keep}, {quiet, reductions, keep}],
+            {quiet, reductions, keep}, {quiet, reductions, keep},
+            {clustered, reductions, keep}, {clustered, reductions, keep}, {quiet, reductions, keep},
+            {clustered, reductions, keep}],
     Others = [{mail, message_queue_len, keep}, {churn, message_queue_len, keep},
               {quiet, memory, keep}, {churn, memory, keep},
               {quiet, reductions, keep}, {churn, reductions, keep}, {quiet, reductions, keep}],
@@ -96,6 +98,17 @@ change(churn, Ps) ->
     kill(Dead),
     New = spawn_puppets(length(Dead) + rand:uniform(500)),
     work(some(New, 0.8) ++ some(Ps -- Dead, 0.02)),
+    (Ps -- Dead) ++ New;
+change(clustered, Ps) ->
+    % As request processes come and go on a service: a stretch of
+    % neighbours dies, and new processes take the freed slots together, so
+    % most of the list is where it was.
+    N = length(Ps) div 50,
+    Start = rand:uniform(length(Ps) - N),
+    Dead = lists:sublist(Ps, Start, N),
+    kill(Dead),
+    New = spawn_puppets(N + rand:uniform(100)),
+    work(some(New, 0.5) ++ some(Ps -- Dead, 0.05)),
     (Ps -- Dead) ++ New;
 change(dieoff, Ps) ->
     Dead = some(Ps, 0.75),

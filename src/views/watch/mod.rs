@@ -6,10 +6,12 @@
 
 pub mod cond;
 
+use crate::agent::cluster::Round;
 use crate::agent::collector::{Collector, View};
 use crate::agent::sample::{Reply, Sample, reply_rows, window};
 use crate::agent::{NodeFilter, SampleRequest, SortKey};
 use crate::error::Result;
+use crate::views::cluster::Watched;
 use crate::views::ets::{self, Ets, EtsSort};
 use crate::views::filter::{Op, Value};
 use crate::views::growth::Growth;
@@ -104,7 +106,66 @@ pub struct WatchFeed {
     pub timeout: Duration,
 }
 
-impl WatchFeed {
+impl Feed for WatchFeed {
+    type Sample = WatchSample;
+    fn sample(&mut self) -> Result<WatchSample> {
+        take(&mut self.collector, &self.plan, self.timeout)
+    }
+    fn close(&mut self) {
+        self.collector.close();
+    }
+}
+
+/// One frame of `plan` from one node: a sample per sort, the filtered
+/// ones, the tables. With `--cluster` every node's connection runs it.
+pub fn take(collector: &mut Collector, plan: &Plan, timeout: Duration) -> Result<WatchSample> {
+    Asker { collector, timeout }.take(plan)
+}
+
+/// A node's connection, asked for one frame.
+struct Asker<'a> {
+    collector: &'a mut Collector,
+    timeout: Duration,
+}
+
+impl Asker<'_> {
+    fn take(&mut self, plan: &Plan) -> Result<WatchSample> {
+        let tables = match plan.tables {
+            Some(n) => {
+                let (info, epoch) = self.collector.frame(
+                    View::Ets,
+                    |base| ets::request(EtsSort::Growth, n, base),
+                    self.timeout,
+                    "ETS tables",
+                )?;
+                Some(Reply {
+                    info,
+                    epoch,
+                    taken_at: Instant::now(),
+                })
+            }
+            None => None,
+        };
+        let mut procs = Vec::with_capacity(plan.asks.len());
+        for &(key, rows) in &plan.asks {
+            procs.push(self.ask(key, rows)?);
+        }
+        let mut filtered = Vec::with_capacity(plan.filtered.len());
+        for (key, rows, filter) in plan.filtered.clone() {
+            let req = SampleRequest {
+                filter: Some(filter),
+                ..SampleRequest::new(key, rows, false)
+            };
+            // A snapshot: the reductions window stays with the main sample.
+            filtered.push(self.collector.snapshot_of(&req, self.timeout)?);
+        }
+        Ok(WatchSample {
+            procs,
+            filtered,
+            tables,
+        })
+    }
+
     /// The one place a process sample is asked for. When the agent takes a
     /// node-side filter, each condition's expression goes into this request
     /// (and a sample becomes one per condition and sort): then the top N
@@ -121,49 +182,6 @@ impl WatchFeed {
     }
 }
 
-impl Feed for WatchFeed {
-    type Sample = WatchSample;
-    fn sample(&mut self) -> Result<WatchSample> {
-        let tables = match self.plan.tables {
-            Some(n) => {
-                let (info, epoch) = self.collector.frame(
-                    View::Ets,
-                    |base| ets::request(EtsSort::Growth, n, base),
-                    self.timeout,
-                    "ETS tables",
-                )?;
-                Some(Reply {
-                    info,
-                    epoch,
-                    taken_at: Instant::now(),
-                })
-            }
-            None => None,
-        };
-        let mut procs = Vec::with_capacity(self.plan.asks.len());
-        for (key, rows) in self.plan.asks.clone() {
-            procs.push(self.ask(key, rows)?);
-        }
-        let mut filtered = Vec::with_capacity(self.plan.filtered.len());
-        for (key, rows, filter) in self.plan.filtered.clone() {
-            let req = SampleRequest {
-                filter: Some(filter),
-                ..SampleRequest::new(key, rows, false)
-            };
-            // A snapshot: the reductions window stays with the main sample.
-            filtered.push(self.collector.snapshot_of(&req, self.timeout)?);
-        }
-        Ok(WatchSample {
-            procs,
-            filtered,
-            tables,
-        })
-    }
-    fn close(&mut self) {
-        self.collector.close();
-    }
-}
-
 /// The worst a condition's field has been, and where.
 #[derive(Debug, Clone, serde::Serialize)]
 struct Seen {
@@ -175,6 +193,7 @@ struct Seen {
     shown: String,
     frame: u64,
     clock: Option<String>,
+    node: String,
     #[serde(flatten)]
     who: Culprit,
 }
@@ -191,8 +210,8 @@ struct Worst {
 #[derive(Debug, Clone)]
 struct Tracked {
     cond: Condition,
-    /// Who made it hold in the latest frame, while it holds.
-    holding: Option<Culprit>,
+    /// Where and who made it hold in the latest frame, while it holds.
+    holding: Option<(String, Culprit)>,
     held_frames: u64,
     worst: Vec<Worst>,
 }
@@ -243,6 +262,7 @@ impl Tracked {
                     shown: s.show(&w.field, &w.value).unwrap_or_default(),
                     frame,
                     clock: f.node.clock.clone(),
+                    node: f.node.node.clone(),
                     who: s.id(),
                 });
             }
@@ -262,18 +282,38 @@ impl Tracked {
     }
 }
 
-/// Turns frames into events; keeps what the summary needs.
-pub struct Watcher {
-    conds: Vec<Tracked>,
-    /// Go on after a condition held, to the end of `--for` or a signal.
-    keep_going: bool,
+/// What a node's earlier frames left: reductions windows and growth.
+struct NodeWatch {
     /// The previous process sample of each sort, for reductions windows.
     prev: HashMap<SortKey, Sample>,
     mq: Growth,
     mem: Growth,
     ets_mem: Growth,
     epoch: Option<u64>,
+}
+
+impl Default for NodeWatch {
+    fn default() -> NodeWatch {
+        // A series keeps its latest value: a streak is counted as it comes.
+        NodeWatch {
+            prev: HashMap::new(),
+            mq: Growth::new(1),
+            mem: Growth::new(1),
+            ets_mem: Growth::new(1),
+            epoch: None,
+        }
+    }
+}
+
+/// Turns frames into events; keeps what the summary needs.
+pub struct Watcher {
+    conds: Vec<Tracked>,
+    /// Go on after a condition held, to the end of `--for` or a signal.
+    keep_going: bool,
+    /// Per node (one, or each node of a cluster).
+    nodes: HashMap<String, NodeWatch>,
     frames: u64,
+    /// What the summary names: the node, or the cluster.
     node: String,
     started: Instant,
     done: bool,
@@ -296,11 +336,7 @@ impl Watcher {
         Watcher {
             conds: conds.into_iter().map(Tracked::new).collect(),
             keep_going,
-            prev: HashMap::new(),
-            mq: Growth::new(1),
-            mem: Growth::new(1),
-            ets_mem: Growth::new(1),
-            epoch: None,
+            nodes: HashMap::new(),
             frames: 0,
             node: String::new(),
             started: Instant::now(),
@@ -324,14 +360,12 @@ impl Watcher {
     /// each row keeps the value it was ranked by.
     fn snapshot(&mut self, s: WatchSample) -> Option<Snapshot> {
         let first = s.procs.first()?;
-        if self.epoch.is_some_and(|e| e != first.epoch) {
+        let st = self.nodes.entry(first.node.clone()).or_default();
+        if st.epoch.is_some_and(|e| e != first.epoch) {
             // A new connection (a restarted node): nothing before compares.
-            self.prev.clear();
-            self.mq.reset();
-            self.mem.reset();
-            self.ets_mem.reset();
+            *st = NodeWatch::default();
         }
-        self.epoch = Some(first.epoch);
+        st.epoch = Some(first.epoch);
         let node = NodeFacts {
             node: first.node.clone(),
             clock: first.clock.map(|c| c.to_string()),
@@ -344,7 +378,7 @@ impl Watcher {
         let mut rows: Vec<Row> = Vec::new();
         let mut at: HashMap<String, usize> = HashMap::new();
         for cur in &s.procs {
-            let mut prev = self.prev.remove(&cur.key);
+            let mut prev = st.prev.remove(&cur.key);
             // A reductions sample computed without the previous frame's
             // state holds totals: a new window starts.
             if cur.key == SortKey::Reductions && !cur.delta {
@@ -381,7 +415,7 @@ impl Watcher {
                     }
                 }
             }
-            self.prev.insert(cur.key, cur.clone());
+            st.prev.insert(cur.key, cur.clone());
         }
         // Processes the filtered samples found further down: their numbers
         // as sampled, and no reductions (no window of their own).
@@ -397,9 +431,9 @@ impl Watcher {
                 rows.push(r);
             }
         }
-        self.mq
+        st.mq
             .observe(rows.iter().map(|r| (r.pid.as_str(), r.msgq)));
-        self.mem
+        st.mem
             .observe(rows.iter().map(|r| (r.pid.as_str(), r.memory_bytes)));
         let grown = |g: &Growth, id: &str, now: u64| {
             g.get(id)
@@ -408,19 +442,19 @@ impl Watcher {
         let procs = rows
             .into_iter()
             .map(|row| ProcFacts {
-                mq_grows: grown(&self.mq, &row.pid, row.msgq),
-                mem_grows: grown(&self.mem, &row.pid, row.memory_bytes),
+                mq_grows: grown(&st.mq, &row.pid, row.msgq),
+                mem_grows: grown(&st.mem, &row.pid, row.memory_bytes),
                 row,
             })
             .collect();
         let tables = match &s.tables {
             Some(r) => {
                 let rows = reply_rows(&r.info, <Ets as ReplyView>::decode_row);
-                self.ets_mem
+                st.ets_mem
                     .observe(rows.iter().map(|t| (t.id.as_str(), t.memory_bytes)));
                 rows.into_iter()
                     .map(|row| TableFacts {
-                        mem_grows: grown(&self.ets_mem, &row.id, row.memory_bytes),
+                        mem_grows: grown(&st.ets_mem, &row.id, row.memory_bytes),
                         row,
                     })
                     .collect()
@@ -434,35 +468,40 @@ impl Watcher {
         })
     }
 
-    /// Judges every condition on one node's frame: the lines and events of
-    /// the conditions that started or stopped holding. With `--cluster`
-    /// (not built yet) each node's frame comes through here and a condition
-    /// holds when it holds on any node; every line and event already names
-    /// its node.
-    fn judge(&mut self, f: &Snapshot) -> (Vec<String>, Vec<Json>) {
+    /// Judges every condition on a frame: one snapshot per node that
+    /// answered (one, or each node of a cluster; a condition holds when it
+    /// holds on any of them). The lines and events of the conditions that
+    /// started or stopped holding.
+    fn judge(&mut self, fs: &[Snapshot]) -> (Vec<String>, Vec<Json>) {
         let frame = self.frames;
         let (mut lines, mut events) = (Vec::new(), Vec::new());
-        let at = match &f.node.clock {
+        let at = |f: Option<&Snapshot>| match f.and_then(|f| f.node.clock.as_ref()) {
             Some(c) => format!("frame {frame} at {c}"),
             None => format!("frame {frame}"),
         };
         for t in &mut self.conds {
-            t.note_worst(f, frame);
-            let culprit = t.cond.culprit(f);
+            for f in fs {
+                t.note_worst(f, frame);
+            }
+            let culprit = fs
+                .iter()
+                .find_map(|f| t.cond.culprit(f).map(|c| (f, c)));
             let was = t.holding.take();
-            let (kind, word, who, values) = match (&culprit, was) {
-                (Some(c), was) => {
+            let (kind, word, node, snap, who, values) = match (&culprit, was) {
+                (Some((f, c)), was) => {
                     t.held_frames += 1;
-                    t.holding = Some(c.id());
+                    t.holding = Some((f.node.node.clone(), c.id()));
                     if was.is_some() {
                         continue;
                     }
                     let (shown, map) = t.values(c);
-                    ("became_true", "FAIL", c.id(), (shown, Some(map)))
+                    let node = f.node.node.clone();
+                    ("became_true", "FAIL", node, Some(*f), c.id(), (shown, Some(map)))
                 }
-                (None, Some(who)) => {
+                (None, Some((node, who))) => {
                     // The values of what held, if it is still in the sample.
-                    let still = t.cond.subjects(f).into_iter().find(|s| who.is(s));
+                    let f = fs.iter().find(|f| f.node.node == node);
+                    let still = f.and_then(|f| t.cond.subjects(f).into_iter().find(|s| who.is(s)));
                     let values = match still {
                         Some(s) => {
                             let (shown, map) = t.values(&s);
@@ -470,12 +509,14 @@ impl Watcher {
                         }
                         None => (String::new(), None),
                     };
-                    ("became_false", "CLEARED", who, values)
+                    ("became_false", "CLEARED", node, f, who, values)
                 }
                 (None, None) => continue,
             };
+            let at = at(snap);
+            let clock = snap.and_then(|f| f.node.clock.clone());
             let (shown, map) = values;
-            let mut line = format!("{word} '{}' on {}, {at}", t.cond.text, f.node.node);
+            let mut line = format!("{word} '{}' on {node}, {at}", t.cond.text);
             for part in [who.line(), Some(shown).filter(|s| !s.is_empty())]
                 .into_iter()
                 .flatten()
@@ -486,9 +527,9 @@ impl Watcher {
             let mut ev = json!({
                 "event": kind,
                 "condition": t.cond.text,
-                "node": f.node.node,
+                "node": node,
                 "frame": frame,
-                "clock": f.node.clock,
+                "clock": clock,
                 "unix_ms": unix_ms(),
             });
             if let (Json::Object(o), Ok(Json::Object(w))) = (&mut ev, serde_json::to_value(&who)) {
@@ -551,6 +592,9 @@ impl Watcher {
                 .map(|w| match &w.seen {
                     Some(s) => {
                         let mut part = format!("worst {} at frame {}", s.shown, s.frame);
+                        if self.nodes.len() > 1 {
+                            part.push_str(&format!(" on {}", s.node));
+                        }
                         if let Some(who) = s.who.line() {
                             part.push_str(&format!(": {who}"));
                         }
@@ -580,10 +624,13 @@ impl Watcher {
                 })).collect::<Vec<_>>(),
             }));
         }
+        let mut seen: Vec<&String> = self.nodes.keys().collect();
+        seen.sort();
         let j = json!({
             "event": "summary",
             "result": result,
             "node": (!self.node.is_empty()).then_some(&self.node),
+            "nodes": seen,
             "frames": self.frames,
             "seconds": (secs * 1000.0).round() / 1000.0,
             "unix_ms": unix_ms(),
@@ -600,7 +647,7 @@ impl Shaper for Watcher {
         let snap = self.snapshot(s)?;
         self.frames += 1;
         self.node = snap.node.node.clone();
-        let (lines, events) = self.judge(&snap);
+        let (lines, events) = self.judge(std::slice::from_ref(&snap));
         Some(Frame {
             header: lines,
             json: Json::Array(events),
@@ -609,6 +656,52 @@ impl Shaper for Watcher {
     }
     fn done(&self) -> bool {
         self.done
+    }
+}
+
+/// `etop watch --cluster` (or several NODEs): each node's frame through
+/// the same conditions, judged together; a condition holds when it holds
+/// on any node, and every line and event names its node.
+pub struct ClusterWatcher<'a> {
+    watcher: &'a mut Watcher,
+    watched: Watched,
+}
+
+impl<'a> ClusterWatcher<'a> {
+    pub fn new(watcher: &'a mut Watcher, watched: Watched) -> ClusterWatcher<'a> {
+        ClusterWatcher { watcher, watched }
+    }
+}
+
+impl Shaper for ClusterWatcher<'_> {
+    type Sample = Round<WatchSample>;
+    fn shape(&mut self, round: Round<WatchSample>) -> Option<Frame> {
+        let nodes = round.nodes.len();
+        let mut snaps = Vec::new();
+        for n in round.nodes {
+            // A late answer overtaken by a newer one still moves the
+            // node's windows and growth on, as a frame of its own would.
+            if let Some(e) = n.earlier {
+                let _ = self.watcher.snapshot(e);
+            }
+            if let Some(s) = n.answer.and_then(|a| self.watcher.snapshot(a)) {
+                snaps.push(s);
+            }
+        }
+        if snaps.is_empty() {
+            return None;
+        }
+        self.watcher.frames += 1;
+        self.watcher.node = self.watched.title(nodes);
+        let (lines, events) = self.watcher.judge(&snaps);
+        Some(Frame {
+            header: lines,
+            json: Json::Array(events),
+            ..Frame::default()
+        })
+    }
+    fn done(&self) -> bool {
+        self.watcher.done
     }
 }
 

@@ -269,3 +269,75 @@ fn a_run_that_ended_in_an_error_says_so_in_its_summary() {
     assert_eq!(j["error"], "lost the node");
     assert_eq!(j["frames"], 1);
 }
+
+/// One node's answer in a cluster frame: its mailboxes.
+fn node_answer(node: &str, qs: &[(u32, &str, u64)]) -> crate::agent::cluster::NodeReport<WatchSample> {
+    let mut s = sample(
+        SortKey::Msgq,
+        1,
+        qs.iter()
+            .map(|&(id, name, q)| proc_row(id, name, q, 1000, 5))
+            .collect(),
+    );
+    s.node = node.into();
+    crate::agent::cluster::NodeReport {
+        name: node.into(),
+        state: crate::agent::cluster::NodeState::Answered,
+        answer: Some(WatchSample {
+            procs: vec![s],
+            filtered: Vec::new(),
+            tables: None,
+        }),
+        earlier: None,
+        listed: true,
+        silent: Duration::ZERO,
+    }
+}
+
+fn round(nodes: Vec<crate::agent::cluster::NodeReport<WatchSample>>) -> Round<WatchSample> {
+    Round {
+        nodes,
+        joined: Vec::new(),
+        forgotten: Vec::new(),
+        unwatched: 0,
+    }
+}
+
+#[test]
+fn a_cluster_condition_holds_on_any_node_and_growth_is_per_node() {
+    let mut w = Watcher::new(conds(&["mq.grows>=3"]), false);
+    let watched = Watched {
+        entry: "a@h".into(),
+        whole_cluster: true,
+    };
+    let mut cw = ClusterWatcher::new(&mut w, watched);
+    // The same pid on both nodes: on a@h its mailbox falls while on b@h it
+    // grows. Mixed up, neither would grow three frames in a row.
+    for (qa, qb) in [(900, 100), (800, 200), (700, 300)] {
+        let f = cw
+            .shape(round(vec![
+                node_answer("a@h", &[(7, "pool", qa)]),
+                node_answer("b@h", &[(7, "metrics_worker", qb)]),
+            ]))
+            .expect("a frame");
+        assert!(f.header.is_empty(), "{:?}", f.header);
+    }
+    // A node that did not answer this frame does not stop the others.
+    let mut silent = node_answer("a@h", &[]);
+    silent.answer = None;
+    silent.state = crate::agent::cluster::NodeState::Slow;
+    let f = cw
+        .shape(round(vec![silent, node_answer("b@h", &[(7, "metrics_worker", 400)])]))
+        .expect("a frame");
+    assert!(cw.done());
+    assert_eq!(
+        f.header,
+        ["FAIL 'mq.grows>=3' on b@h, frame 4: <0.7.0> metrics_worker in timer:sleep/1: \
+          mq.grows 3 (mq 100 → 400)"]
+    );
+    assert_eq!(f.json[0]["node"], "b@h");
+    let (text, j) = w.summary(None);
+    assert!(text.starts_with("FAIL cluster of 2 nodes via a@h: 1 of 1 conditions held"), "{text}");
+    assert!(text.contains("at frame 4 on b@h"), "{text}");
+    assert_eq!(j["nodes"], serde_json::json!(["a@h", "b@h"]));
+}
