@@ -624,7 +624,13 @@ fn watch_fails_on_any_node_of_the_cluster_and_names_it() {
         flooded.eval_i64(queued) > 600
     });
     let out = etop([
-        "watch", "--cluster", &entry.full, "-i", "0.5", "--fail-if", "mq>500",
+        "watch",
+        "--cluster",
+        &entry.full,
+        "-i",
+        "0.5",
+        "--fail-if",
+        "mq>500",
     ])
     .cookie_env(&entry.cookie)
     .run();

@@ -431,8 +431,7 @@ impl Watcher {
                 rows.push(r);
             }
         }
-        st.mq
-            .observe(rows.iter().map(|r| (r.pid.as_str(), r.msgq)));
+        st.mq.observe(rows.iter().map(|r| (r.pid.as_str(), r.msgq)));
         st.mem
             .observe(rows.iter().map(|r| (r.pid.as_str(), r.memory_bytes)));
         let grown = |g: &Growth, id: &str, now: u64| {
@@ -483,9 +482,7 @@ impl Watcher {
             for f in fs {
                 t.note_worst(f, frame);
             }
-            let culprit = fs
-                .iter()
-                .find_map(|f| t.cond.culprit(f).map(|c| (f, c)));
+            let culprit = fs.iter().find_map(|f| t.cond.culprit(f).map(|c| (f, c)));
             let was = t.holding.take();
             let (kind, word, node, snap, who, values) = match (&culprit, was) {
                 (Some((f, c)), was) => {
@@ -496,7 +493,14 @@ impl Watcher {
                     }
                     let (shown, map) = t.values(c);
                     let node = f.node.node.clone();
-                    ("became_true", "FAIL", node, Some(*f), c.id(), (shown, Some(map)))
+                    (
+                        "became_true",
+                        "FAIL",
+                        node,
+                        Some(*f),
+                        c.id(),
+                        (shown, Some(map)),
+                    )
                 }
                 (None, Some((node, who))) => {
                     // The values of what held, if it is still in the sample.

@@ -271,7 +271,10 @@ fn a_run_that_ended_in_an_error_says_so_in_its_summary() {
 }
 
 /// One node's answer in a cluster frame: its mailboxes.
-fn node_answer(node: &str, qs: &[(u32, &str, u64)]) -> crate::agent::cluster::NodeReport<WatchSample> {
+fn node_answer(
+    node: &str,
+    qs: &[(u32, &str, u64)],
+) -> crate::agent::cluster::NodeReport<WatchSample> {
     let mut s = sample(
         SortKey::Msgq,
         1,
@@ -327,17 +330,25 @@ fn a_cluster_condition_holds_on_any_node_and_growth_is_per_node() {
     silent.answer = None;
     silent.state = crate::agent::cluster::NodeState::Slow;
     let f = cw
-        .shape(round(vec![silent, node_answer("b@h", &[(7, "metrics_worker", 400)])]))
+        .shape(round(vec![
+            silent,
+            node_answer("b@h", &[(7, "metrics_worker", 400)]),
+        ]))
         .expect("a frame");
     assert!(cw.done());
     assert_eq!(
         f.header,
-        ["FAIL 'mq.grows>=3' on b@h, frame 4: <0.7.0> metrics_worker in timer:sleep/1: \
-          mq.grows 3 (mq 100 → 400)"]
+        [
+            "FAIL 'mq.grows>=3' on b@h, frame 4: <0.7.0> metrics_worker in timer:sleep/1: \
+          mq.grows 3 (mq 100 → 400)"
+        ]
     );
     assert_eq!(f.json[0]["node"], "b@h");
     let (text, j) = w.summary(None);
-    assert!(text.starts_with("FAIL cluster of 2 nodes via a@h: 1 of 1 conditions held"), "{text}");
+    assert!(
+        text.starts_with("FAIL cluster of 2 nodes via a@h: 1 of 1 conditions held"),
+        "{text}"
+    );
     assert!(text.contains("at frame 4 on b@h"), "{text}");
     assert_eq!(j["nodes"], serde_json::json!(["a@h", "b@h"]));
 }
