@@ -26,7 +26,7 @@ use crate::views::reply::{ReplyShaper, ReplyView, RequestFeed};
 use crate::views::threads::{ThreadFeed, ThreadShaper, ThreadSort};
 use crate::views::watch::cond::Condition;
 use crate::views::watch::{ClusterWatcher, WatchFeed, WatchFormat, WatchSample, Watcher};
-use crate::views::{Format, Keys, SortChoice, ets, nodes, ports};
+use crate::views::{Format, Keys, ets, nodes, ports};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -271,37 +271,6 @@ fn tls_flags(conn: &ConnArgs) -> TlsFlags<'_> {
     }
 }
 
-/// The sorts of the process table, in the order of their columns.
-fn proc_sorts() -> Vec<SortChoice> {
-    vec![
-        SortChoice {
-            letter: Some('R'),
-            name: "reductions",
-            key: SortKey::Reductions,
-        },
-        SortChoice {
-            letter: Some('M'),
-            name: "memory",
-            key: SortKey::Memory,
-        },
-        SortChoice {
-            letter: Some('T'),
-            name: "total heap",
-            key: SortKey::Heap,
-        },
-        SortChoice {
-            letter: Some('B'),
-            name: "binary memory",
-            key: SortKey::Binary,
-        },
-        SortChoice {
-            letter: Some('Q'),
-            name: "message queue",
-            key: SortKey::Msgq,
-        },
-    ]
-}
-
 fn procs(top: &TopArgs) -> Result<()> {
     let s = &top.session;
     if s.is_cluster() {
@@ -311,7 +280,7 @@ fn procs(top: &TopArgs) -> Result<()> {
     let shown = display(&s.frames, &s.out);
     collector.say_reconnects(s.out.verbose && !shown.tty);
     let key: SortKey = top.procs.sort.into();
-    let sorts = proc_sorts();
+    let sorts = crate::views::procs::sorts();
     let keys = Keys {
         sort: sorts.iter().position(|c| c.key == key).unwrap_or(0),
         sorts,

@@ -178,6 +178,30 @@ pub enum CmpOp {
 }
 
 impl CmpOp {
+    /// `a op b`, for etop's own judgement of what it receives.
+    pub fn holds(self, a: f64, b: f64) -> bool {
+        match self {
+            CmpOp::Gt => a > b,
+            CmpOp::Ge => a >= b,
+            CmpOp::Lt => a < b,
+            CmpOp::Le => a <= b,
+            CmpOp::Eq => a == b,
+            CmpOp::Ne => a != b,
+        }
+    }
+
+    /// As typed in a filter.
+    pub fn text(self) -> &'static str {
+        match self {
+            CmpOp::Gt => ">",
+            CmpOp::Ge => ">=",
+            CmpOp::Lt => "<",
+            CmpOp::Le => "<=",
+            CmpOp::Eq => "=",
+            CmpOp::Ne => "!=",
+        }
+    }
+
     fn atom(self) -> &'static str {
         match self {
             CmpOp::Gt => "gt",

@@ -617,28 +617,10 @@ pub fn help_text(keys: &Keys) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::SortKey;
-    use crate::views::SortChoice;
 
     fn keys() -> Keys {
         Keys {
-            sorts: vec![
-                SortChoice {
-                    letter: Some('R'),
-                    name: "reductions",
-                    key: SortKey::Reductions,
-                },
-                SortChoice {
-                    letter: Some('M'),
-                    name: "memory",
-                    key: SortKey::Memory,
-                },
-                SortChoice {
-                    letter: Some('Q'),
-                    name: "message queue",
-                    key: SortKey::Msgq,
-                },
-            ],
+            sorts: crate::views::procs::sorts(),
             sort: 0,
             accumulate: Some(false),
             filter: true,

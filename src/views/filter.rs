@@ -12,40 +12,8 @@
 
 use std::fmt;
 
-/// A comparison.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
-    Gt,
-    Ge,
-    Lt,
-    Le,
-    Eq,
-    Ne,
-}
-
-impl Op {
-    pub fn holds(self, a: f64, b: f64) -> bool {
-        match self {
-            Op::Gt => a > b,
-            Op::Ge => a >= b,
-            Op::Lt => a < b,
-            Op::Le => a <= b,
-            Op::Eq => a == b,
-            Op::Ne => a != b,
-        }
-    }
-
-    fn text(self) -> &'static str {
-        match self {
-            Op::Gt => ">",
-            Op::Ge => ">=",
-            Op::Lt => "<",
-            Op::Le => "<=",
-            Op::Eq => "=",
-            Op::Ne => "!=",
-        }
-    }
-}
+/// A comparison: the agent's, so that a filter goes to the node as typed.
+pub use crate::agent::CmpOp as Op;
 
 /// The right side of a comparison.
 #[derive(Debug, Clone, PartialEq)]

@@ -17,10 +17,41 @@ use crate::error::Result;
 use crate::host::{self, HostWatch};
 use crate::views::filter::Expr;
 use crate::views::restart::{Incarnation, Restarts};
-use crate::views::{Control, Feed, Frame, Shaper};
+use crate::views::{Control, Feed, Frame, Shaper, SortChoice};
 use model::{Model, NameStyle, OsSample};
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// The sorts of the process table, in the order of their columns.
+pub fn sorts() -> Vec<SortChoice> {
+    vec![
+        SortChoice {
+            letter: Some('R'),
+            name: "reductions",
+            key: SortKey::Reductions,
+        },
+        SortChoice {
+            letter: Some('M'),
+            name: "memory",
+            key: SortKey::Memory,
+        },
+        SortChoice {
+            letter: Some('T'),
+            name: "total heap",
+            key: SortKey::Heap,
+        },
+        SortChoice {
+            letter: Some('B'),
+            name: "binary memory",
+            key: SortKey::Binary,
+        },
+        SortChoice {
+            letter: Some('Q'),
+            name: "message queue",
+            key: SortKey::Msgq,
+        },
+    ]
+}
 
 /// One sample of the process view: the table (the node's sample, and the
 /// OS's for a node on this host), or one process in detail.

@@ -7,27 +7,16 @@ use super::model::Row;
 use crate::agent::{CmpOp, NodeFilter, NodeItem};
 use crate::views::filter::{Expr, Op, Subject, Value};
 
-fn op(o: Op) -> CmpOp {
-    match o {
-        Op::Gt => CmpOp::Gt,
-        Op::Ge => CmpOp::Ge,
-        Op::Lt => CmpOp::Lt,
-        Op::Le => CmpOp::Le,
-        Op::Eq => CmpOp::Eq,
-        Op::Ne => CmpOp::Ne,
-    }
-}
-
 /// `value op x` for whole numbers `value`, with `x` made whole so that the
 /// answer does not change: `> 2.5` is `> 2`, `>= 2.5` is `>= 3`.
 fn whole(o: Op, x: f64) -> Result<(CmpOp, u64), bool> {
     let x = x.max(0.0);
     if x.fract() == 0.0 {
-        return Ok((op(o), x as u64));
+        return Ok((o, x as u64));
     }
     match o {
-        Op::Gt | Op::Le => Ok((op(o), x.floor() as u64)),
-        Op::Ge | Op::Lt => Ok((op(o), x.ceil() as u64)),
+        Op::Gt | Op::Le => Ok((o, x.floor() as u64)),
+        Op::Ge | Op::Lt => Ok((o, x.ceil() as u64)),
         // A whole number is never equal to 2.5, and always different.
         Op::Eq => Err(false),
         Op::Ne => Err(true),
