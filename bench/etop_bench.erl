@@ -189,7 +189,7 @@ sigcheck() ->
                _ = [erlang:process_info(P, I) || _ <- lists:seq(1, 100)],
                {I, Reds() - R0}
            end || I <- [message_queue_len, reductions, memory, current_function,
-                        registered_name, initial_call]],
+                        registered_name, initial_call, total_heap_size, binary]],
     P ! stop,
     Out.
 

@@ -1,11 +1,11 @@
 //! Parses the command line, picks the view, and maps errors to one line on
 //! stderr and an exit code.
 
-use crate::agent::SortKey;
 use crate::agent::cluster::{Ask, Cluster, Membership, Plan};
 use crate::agent::collector::{Collector, View};
 use crate::agent::sample::{Reply, Sample};
-use crate::cli::{Cli, Command, ConnArgs, FrameArgs, OutputArgs, Session, TopArgs};
+use crate::agent::{SampleRequest, SortKey};
+use crate::cli::{Cli, Command, ConnArgs, FrameArgs, OutputArgs, Session, TopArgs, WatchArgs};
 use crate::dist::ConnectOpts;
 use crate::dist::term::Term;
 use crate::error::{Error, Result, exit};
@@ -24,7 +24,9 @@ use crate::views::ports::Ports;
 use crate::views::procs::{ProcFeed, ProcShaper};
 use crate::views::reply::{ReplyShaper, ReplyView, RequestFeed};
 use crate::views::threads::{ThreadFeed, ThreadShaper, ThreadSort};
-use crate::views::{Format, ets, nodes, ports};
+use crate::views::watch::cond::Condition;
+use crate::views::watch::{ClusterWatcher, WatchFeed, WatchFormat, WatchSample, Watcher};
+use crate::views::{Format, Keys, ets, nodes, ports};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -47,6 +49,8 @@ pub fn main() -> i32 {
     match res {
         Ok(()) => exit::OK,
         Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::OK,
+        // What held is on the output already.
+        Err(Error::ConditionHeld) => exit::CONDITION,
         Err(e) => {
             say(&e);
             e.exit_code()
@@ -81,15 +85,17 @@ fn run(cli: Cli) -> Result<()> {
             host,
         }) => threads(node.as_deref(), pid, sort, &frames, &out, &host.proc_root),
         Some(Command::Ports { sort, session }) => {
-            let n = session.frames.lines as usize;
+            let n = session.frames.rows();
             let request = move |base| ports::request(sort, n, base);
             reply_view(&session, (View::Ports, Ports { sort }, "ports"), request)
         }
         Some(Command::Ets { sort, session }) => {
-            let n = session.frames.lines as usize;
+            let n = session.frames.rows();
             let request = move |base| ets::request(sort, n, base);
             reply_view(&session, (View::Ets, Ets { sort }, "ets"), request)
         }
+        Some(Command::Proc { pid, session }) => proc_detail(&pid, &session),
+        Some(Command::Watch(args)) => watch(&args),
         Some(Command::Msacc {
             node,
             duration,
@@ -110,6 +116,9 @@ fn run(cli: Cli) -> Result<()> {
                 frames: Some(1),
                 stats_file: None,
                 countdown: Some((label, window)),
+                keys: Keys::default(),
+                until: None,
+                log: false,
             };
             session::run(MsaccFeed::new(collector), MsaccShaper { threads }, shown)
         }
@@ -145,10 +154,20 @@ fn frame_timeout(frames: &FrameArgs) -> Duration {
     (Duration::from_secs_f64(frames.interval_secs()) * 3).max(Duration::from_secs(15))
 }
 
+/// Is the interactive screen on: a terminal, text, no --batch, and no
+/// frame count (`--once` and `-n` print their frames on the normal screen,
+/// so the last one stays visible).
+fn interactive(frames: &FrameArgs, out: &OutputArgs) -> bool {
+    term::stdout_is_tty()
+        && !frames.batch
+        && out.format == Format::Text
+        && !frames.once
+        && frames.iterations.is_none()
+}
+
 fn display(frames: &FrameArgs, out: &OutputArgs) -> Display {
-    let tty = term::stdout_is_tty() && !frames.batch && out.format == Format::Text;
     Display {
-        tty,
+        tty: interactive(frames, out),
         format: out.format,
         interval: Duration::from_secs_f64(frames.interval_secs()),
         frames: if frames.once {
@@ -158,6 +177,9 @@ fn display(frames: &FrameArgs, out: &OutputArgs) -> Display {
         },
         stats_file: out.stats_file.clone(),
         countdown: None,
+        keys: Keys::default(),
+        until: None,
+        log: false,
     }
 }
 
@@ -258,12 +280,31 @@ fn procs(top: &TopArgs) -> Result<()> {
     let shown = display(&s.frames, &s.out);
     collector.say_reconnects(s.out.verbose && !shown.tty);
     let key: SortKey = top.procs.sort.into();
+    let sorts = crate::views::procs::sorts();
+    let keys = Keys {
+        sort: sorts.iter().position(|c| c.key == key).unwrap_or(0),
+        sorts,
+        accumulate: Some(top.procs.accumulate),
+        filter: true,
+        detail: true,
+        fit_rows: s.frames.lines.is_none(),
+    };
+    let lines = match (s.frames.lines, interactive(&s.frames, &s.out)) {
+        (Some(n), _) => n as usize,
+        // The screen asks for what fits once it has drawn a frame.
+        (None, true) => term::Screen::size().1.saturating_sub(10).max(10),
+        (None, false) => 10,
+    };
     let feed = ProcFeed {
         collector,
         key,
-        lines: s.frames.lines as usize,
-        delta: key == SortKey::Reductions && !top.procs.accumulate,
+        lines,
+        accumulate: top.procs.accumulate,
         timeout: frame_timeout(&s.frames),
+        detail: None,
+        gone_is_error: false,
+        filter: top.procs.filter.as_ref().map(|f| f.expr.clone()),
+        once: s.frames.once,
         os_pid,
         proc_root: s.conn.host.proc_root.clone(),
         host: HostWatch::new(),
@@ -277,7 +318,141 @@ fn procs(top: &TopArgs) -> Result<()> {
         s.frames.once && !top.procs.accumulate,
     );
     shaper.show_schedulers = top.procs.schedulers;
+    shaper.filter = top.procs.filter.as_ref().map(|f| f.expr.clone());
+    let mut shown = shown;
+    shown.keys = keys;
     session::run(feed, shaper, shown)
+}
+
+/// `etop proc PID`: one process in detail, once unless -n or -i ask for more.
+fn proc_detail(pid: &str, s: &Session) -> Result<()> {
+    let (mut collector, os_pid) = attach(&s.conn, &s.out, s.node.as_deref())?;
+    let mut shown = display(&s.frames, &s.out);
+    collector.say_reconnects(s.out.verbose && !shown.tty);
+    let feed = ProcFeed {
+        collector,
+        key: SortKey::Reductions,
+        lines: 1,
+        accumulate: false,
+        timeout: frame_timeout(&s.frames),
+        detail: Some(pid.to_string()),
+        gone_is_error: true,
+        filter: None,
+        once: false,
+        os_pid,
+        proc_root: s.conn.host.proc_root.clone(),
+        host: HostWatch::new(),
+        epoch: 0,
+    };
+    let shaper = ProcShaper::new(false, crate::views::procs::model::NameStyle::Auto, false);
+    if s.frames.interval.is_none() && s.frames.iterations.is_none() {
+        shown.frames = Some(1);
+        shown.tty = false;
+    }
+    session::run(feed, shaper, shown)
+}
+
+/// `etop watch`: the conditions are parsed before anything is asked of a
+/// node, so a typo costs nothing.
+fn watch(args: &WatchArgs) -> Result<()> {
+    let conds = args
+        .fail_if
+        .iter()
+        .map(|text| {
+            Condition::parse(text).map_err(|e| Error::Usage(format!("--fail-if '{text}' {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let format = match args.format {
+        WatchFormat::Text => Format::Text,
+        WatchFormat::Json => Format::Json,
+    };
+    let out = OutputArgs {
+        format,
+        verbose: args.verbose,
+        stats_file: None,
+    };
+    let interval = Duration::from_secs_f64(args.interval);
+    let timeout = (interval * 3).max(Duration::from_secs(15));
+    let plan = crate::views::watch::Plan::new(&conds, args.lines as usize);
+    let mut watcher = Watcher::new(conds, args.keep_going);
+    let shown = Display {
+        tty: false,
+        format,
+        interval,
+        frames: None,
+        stats_file: None,
+        countdown: None,
+        keys: Keys::default(),
+        until: args.duration.map(Duration::from_secs_f64),
+        log: true,
+    };
+    let res = if args.cluster || args.cluster_hidden || !args.more_nodes.is_empty() {
+        let nodes = Nodes {
+            node: args.node.as_deref(),
+            more_nodes: &args.more_nodes,
+            cluster: args.cluster,
+            cluster_hidden: args.cluster_hidden,
+            conn: &args.conn,
+            out: &out,
+            interval,
+            timeout,
+        };
+        let (cplan, watched) = cluster_plan(&nodes)?;
+        let (cluster, open_files) = start_cluster::<WatchSample>(&nodes, cplan)?;
+        let ask: Ask<WatchSample> =
+            Arc::new(move |c: &mut Collector| crate::views::watch::take(c, &plan, timeout));
+        // Batch rules: a frame no node answered is an error (exit 5 after
+        // the retries), and nodes that fail or come back are said on stderr.
+        let feed = ClusterFeed::new(cluster, ask, interval, true, true, open_files);
+        let mut shaper = ClusterWatcher::new(&mut watcher, watched);
+        session::run(feed, &mut shaper, shown)
+    } else {
+        let (collector, _) = attach(&args.conn, &out, args.node.as_deref())?;
+        let feed = WatchFeed {
+            collector,
+            plan,
+            timeout,
+        };
+        session::run(feed, &mut watcher, shown)
+    };
+    let json = format == Format::Json;
+    if json {
+        // Standard output may be a file for the CI's artefacts: the log
+        // still says what held.
+        for line in &watcher.alarms {
+            say(line);
+        }
+        if args.keep_going && res.is_ok() && watcher.held() {
+            for line in watcher.summary(None).0.lines() {
+                say(line.trim_start());
+            }
+        }
+    }
+    let stopped_at_once = watcher.held() && !args.keep_going;
+    match &res {
+        Err(Error::Io(_)) => {}
+        Err(e) if json => {
+            let (_, j) = watcher.summary(Some(&e.to_string()));
+            term::write_batch(&(crate::text::json(&j) + "\n"))?;
+        }
+        Err(_) => {}
+        // One line says what held; a summary follows only a full run.
+        Ok(()) if stopped_at_once && !json => {}
+        Ok(()) => {
+            let (text, j) = watcher.summary(None);
+            let s = if json {
+                crate::text::json(&j) + "\n"
+            } else {
+                text + "\n"
+            };
+            term::write_batch(&s)?;
+        }
+    }
+    res?;
+    if watcher.held() {
+        return Err(Error::ConditionHeld);
+    }
+    Ok(())
 }
 
 fn threads(
@@ -306,8 +481,37 @@ fn threads(
         proc_root: proc_root.to_path_buf(),
         os_pid,
     };
-    let shaper = ThreadShaper::new(label, sort, frames.lines as usize, frames.once);
+    let shaper = ThreadShaper::new(label, sort, frames.rows(), frames.once);
     session::run(feed, shaper, display(frames, out))
+}
+
+/// The nodes a session watches, and how: from a view's flags or `etop
+/// watch`'s.
+struct Nodes<'a> {
+    node: Option<&'a str>,
+    more_nodes: &'a [String],
+    cluster: bool,
+    cluster_hidden: bool,
+    conn: &'a ConnArgs,
+    out: &'a OutputArgs,
+    interval: Duration,
+    /// How long a frame may take before it counts as failed.
+    timeout: Duration,
+}
+
+impl Session {
+    fn nodes(&self) -> Nodes<'_> {
+        Nodes {
+            node: self.node.as_deref(),
+            more_nodes: &self.more_nodes,
+            cluster: self.cluster,
+            cluster_hidden: self.cluster_hidden,
+            conn: &self.conn,
+            out: &self.out,
+            interval: Duration::from_secs_f64(self.frames.interval_secs()),
+            timeout: frame_timeout(&self.frames),
+        }
+    }
 }
 
 /// What a cluster session attaches to: the entry node, resolved as a single
@@ -317,15 +521,15 @@ fn threads(
 /// reaches it (its EPMD port, its TLS files) unless it runs on this host,
 /// where its own EPMD port and TLS options are used; `--tls-*` flags apply
 /// to every node.
-fn cluster_plan(s: &Session) -> Result<(Plan, Watched)> {
+fn cluster_plan(s: &Nodes) -> Result<(Plan, Watched)> {
     // The other NODEs are checked before the network is asked anything.
     let others = if s.more_nodes.is_empty() {
         Vec::new()
     } else {
-        node::resolve_all(&s.more_nodes, &s.conn.host.proc_root)?
+        node::resolve_all(s.more_nodes, &s.conn.host.proc_root)?
     };
-    let (entry, _) = connect_opts(&s.conn, &s.out, s.node.as_deref())?;
-    let flags = tls_flags(&s.conn);
+    let (entry, _) = connect_opts(s.conn, s.out, s.node)?;
+    let flags = tls_flags(s.conn);
     let named = others
         .into_iter()
         .map(|r| {
@@ -353,7 +557,7 @@ fn cluster_plan(s: &Session) -> Result<(Plan, Watched)> {
     } else {
         Membership::Named
     };
-    let interval = Duration::from_secs_f64(s.frames.interval_secs());
+    let interval = s.interval;
     let watched = Watched {
         entry: entry.target.to_string(),
         whole_cluster: membership != Membership::Named,
@@ -363,14 +567,14 @@ fn cluster_plan(s: &Session) -> Result<(Plan, Watched)> {
         named,
         membership,
         heap_limit_bytes: s.conn.agent_max_heap.unwrap_or(0),
-        timeout: frame_timeout(&s.frames),
+        timeout: s.timeout,
         forget_after: (interval * 12).max(Duration::from_secs(60)),
     };
     Ok((plan, watched))
 }
 
 /// Attaches to every node of a cluster session and says so with -v.
-fn start_cluster<T: Send + 'static>(s: &Session, plan: Plan) -> Result<(Cluster<T>, Option<u64>)> {
+fn start_cluster<T: Send + 'static>(s: &Nodes, plan: Plan) -> Result<(Cluster<T>, Option<u64>)> {
     let open_files = open_files_for_cluster();
     let cluster = Cluster::start(plan)?;
     if s.out.verbose {
@@ -393,13 +597,21 @@ fn strip_room(d: &Display) -> Option<Box<dyn Fn() -> usize>> {
 /// The process table of several nodes, merged.
 fn cluster_procs(top: &TopArgs) -> Result<()> {
     let s = &top.session;
-    let (plan, watched) = cluster_plan(s)?;
-    let (cluster, open_files) = start_cluster::<Sample>(s, plan)?;
+    let (plan, watched) = cluster_plan(&s.nodes())?;
+    let (cluster, open_files) = start_cluster::<Sample>(&s.nodes(), plan)?;
     let key: SortKey = top.procs.sort.into();
-    let lines = s.frames.lines as usize;
+    let lines = s.frames.lines.unwrap_or(10) as usize;
     let delta = key == SortKey::Reductions && !top.procs.accumulate;
     let timeout = frame_timeout(&s.frames);
-    let ask: Ask<Sample> = Arc::new(move |c: &mut Collector| c.sample(key, lines, delta, timeout));
+    let req = SampleRequest {
+        filter: top
+            .procs
+            .filter
+            .as_ref()
+            .map(|f| crate::views::procs::select::on_node(&f.expr)),
+        ..SampleRequest::new(key, lines, delta)
+    };
+    let ask: Ask<Sample> = Arc::new(move |c: &mut Collector| c.sample(&req, timeout));
     let d = display(&s.frames, &s.out);
     let feed = ClusterFeed::new(cluster, ask, d.interval, !d.tty, !d.tty, open_files);
     let mut shaper = ClusterProcShaper::new(
@@ -420,8 +632,8 @@ fn cluster_reply_view<V: ReplyView>(
     (view, shape, what): (View, V, &'static str),
     request: impl Fn(i64) -> Term + Send + Sync + 'static,
 ) -> Result<()> {
-    let (plan, watched) = cluster_plan(s)?;
-    let (cluster, open_files) = start_cluster::<Reply>(s, plan)?;
+    let (plan, watched) = cluster_plan(&s.nodes())?;
+    let (cluster, open_files) = start_cluster::<Reply>(&s.nodes(), plan)?;
     let timeout = frame_timeout(&s.frames);
     let ask: Ask<Reply> = Arc::new(move |c: &mut Collector| {
         let (info, epoch) = c.frame(view, &request, timeout, what)?;
@@ -433,8 +645,12 @@ fn cluster_reply_view<V: ReplyView>(
     });
     let d = display(&s.frames, &s.out);
     let feed = ClusterFeed::new(cluster, ask, d.interval, !d.tty, !d.tty, open_files);
-    let mut shaper =
-        ClusterReplyShaper::new(shape, s.frames.lines as usize, s.frames.once, watched);
+    let mut shaper = ClusterReplyShaper::new(
+        shape,
+        s.frames.lines.unwrap_or(10) as usize,
+        s.frames.once,
+        watched,
+    );
     shaper.room = strip_room(&d);
     session::run(feed, shaper, d)
 }

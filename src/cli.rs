@@ -7,6 +7,7 @@ use crate::views::ets::EtsSort;
 use crate::views::ports::PortSort;
 use crate::views::procs::model::NameStyle;
 use crate::views::threads::ThreadSort;
+use crate::views::watch::WatchFormat;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -27,6 +28,8 @@ Examples:
   etop ets -s growth demo            the ETS tables that grow fastest
   etop msacc --duration 5 --format csv demo > msacc.csv
                                      where the VM's threads spend their time
+  etop watch --fail-if 'mq>10000' --fail-if 'mq.grows>=5' --for 10m demo
+                                     a load-test gate: exit 7 when one holds
   etop --cluster --sort msgq rabbit@mq1
                                      biggest mailboxes of the whole cluster
   etop ports --once a@db1 b@db2      the busiest ports of two nodes, merged
@@ -54,6 +57,7 @@ Exit codes:
   5  connection lost and not regained (batch: retried for 3 intervals, at least 10 s);
      with several nodes: none answered for as long
   6  the node answered but a remote call failed
+  7  etop watch: a --fail-if condition held
   8  TLS distribution: a certificate refused (the node's by etop, or etop's by the node)";
 
 /// What each view prints, for the man page's OUTPUT section (blocks separated
@@ -239,6 +243,33 @@ pub enum Command {
         #[command(flatten)]
         session: Session,
     },
+    /// One process in detail: registered name, initial and current call,
+    /// stack, status, mailbox length, memory, heap and stack sizes,
+    /// reductions and their rate, garbage collection, links, monitors and
+    /// monitored-by (counts, and the first with their names), trap_exit,
+    /// priority, group leader, parent and ancestors, binary memory. Never its
+    /// mailbox, state or dictionary. One snapshot, unless -n or -i ask for
+    /// more.
+    #[command(
+        after_help = "Examples:\n  etop proc '<0.123.0>' demo\n  etop proc '<0.123.0>' --format json demo | jq .links",
+        mut_arg("lines", |a| a.hide(true))
+    )]
+    Proc {
+        /// The process, as the node's shell prints it: <0.123.0>.
+        #[arg(value_name = "PID", value_parser = parse_pid)]
+        pid: String,
+        #[command(flatten)]
+        session: Session,
+    },
+    /// A load-test gate: sample the node as the main view does and judge
+    /// each --fail-if condition on every frame. When one holds, print one
+    /// line naming the node, the process (pid, name, current function) or
+    /// ETS table, the values and the frame, and exit 7. When --for elapses,
+    /// or on SIGTERM or Ctrl-C, print a summary (frames taken; for each
+    /// condition the worst value seen and where) and exit 0. A lost node is
+    /// retried as in the main view, then exit 5.
+    #[command(after_help = WATCH_HELP)]
+    Watch(WatchArgs),
     /// Microstate accounting: where the VM's threads spend their time
     /// (emulator, gc, check_io, port, sleep...) over a window. The flag is
     /// turned on for the window and put back as it was, also if etop is
@@ -301,6 +332,101 @@ impl Shell {
     }
 }
 
+/// The closing text of `etop watch --help`: the conditions' syntax.
+pub const WATCH_HELP: &str = "\
+Conditions (the syntax of --filter, and of `/` on a terminal):
+  mq>10000  mem>512M  reds>1000000  reds_pct>50
+                    a process: mailbox, memory (K, M, G: powers of 1024),
+                    reductions in the interval, their share of the node's
+  mq.grows>=5       a mailbox that grew in each of the last 5 frames
+  mem.grows>=5      a process's memory, the same
+  ets.mem.grows>=5  an ETS table's memory, the same
+  node.mem>4G       the node's memory (erlang:memory(total))
+  node.procs>80%    processes against the limit; node.ports, node.atoms,
+                    node.ets too, as counts or shares of their limits
+  runq>schedulers   the run queue against the number of schedulers
+  worker            a word in the name, initial call or current function
+                    (a table's name or owner, beside ets terms)
+  and, or, ( )      `mq>1000 worker` is `mq>1000 and worker`
+A condition holds when it holds for one process (or table) in the frame.
+Each process field is checked on the top rows of the sort by that field,
+so the worst process is always among them. A condition cannot speak of
+processes and tables at once: give two. With --cluster (or several
+NODEs) a condition holds when it holds on any node, and the line names it.
+
+Examples:
+  etop watch --fail-if 'mq>10000' --for 10m demo@ci
+  etop watch --cluster --fail-if 'mq>10000' --for 10m app1@web1
+  etop watch --fail-if 'mq.grows>=5' --fail-if 'node.procs>80%' -i 2 demo
+  etop watch --fail-if 'ets.mem.grows>=10' --format json demo > watch.jsonl
+  etop watch --keep-going --fail-if 'reds_pct>50' --for 1h demo
+
+Exit codes: 0 no condition held (--for elapsed, or a signal); 2 a condition
+does not parse (before connecting); 5 the node was lost (with several
+nodes: none answered); 7 a condition held.";
+
+/// `etop watch`.
+#[derive(Debug, Clone, Args)]
+pub struct WatchArgs {
+    /// The node: name@host; a bare name or an OS pid for a node on this host;
+    /// nothing for the only node on this host.
+    #[arg(value_name = "NODE")]
+    pub node: Option<String>,
+
+    /// A condition that fails the run, in the filter syntax with the terms
+    /// below. Repeat for more; the run fails when any one holds.
+    #[arg(long = "fail-if", value_name = "EXPR", required = true)]
+    pub fail_if: Vec<String>,
+
+    /// Stop after this long and pass if no condition held: seconds, or
+    /// with a unit (90s, 10m, 1h). Without it, until a condition holds or a
+    /// signal.
+    #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<f64>,
+
+    /// Seconds between frames; fractions allowed.
+    #[arg(short, long, value_name = "SECS", default_value = "5", value_parser = parse_interval)]
+    pub interval: f64,
+
+    /// How many processes (and tables) each sort brings. Growth is seen in
+    /// the rows of consecutive frames.
+    #[arg(short, long, value_name = "N", default_value = "20",
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub lines: u32,
+
+    /// Do not stop at the first condition that holds: say when each starts
+    /// and stops holding, and exit 7 at the end if any held.
+    #[arg(long)]
+    pub keep_going: bool,
+
+    /// Output format: lines, or JSON Lines events (became_true,
+    /// became_false) with the summary as the last line.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: WatchFormat,
+
+    /// Say what etop is doing (cookie source, our node name) on standard error.
+    #[arg(short, long)]
+    pub verbose: bool,
+
+    /// More nodes, watched with NODE: a condition holds when it holds on
+    /// any of them. NODE's cookie is used for all.
+    #[arg(value_name = "MORE_NODES")]
+    pub more_nodes: Vec<String>,
+
+    /// Watch NODE's whole cluster (NODE and every node it is connected
+    /// to, and those that join): a condition holds when it holds on any
+    /// node, and the line names the node.
+    #[arg(long, conflicts_with = "more_nodes")]
+    pub cluster: bool,
+
+    /// Like --cluster, and also the hidden nodes NODE is connected to.
+    #[arg(long, conflicts_with = "more_nodes")]
+    pub cluster_hidden: bool,
+
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct ProcArgs {
     /// What to sort by.
@@ -321,20 +447,58 @@ pub struct ProcArgs {
     /// schedulers). JSON frames always carry them.
     #[arg(long)]
     pub schedulers: bool,
+
+    /// Only processes that match: words that must appear in the name,
+    /// initial call or current function, and conditions such as
+    /// `mq>100 mem>10M reds>1000` (fields mq, mem, reds, reds_pct, heap,
+    /// bin; units K, M, G; `and`, `or`, parentheses). The same as `/` on a
+    /// terminal.
+    #[arg(long, value_name = "EXPR", value_parser = parse_filter)]
+    pub filter: Option<FilterArg>,
+}
+
+/// A `--filter` as typed and as parsed.
+#[derive(Debug, Clone)]
+pub struct FilterArg {
+    pub text: String,
+    pub expr: crate::views::filter::Expr,
+}
+
+fn parse_filter(s: &str) -> Result<FilterArg, String> {
+    match crate::views::filter::parse(s, &crate::views::filter::ProcFields) {
+        Ok(Some(expr)) => Ok(FilterArg {
+            text: s.to_string(),
+            expr,
+        }),
+        Ok(None) => Err("the filter is empty".into()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Sort keys as typed on the command line; etop's spellings are accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SortArg {
-    /// Reductions (BEAM's unit of CPU work) in the interval.
+    /// Reductions (BEAM's unit of CPU work) in the interval. Cheap: at 1M
+    /// processes about 0.08x what OTP's etop collector costs the node per
+    /// refresh (make bench; README, "Cost on the target").
     #[value(alias = "reds", alias = "runtime")]
     Reductions,
-    /// Process memory: heap, stack, mailbox and internal structures.
+    /// Process memory: heap, stack, mailbox and internal structures. Every
+    /// process must answer: about 0.75x the collector at 1M.
     #[value(alias = "mem")]
     Memory,
-    /// Messages waiting in the mailbox.
+    /// Messages waiting in the mailbox. Cheap: about 0.09x the collector.
     #[value(alias = "msg_q", alias = "message_queue_len")]
     Msgq,
+    /// Total heap size: young and old heap and stack. Every process must
+    /// answer: about 0.74x the collector at 1M, like the memory sort.
+    #[value(alias = "total_heap_size")]
+    Heap,
+    /// Off-heap (refc) binaries each process refers to. The costliest sort,
+    /// every process listing every binary it holds: about 0.9x the
+    /// collector at 1M.
+    #[value(alias = "bin")]
+    Binary,
 }
 
 impl From<SortArg> for SortKey {
@@ -343,6 +507,8 @@ impl From<SortArg> for SortKey {
             SortArg::Reductions => SortKey::Reductions,
             SortArg::Memory => SortKey::Memory,
             SortArg::Msgq => SortKey::Msgq,
+            SortArg::Heap => SortKey::Heap,
+            SortArg::Binary => SortKey::Binary,
         }
     }
 }
@@ -365,10 +531,11 @@ pub struct FrameArgs {
           allow_negative_numbers = true)]
     pub interval: Option<f64>,
 
-    /// How many processes to show. On a terminal, at most what fits.
-    #[arg(short, long, value_name = "N", default_value_t = 10,
+    /// How many processes to show: on a terminal, as many as fit unless
+    /// given; otherwise 10.
+    #[arg(short, long, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    pub lines: u32,
+    pub lines: Option<u32>,
 
     /// Stop after N frames.
     #[arg(short = 'n', long, value_name = "N",
@@ -387,6 +554,11 @@ pub struct FrameArgs {
 }
 
 impl FrameArgs {
+    /// Rows to show when the screen does not decide.
+    pub fn rows(&self) -> usize {
+        self.lines.unwrap_or(10) as usize
+    }
+
     /// The interval between frames, or the window of a --once run.
     pub fn interval_secs(&self) -> f64 {
         match (self.interval, self.once) {
@@ -519,6 +691,26 @@ impl Cli {
     }
 }
 
+/// A pid as the node's shell prints it, `<0.123.0>` (the brackets may be
+/// left out).
+fn parse_pid(s: &str) -> Result<String, String> {
+    let t = s.trim();
+    let inner = t.strip_prefix('<').unwrap_or(t);
+    let inner = inner.strip_suffix('>').unwrap_or(inner);
+    let parts: Vec<&str> = inner.split('.').collect();
+    if parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        Ok(format!("<{inner}>"))
+    } else {
+        Err(format!(
+            "'{s}' is not a pid; give it as the node's shell prints it: <0.123.0>"
+        ))
+    }
+}
+
 fn parse_interval(s: &str) -> Result<f64, String> {
     let v: f64 = s
         .trim()
@@ -528,6 +720,32 @@ fn parse_interval(s: &str) -> Result<f64, String> {
         return Err(format!("'{s}' is out of range (0.05 to 86400 seconds)"));
     }
     Ok(v)
+}
+
+/// A length of time in seconds: a number, or a number with s, m or h.
+fn parse_duration(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let scale = match unit {
+        "" | "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => {
+            return Err(format!(
+                "'{s}' is not a duration (use seconds, or 90s, 10m, 1h)"
+            ));
+        }
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration (use seconds, or 90s, 10m, 1h)"))?;
+    let secs = v * scale;
+    if !(secs.is_finite() && (0.05..=30.0 * 86_400.0).contains(&secs)) {
+        return Err(format!("'{s}' is out of range (0.05 seconds to 30 days)"));
+    }
+    Ok(secs)
 }
 
 /// A size in bytes: a number of MB, or a number with K, M or G.
@@ -602,7 +820,7 @@ mod tests {
         assert_eq!(c.node.as_deref(), Some("demo@vm"));
         assert_eq!(t.procs.sort, SortArg::Reductions);
         assert_eq!(c.frames.interval_secs(), 5.0);
-        assert_eq!(c.frames.lines, 10);
+        assert_eq!((c.frames.lines, c.frames.rows()), (None, 10));
         assert_eq!(c.out.format, Format::Text);
         assert!(!c.frames.once && !c.frames.batch && !t.procs.accumulate);
     }
@@ -726,6 +944,46 @@ mod tests {
                 "etop nodes --help lists {flag}:\n{nodes}"
             );
         }
+    }
+
+    #[test]
+    fn watch_takes_conditions_a_duration_and_two_formats() {
+        let c = parse(&[
+            "watch",
+            "--fail-if",
+            "mq>500",
+            "--fail-if",
+            "mq.grows>=3",
+            "--for",
+            "10m",
+            "-i",
+            "0.5",
+            "--format",
+            "json",
+            "demo",
+        ])
+        .unwrap();
+        let Some(Command::Watch(w)) = c.command else {
+            panic!("{:?}", c.command)
+        };
+        assert_eq!(w.fail_if, ["mq>500", "mq.grows>=3"]);
+        assert_eq!(w.duration, Some(600.0));
+        assert_eq!((w.interval, w.lines), (0.5, 20));
+        assert_eq!(w.format, WatchFormat::Json);
+        assert_eq!(w.node.as_deref(), Some("demo"));
+        assert!(parse(&["watch", "demo"]).is_err(), "--fail-if is required");
+        for bad in [
+            &["--format", "csv"][..],
+            &["--for", "soon"],
+            &["--for", "0"],
+        ] {
+            let mut args = vec!["watch", "--fail-if", "mq>1"];
+            args.extend(bad);
+            assert!(parse(&args).is_err(), "{bad:?}");
+        }
+        assert_eq!(parse_duration("5"), Ok(5.0));
+        assert_eq!(parse_duration("90s"), Ok(90.0));
+        assert_eq!(parse_duration("1.5h"), Ok(5400.0));
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub mod exit {
     /// The node answered, but a remote call failed (for example an OTP release
     /// older than 23).
     pub const REMOTE: i32 = 6;
+    /// `etop watch`: a `--fail-if` condition held.
+    pub const CONDITION: i32 = 7;
     /// TLS distribution: a certificate was refused, the node's by etop or
     /// etop's by the node.
     pub const TLS: i32 = 8;
@@ -151,6 +153,20 @@ pub enum Error {
         limit_bytes: u64,
     },
 
+    /// The process asked about did not answer within the bound (a huge
+    /// mailbox can make it slow to answer).
+    #[error(
+        "the process did not answer within {ms} ms on {node}; it may be busy or have a huge mailbox"
+    )]
+    SlowProcess { node: String, ms: u64 },
+
+    /// No such process on the node (it exited, or the pid is not one).
+    #[error("no such process on {node} (it has exited, or the pid is not one of this node's)")]
+    NoProcess { node: String },
+
+    /// `etop watch` saw a condition hold; it has said which on its output.
+    #[error("a --fail-if condition held")]
+    ConditionHeld,
     #[error("cannot use the TLS {what} '{path}' ({named_by}): {err}")]
     TlsFile {
         what: &'static str,
@@ -202,6 +218,8 @@ impl Error {
                 exit::LOST
             }
             Error::Remote { .. } | Error::HeapLimit { .. } => exit::REMOTE,
+            Error::SlowProcess { .. } | Error::NoProcess { .. } => exit::REMOTE,
+            Error::ConditionHeld => exit::CONDITION,
             Error::Io(_) => exit::FAILURE,
         }
     }
@@ -217,6 +235,7 @@ impl Error {
                 | Error::Timeout { .. }
                 | Error::ConnectionLost { .. }
                 | Error::Handshake { .. }
+                | Error::SlowProcess { .. }
                 | Error::TlsHandshake { .. }
         )
     }

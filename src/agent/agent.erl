@@ -133,10 +133,21 @@ proc_lib:spawn_opt(fun() ->
     end,
     % etop:top-end
     Items = [registered_name, initial_call, current_function, memory, reductions, message_queue_len],
+    % The value a process was ranked by, out of its key: a delta, {Item, V}
+    % as process_info gave it, or with reductions as the tie-break,
+    % [{Item, V}, {reductions, R}] or [binary, V, reductions, R]. Heap is in
+    % words on the node and in bytes for etop.
+    RankOf = fun({total_heap_size, X}) -> X * WS;
+                ([{total_heap_size, X} | _]) -> X * WS;
+                ([{_, X} | _]) -> X;
+                ([binary, X | _]) -> X;
+                ({_, X}) -> X;
+                (X) -> X
+             end,
     Details = fun Details(_, 0, Rows) -> lists:reverse(Rows);
                   Details([], _, Rows) -> lists:reverse(Rows);
                   Details([{V0, P} | More], Left, Rows) ->
-      V = case V0 of {_, X} -> X; _ -> V0 end,
+      V = RankOf(V0),
       case erlang:process_info(P, Items) of
         [{_, Reg}, {_, Init0}, {_, Cur}, {_, Mem}, {_, Reds}, {_, Q}] ->
           Init = case Init0 of
@@ -144,7 +155,9 @@ proc_lib:spawn_opt(fun() ->
               try proc_lib:translate_initial_call(P) catch _:_ -> Init0 end;
             _ -> Init0
           end,
-          Details(More, Left - 1, [{P, V, Reg, Init, Cur, Mem, Reds, Q} | Rows]);
+          % Heap and binary memory come from the rank when sorted by them;
+          % the reductions since the kept baseline are added by the caller.
+          Details(More, Left - 1, [{P, V, Reg, Init, Cur, Mem, Reds, Q, undefined, undefined, undefined} | Rows]);
         _ -> Details(More, Left, Rows)
       end
     end,
@@ -211,6 +224,76 @@ proc_lib:spawn_opt(fun() ->
       Zeros = lists:zipwith3(fun maps:get/3, Olds, Dup(Size, #{none => 0}), Olds),
       {lists:zipwith(fun erlang:'-'/2, Vs, Zeros), Used}
     end,
+    % etop:filter-begin
+    %
+    % A filter, evaluated for every process of a chunk with compiled stdlib
+    % functions (one pass of the chunk per step, never interpreted code per
+    % process): a list of booleans, one per process.
+    %   {all, Fs} | {any, Fs}        every / some of Fs
+    %   {cmp, Item, Op, V}            process_info's Item against V (bytes
+    %                                 for memory, total_heap_size, binary)
+    %   {reds, Op, V}                 reductions in the window
+    %   {reds_pct, Op, Milli}         their share of the node's, in 1/1000 %
+    %   {word, W}                     W (lower case) in the registered name,
+    %                                 current function or initial call
+    % Reductions in the window are known only in a frame ranked by their
+    % change (Ctx deltas); elsewhere such a condition lets every process
+    % through, and etop judges the rows it gets.
+    % Items of a chunk; a process gone (undefined) or unregistered ([]) as
+    % {Item, Default}.
+    ItemsOf = fun(Item, Ps1, Size, Default) ->
+      Raw = lists:zipwith(fun erlang:process_info/2, Ps1, Dup(Size, Item)),
+      Gone = #{undefined => {Item, Default}, [] => {Item, Default}},
+      lists:zipwith3(fun maps:get/3, Raw, Dup(Size, Gone), Raw)
+    end,
+    % {binary, Bytes}: the sizes of the off-heap binaries each process
+    % refers to, summed (lists:unzip3/1 and lists:sum/1, compiled).
+    BinSums = fun(Ps1, Size) ->
+      Lists = lists:zipwith(fun erlang:element/2, Dup(Size, 2), ItemsOf(binary, Ps1, Size, [])),
+      Sizes = lists:zipwith(fun erlang:element/2, Dup(Size, 2), lists:map(fun lists:unzip3/1, Lists)),
+      lists:zip(Dup(Size, binary), lists:map(fun lists:sum/1, Sizes))
+    end,
+    OpFun = fun(gt) -> fun erlang:'>'/2; (ge) -> fun erlang:'>='/2; (lt) -> fun erlang:'<'/2;
+               (le) -> fun erlang:'=<'/2; (eq) -> fun erlang:'=='/2; (_) -> fun erlang:'/='/2
+            end,
+    TextOf = fun({M, F, A}) when is_atom(M), is_atom(F), is_integer(A) ->
+                   erlang:atom_to_list(M) ++ ":" ++ erlang:atom_to_list(F) ++ "/" ++ erlang:integer_to_list(A);
+                (R) when is_atom(R) -> erlang:atom_to_list(R);
+                (_) -> ""
+             end,
+    % Does W appear in each term's text? The text is made once per distinct
+    % term (most processes share a current function and an initial call),
+    % and looked up for every process.
+    WordIn = fun(W, Terms, Size) ->
+      U = lists:usort(Terms),
+      Hits = [string:str(string:to_lower(TextOf(T)), W) > 0 || T <- U],
+      lists:zipwith3(fun maps:get/3, Terms, Dup(Size, maps:from_list(lists:zip(U, Hits))), Dup(Size, false))
+    end,
+    Mask = fun Mask({all, Fs}, Ps1, Size, Ctx) ->
+                   lists:foldl(fun(F, Acc) -> lists:zipwith(fun erlang:'and'/2, Mask(F, Ps1, Size, Ctx), Acc) end,
+                               Dup(Size, true), Fs);
+               Mask({any, Fs}, Ps1, Size, Ctx) ->
+                   lists:foldl(fun(F, Acc) -> lists:zipwith(fun erlang:'or'/2, Mask(F, Ps1, Size, Ctx), Acc) end,
+                               Dup(Size, false), Fs);
+               Mask({cmp, binary, Op, V}, Ps1, Size, _) ->
+                   lists:zipwith(OpFun(Op), BinSums(Ps1, Size), Dup(Size, {binary, V}));
+               Mask({cmp, total_heap_size, Op, V}, Ps1, Size, _) ->
+                   lists:zipwith(OpFun(Op), ItemsOf(total_heap_size, Ps1, Size, 0),
+                                 Dup(Size, {total_heap_size, V / WS}));
+               Mask({cmp, Item, Op, V}, Ps1, Size, _) ->
+                   lists:zipwith(OpFun(Op), ItemsOf(Item, Ps1, Size, 0), Dup(Size, {Item, V}));
+               Mask({reds, Op, V}, _, Size, #{deltas := Ds}) when is_list(Ds) ->
+                   lists:zipwith(OpFun(Op), Ds, Dup(Size, V));
+               Mask({reds_pct, Op, Milli}, _, Size, #{deltas := Ds, node_reds := T}) when is_list(Ds), is_integer(T) ->
+                   lists:zipwith(OpFun(Op), Ds, Dup(Size, Milli * T / 100000));
+               Mask({word, W}, Ps1, Size, _) ->
+                   Second = fun(L) -> lists:zipwith(fun erlang:element/2, Dup(Size, 2), L) end,
+                   lists:foldl(fun(I, Acc) ->
+                                 lists:zipwith(fun erlang:'or'/2, WordIn(W, Second(ItemsOf(I, Ps1, Size, '')), Size), Acc)
+                               end, Dup(Size, false), [registered_name, current_function, initial_call]);
+               Mask(_, _, Size, _) -> Dup(Size, true)
+           end,
+    % etop:filter-end
     % A chunk whose processes are not where the kept list goes on, in
     % pieces of a sixteenth of a chunk (at most 2,048): a piece where it goes on is read by position,
     % only the others are matched, so the maps a frame builds are the size
@@ -243,8 +326,9 @@ proc_lib:spawn_opt(fun() ->
     % churn new processes take the process table's free slots in turn, so
     % they gather in a few places of the list, and the rest is matched by
     % position.
-    Sample = fun(Item, N, WantDelta, Kept, Limit, Soft) ->
+    Sample = fun(Item, N, WantDelta, Kept, Limit, Soft, {Filter, RedsBase}) ->
       T0 = erlang:monotonic_time(microsecond),
+      RedsNow = erlang:element(1, erlang:statistics(reductions)),
       % The agent and this worker are in the list; and, under churn, many
       % of the largest may be gone by the time their details are read (new
       % processes show their totals, and short-lived ones die): room for
@@ -289,34 +373,58 @@ proc_lib:spawn_opt(fun() ->
         {same, #{chunk := C}} -> C;
         _ -> erlang:max(256, erlang:min(32768, Limit div 1024))
       end,
-      DupsOf = fun(Size) -> {Dup(Size, Item), Dup(Size, 2), Dup(Size, 0)} end,
+      % A sort without deltas ranks by the item with total reductions as
+      % the tie-break, in one process_info call: when most mailboxes are
+      % empty, the busy processes come first, not the oldest.
+      Query = case Mode of raw -> [Item, reductions]; _ -> Item end,
+      DupsOf = fun(Size) -> {Dup(Size, Query), Dup(Size, 2), Dup(Size, 0)} end,
       % The constant lists a full chunk's passes take, made once and kept
       % in this worker's dictionary (one entry) for the next frames.
       FullDups = case erlang:get(etop_dups) of
-        {Item, Chunk, D} -> D;
+        {Query, Chunk, D} -> D;
         _ when Len >= Chunk ->
           D = DupsOf(Chunk),
-          erlang:put(etop_dups, {Item, Chunk, D}),
+          erlang:put(etop_dups, {Query, Chunk, D}),
           D;
         _ -> DupsOf(Len)
       end,
+      % Reductions the node ran since the kept frame, for reds_pct.
+      NodeReds = case Kept of
+        #{reds_total := Before} when Mode =:= same; Mode =:= moved -> RedsNow - Before;
+        _ -> none
+      end,
+      % A process the filter leaves out ranks below every other (-1), and
+      % is dropped from the top.
+      Filtered = fun(Vals, _, _, _) when Filter =:= none -> Vals;
+                    (Vals, Ps1, Size, Ds) ->
+                      M = Mask(Filter, Ps1, Size, #{deltas => Ds, node_reds => NodeReds}),
+                      lists:zipwith3(fun maps:get/3, M, Dup(Size, #{false => -1}), Vals)
+                 end,
+      KeepF = fun(Vals, Ps1, Size, Ds, Acc) -> Keep(Filtered(Vals, Ps1, Size, Ds), Ps1, Size, K, Acc) end,
       % St: {Top, chunks (reversed), largest heap}, and for a changed list
       % the cursor in the kept one: {kept processes, kept tuples, offset}.
       Step = fun(Ps1, Size, Old, {Acc, Chunks, Heap, Cur}) ->
         {Item1, Two, Zero} = case Size of Chunk -> FullDups; _ -> DupsOf(Size) end,
-        Raw = lists:zipwith(fun erlang:process_info/2, Ps1, Item1),
+        Raw = case Item of
+          % [binary, Bytes, reductions, R]: compared as the pair.
+          binary ->
+            lists:zipwith(fun erlang:'++'/2,
+                          lists:map(fun erlang:tuple_to_list/1, BinSums(Ps1, Size)),
+                          lists:map(fun erlang:tuple_to_list/1, ItemsOf(reductions, Ps1, Size, 0)));
+          _ -> lists:zipwith(fun erlang:process_info/2, Ps1, Item1)
+        end,
         {Acc1, Chunks1, Cur1} = case Mode of
-          raw -> {Keep(Raw, Ps1, Size, K, Acc), Chunks, Cur};
+          raw -> {KeepF(Raw, Ps1, Size, none, Acc), Chunks, Cur};
           first ->
             Vs = Ints(Raw, Two, Size),
-            {Keep(Vs, Ps1, Size, K, Acc), [erlang:list_to_tuple(Vs) | Chunks], Cur};
+            {KeepF(Vs, Ps1, Size, none, Acc), [erlang:list_to_tuple(Vs) | Chunks], Cur};
           same ->
             Vs = Ints(Raw, Two, Size),
             case erlang:list_to_tuple(Vs) of
-              Old -> {Keep(Zero, Ps1, Size, K, Acc), [Old | Chunks], Cur};
+              Old -> {KeepF(Zero, Ps1, Size, Zero, Acc), [Old | Chunks], Cur};
               Tuple ->
                 Ds = lists:zipwith(fun erlang:'-'/2, Vs, erlang:tuple_to_list(Old)),
-                {Keep(Ds, Ps1, Size, K, Acc), [Tuple | Chunks], Cur}
+                {KeepF(Ds, Ps1, Size, Ds, Acc), [Tuple | Chunks], Cur}
             end;
           moved ->
             Vs = Ints(Raw, Two, Size),
@@ -330,7 +438,7 @@ proc_lib:spawn_opt(fun() ->
                 {DsM, OPsM, TsM, OffM} = Moved(Ps1, Vs, Size, erlang:max(256, Chunk div 16), Room, OPs, Ts, Off, []),
                 {DsM, {OPsM, TsM, OffM}}
             end,
-            {Keep(Ds, Ps1, Size, K, Acc), [erlang:list_to_tuple(Vs) | Chunks], After}
+            {KeepF(Ds, Ps1, Size, Ds, Acc), [erlang:list_to_tuple(Vs) | Chunks], After}
         end,
         {Acc1, Chunks1, erlang:max(Heap, HeapNow()), Cur1}
       end,
@@ -355,18 +463,46 @@ proc_lib:spawn_opt(fun() ->
         Walk(Ps, Len, Chunks0, {{[], 0, undefined}, [], HeapNow(), Cur0}),
       Next = case Mode of
         raw -> none;
-        _ -> #{ps => Ps, chunks => lists:reverse(RevChunks), chunk => Chunk}
+        _ -> #{ps => Ps, chunks => lists:reverse(RevChunks), chunk => Chunk, reds_total => RedsNow}
       end,
       Mine = [Self, Me],
       % The first N of them still alive (a detail read makes the process
-      % answer, so no more are read than needed).
-      Rows = Details([R || {_, P} = R <- Top, not lists:member(P, Mine)], N, []),
+      % answer, so no more are read than needed), and none the filter left
+      % out.
+      Rows0 = Details([R || {V, P} = R <- Top, V =/= -1, not lists:member(P, Mine)], N, []),
+      % Each row's reductions since the kept frame, when etop asked for
+      % them (a one-shot run ranked by something else): the rows' pids are
+      % looked for in the kept list chunk by chunk, with a small map.
+      Rows = case {RedsBase, Mode, Kept} of
+        {true, raw, #{ps := BPs, chunks := BChunks}} when Rows0 =/= [] ->
+          Wanted = maps:from_list([{P, true} || {P, _, _, _, _, _, _, _, _, _, _} <- Rows0]),
+          BaseMap = fun BaseOf(_, [], BAcc) -> BAcc;
+                        BaseOf(BPs1, [BT | BTs], BAcc) ->
+                          BSz = erlang:min(erlang:tuple_size(BT), length(BPs1)),
+                          {BCps, BRest} = lists:split(BSz, BPs1),
+                          BHit = lists:zipwith3(fun maps:get/3, BCps, Dup(BSz, Wanted), Dup(BSz, false)),
+                          BVals = lists:sublist(erlang:tuple_to_list(BT), BSz),
+                          BFound = proplists:get_all_values(true, lists:zip(BHit, lists:zip(BCps, BVals))),
+                          BaseOf(BRest, BTs, maps:merge(BAcc, maps:from_list(BFound)))
+                    end(BPs, BChunks, #{}),
+          [case maps:find(P, BaseMap) of
+             {ok, B} when Reds >= B -> {P, V, Reg, Init, Cur, Mem, Reds, Q, H, Bn, Reds - B};
+             _ -> Row
+           end || {P, V, Reg, Init, Cur, Mem, Reds, Q, H, Bn, _} = Row <- Rows0];
+        _ -> Rows0
+      end,
       T1 = erlang:monotonic_time(microsecond),
       {#{node => erlang:node(), time => erlang:localtime(), mono_us => T0, start_us => StartUs, procs => Len,
          runq => erlang:statistics(run_queue), memory => erlang:memory(),
          swt => erlang:statistics(scheduler_wall_time), cost_us => T1 - T0,
          elixir => erlang:module_loaded('Elixir.Kernel'),
          schedulers => erlang:system_info(schedulers),
+         limits => {Len, erlang:system_info(process_limit),
+                    erlang:system_info(port_count), erlang:system_info(port_limit),
+                    erlang:system_info(atom_count), erlang:system_info(atom_limit),
+                    erlang:system_info(ets_count), erlang:system_info(ets_limit)},
+         uptime_ms => erlang:element(1, erlang:statistics(wall_clock)),
+         reds_total => RedsNow,
          delta => Mode =:= same orelse Mode =:= moved,
          heap_bytes => erlang:max(Heap, HeapNow()) * WS,
          % Processes whose reductions the worker keeps for the next frame.
@@ -375,7 +511,7 @@ proc_lib:spawn_opt(fun() ->
     end,
     Loop = fun Loop(State) ->
       receive
-        {proc_frame, Me, {sample, Item, N, WantDelta, _}, UseState, Limit} ->
+        {proc_frame, Me, {sample, Item, N, WantDelta, Base, Opts}, UseState, Limit} ->
           Kept = case UseState of true -> State; false -> none end,
           % A collection needs room for the heap it builds beside the one it
           % empties: the VM kills a process whose heap plus that room passes
@@ -391,7 +527,7 @@ proc_lib:spawn_opt(fun() ->
             false -> erlang:process_flag(max_heap_size, #{size => Limit, kill => true, error_logger => false})
           end,
           % An error is an answer, not a crash report in the node's log.
-          case try {ok, Sample(Item, N, WantDelta, Kept, Limit, Soft)} catch C:E -> {error, {C, E}} end of
+          case try {ok, Sample(Item, N, WantDelta, Kept, Limit, Soft, Opts)} catch C:E -> {error, {C, E}} end of
             {ok, {#{procs := Procs} = Info, Next}} ->
               Me ! {frame_done, Self, Info},
               % What is kept is a few words a process; a heap grown far past
@@ -402,7 +538,13 @@ proc_lib:spawn_opt(fun() ->
                 true -> erlang:garbage_collect();
                 false -> ok
               end,
-              Loop(Next);
+              % A frame without deltas asked with no frame of etop's (a
+              % snapshot: etop watch's other sorts) leaves the kept frame for
+              % the next reductions frame.
+              case {Next, Base} of
+                {none, 0} -> Loop(State);
+                _ -> Loop(Next)
+              end;
             {error, Why} ->
               Me ! {frame_failed, Self, Why},
               erlang:garbage_collect(),
@@ -554,6 +696,64 @@ proc_lib:spawn_opt(fun() ->
       {ets, Key, N, _} -> EtsSample(Key, N, Prev)
     end
   end,
+  % One process in detail, for the detail view and etop proc: its numbers,
+  % where it is (the stack), what it is tied to (links, monitors, the first
+  % N of each with their names) and how much binary it holds. Never its
+  % mailbox, state or dictionary: they can be huge and hold secrets. Like
+  % Work, one fun that carries only its own code.
+  DetailWork = fun(PidText, N) ->
+    P = try erlang:list_to_pid(PidText) catch _:_ -> undefined end,
+    Items = [registered_name, initial_call, current_function, current_stacktrace, status,
+             message_queue_len, memory, heap_size, total_heap_size, stack_size, reductions,
+             garbage_collection, trap_exit, priority, group_leader, links, monitors,
+             monitored_by, binary],
+    Info = case is_pid(P) of
+      true -> erlang:process_info(P, Items);
+      false -> undefined
+    end,
+    case Info of
+      L when is_list(L) ->
+        M = maps:from_list(L),
+        NameOf = fun(X) when is_pid(X) ->
+                       case erlang:process_info(X, registered_name) of
+                         {registered_name, R} when is_atom(R) -> R;
+                         _ -> []
+                       end;
+                    (X) when is_port(X) ->
+                       case erlang:port_info(X, name) of {name, Nm} -> Nm; _ -> [] end;
+                    (_) -> []
+                 end,
+        First = fun(List) -> [{X, NameOf(X)} || X <- lists:sublist(List, N)] end,
+        Monitored = [case Mon of {_, X} -> X; X -> X end || Mon <- maps:get(monitors, M)],
+        Bins = maps:get(binary, M),
+        Init = case maps:get(initial_call, M) of
+          {proc_lib, init_p, _} = I0 ->
+            try proc_lib:translate_initial_call(P) catch _:_ -> I0 end;
+          I0 -> I0
+        end,
+        % Newer nodes name a process's parent and ancestors without its
+        % whole dictionary; older ones do not, and these stay undefined.
+        Parent = case catch erlang:process_info(P, parent) of {parent, Pa} -> Pa; _ -> undefined end,
+        Ancestors = case catch erlang:process_info(P, {dictionary, '$ancestors'}) of
+          {{dictionary, '$ancestors'}, A} when is_list(A) -> lists:sublist(A, N);
+          _ -> undefined
+        end,
+        Gc = maps:get(garbage_collection, M),
+        {ok, M#{pid => P, initial_call := Init,
+                current_stacktrace := lists:sublist(maps:get(current_stacktrace, M), 2 * N),
+                links := First(maps:get(links, M)), links_count => length(maps:get(links, M)),
+                monitors := First(Monitored), monitors_count => length(Monitored),
+                monitored_by := First(maps:get(monitored_by, M)),
+                monitored_by_count => length(maps:get(monitored_by, M)),
+                binary := lists:sum([Sz || {_, Sz, _} <- Bins]), binary_count => length(Bins),
+                garbage_collection := maps:from_list([KV || {K, _} = KV <- Gc,
+                                                            lists:member(K, [minor_gcs, fullsweep_after,
+                                                                             min_heap_size, max_heap_size])]),
+                parent => Parent, ancestors => Ancestors,
+                word_bytes => erlang:system_info(wordsize)}};
+      _ -> {error, no_such_process}
+    end
+  end,
   WS = erlang:system_info(wordsize),
   % A frame over Items processes (or ports, or tables) needs about Words
   % words each (measured: 45 to 65 for the process sorts, with nothing
@@ -633,8 +833,13 @@ proc_lib:spawn_opt(fun() ->
       _ -> none
     end,
     % The old state is dropped before the worker runs: the agent never holds
-    % two frames' worth at once.
-    St1 = maps:remove(View, St),
+    % two frames' worth at once. A process sample that keeps no state (not a
+    % reductions delta) leaves it alone: etop watch asks for several sorts
+    % each frame, and the reductions window must outlive the others.
+    St1 = case Req of
+      {sample, _, _, false, _} -> St;
+      _ -> maps:remove(View, St)
+    end,
     case InWorker(Req, Prev, Presize, Limit) of
       {ok, {Info, Next}} ->
         Seq = erlang:unique_integer([positive]),
@@ -643,12 +848,35 @@ proc_lib:spawn_opt(fun() ->
       {error, E} -> {{error, E}, St1}
     end
   end,
+  % A detail answer waits at most Ms: asking a process with a huge mailbox
+  % for its memory has been seen to take over a second, and a frame must
+  % say so rather than freeze.
+  Detail = fun(PidText, N, Ms) ->
+    Agent = erlang:self(),
+    Limit = Ceiling(Need(1, 0)),
+    W = proc_lib:spawn_opt(fun() ->
+        erlang:put('$initial_call', {etop, frame_worker, 0}),
+        R = try {detail_done, DetailWork(PidText, N)} catch C:E -> {frame_failed, {C, E}} end,
+        Agent ! {erlang:element(1, R), erlang:self(), erlang:element(2, R)}
+      end, [{max_heap_size, HeapOpts(Limit)}]),
+    MRef = erlang:monitor(process, W),
+    receive
+      {detail_done, W, R} -> erlang:demonitor(MRef, [flush]), R;
+      {frame_failed, W, Why} -> erlang:demonitor(MRef, [flush]), {error, Why};
+      {'DOWN', MRef, process, W, killed} -> {error, {heap_limit, Limit * WS}};
+      {'DOWN', MRef, process, W, Reason} -> {error, {frame_worker, Reason}}
+    after Ms ->
+      erlang:exit(W, kill),
+      erlang:demonitor(MRef, [flush]),
+      {error, {detail_timeout, Ms}}
+    end
+  end,
   % A frame of the process table, computed by the process worker (started
   % here the first time, and again after it failed). The worker holds the
   % reductions of the frame it answered last, numbered Seq here; it uses
   % them only when etop names that frame (Base), and otherwise starts over
   % from totals.
-  ProcFrame = fun({sample, _, _, _, Base} = Req, St) ->
+  ProcFrame = fun({sample, Item, _, WantDelta, Base, _} = Req, St) ->
     % The worker's heap, garbage included, per process: measured 10 to 25
     % words at 1M processes, and up to 60 at 20k, where what a chunk
     % builds weighs more. A frame stops at half the ceiling. What the
@@ -664,6 +892,9 @@ proc_lib:spawn_opt(fun() ->
     end,
     W ! {proc_frame, Me, Req, Seq =:= Base, Limit},
     receive
+      {frame_done, W, Info} when Base =:= 0, not (Item =:= reductions andalso WantDelta) ->
+        % A snapshot: the worker kept the frame it held, under its number.
+        {{ok, Info#{heap_limit_bytes => Limit * WS}}, St#{procs => {W, MRef, Seq}}};
       {frame_done, W, #{kept := Kept} = Info} ->
         Next = erlang:unique_integer([positive]),
         {{ok, Info#{frame => Next, heap_limit_bytes => Limit * WS}},
@@ -674,11 +905,13 @@ proc_lib:spawn_opt(fun() ->
       {'DOWN', MRef, process, W, Reason} -> {{error, {frame_worker, Reason}}, maps:remove(procs, St)}
     end
   end,
-  Handle = fun({sample, _, _, _, _} = Req, St) -> ProcFrame(Req, St);
+  Handle = fun({sample, _, _, _, _, _} = Req, St) -> ProcFrame(Req, St);
+              ({sample, Item, N, WantDelta, Base}, St) -> ProcFrame({sample, Item, N, WantDelta, Base, {none, false}}, St);
               ({ports, _, _, Base} = Req, St) ->
                  Frame(ports, Req, Base, erlang:system_info(port_count), 64, St);
               ({ets, _, _, Base} = Req, St) ->
                  Frame(ets, Req, Base, erlang:system_info(ets_count), 64, St);
+              ({detail, PidText, N, Ms}, St) -> {Detail(PidText, N, Ms), St};
               (msacc_start, St) -> MsaccStart(St);
               (msacc_collect, St) -> MsaccCollect(St);
               (Other, St) -> {{error, {unknown_request, Other}}, St}

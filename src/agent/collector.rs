@@ -3,8 +3,9 @@
 //! state it keeps from the previous frame; only a reply that arrived moves
 //! that state on.
 
+use super::detail::{ProcDetail, decode_detail};
 use super::sample::{Sample, decode_sample};
-use super::{Agent, SortKey};
+use super::{Agent, SampleRequest, SortKey};
 use crate::dist::term::{self, Term};
 use crate::dist::{ConnectOpts, Connection};
 use crate::error::{Error, Result};
@@ -150,22 +151,55 @@ impl Collector {
 
     /// One sample. A lost connection is dropped so that the next call
     /// reconnects (a restarted node gets a fresh agent and a new epoch).
-    pub fn sample(
-        &mut self,
-        key: SortKey,
-        lines: usize,
-        delta: bool,
-        timeout: Duration,
-    ) -> Result<Sample> {
-        let (info, epoch) = self.frame(
-            View::Procs,
-            |base| crate::agent::sample_request(key, lines, delta, base),
-            timeout,
-            "a sample",
-        )?;
+    pub fn sample(&mut self, req: &SampleRequest, timeout: Duration) -> Result<Sample> {
+        let (info, epoch) = self.frame(View::Procs, |base| req.term(base), timeout, "a sample")?;
+        decode_sample(&info, req.key, epoch).ok_or_else(|| Error::Remote {
+            node: self.peer(),
+            what: "a sample".into(),
+            detail: "unexpected reply shape".into(),
+        })
+    }
+
+    /// One sample ranked by `key` that neither uses nor moves the state the
+    /// view's frames are computed from: the agent answers from a fresh scan
+    /// (totals, never a delta), and the next `sample` still finds the
+    /// reductions window of the one before. For several sorts in one frame.
+    pub fn snapshot(&mut self, key: SortKey, lines: usize, timeout: Duration) -> Result<Sample> {
+        self.snapshot_of(&SampleRequest::new(key, lines, false), timeout)
+    }
+
+    /// [`snapshot`](Self::snapshot) for a request of its own (a filter);
+    /// its `delta` is not used.
+    pub fn snapshot_of(&mut self, req: &SampleRequest, timeout: Duration) -> Result<Sample> {
+        let key = req.key;
+        let req = SampleRequest {
+            delta: false,
+            ..req.clone()
+        }
+        .term(0);
+        let (info, epoch) = self.request(req, timeout, "a sample")?;
         decode_sample(&info, key, epoch).ok_or_else(|| Error::Remote {
             node: self.peer(),
             what: "a sample".into(),
+            detail: "unexpected reply shape".into(),
+        })
+    }
+
+    /// One process in detail (`pid` as `<0.123.0>`), its first `n` links,
+    /// monitors and stack frames. The node gives it at most `bound`; a
+    /// process that takes longer is `Error::SlowProcess`.
+    pub fn detail(
+        &mut self,
+        pid: &str,
+        n: usize,
+        bound: Duration,
+        timeout: Duration,
+    ) -> Result<ProcDetail> {
+        let req = crate::agent::detail_request(pid, n, bound.as_millis() as u64);
+        let (info, _) = self.request(req, timeout, "a process detail")?;
+        decode_detail(&info).ok_or_else(|| Error::Remote {
+            node: self.peer(),
+            what: "a process detail".into(),
             detail: "unexpected reply shape".into(),
         })
     }

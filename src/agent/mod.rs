@@ -11,6 +11,7 @@
 
 pub mod cluster;
 pub mod collector;
+pub mod detail;
 pub mod sample;
 
 use crate::dist::term::{self, Pid, Term, atom, charlist, int, list, tuple};
@@ -33,6 +34,8 @@ pub const ALLOWED_RPC: &[(&str, &str, usize)] = &[
 pub const AGENT_CALLS: &[&str] = &[
     "proc_lib:spawn_opt/2",
     "erlang:monitor/2",
+    "erlang:list_to_pid/1",
+    "erlang:exit/2",
     "erlang:link/1",
     "erlang:unlink/1",
     "erlang:put/2",
@@ -71,6 +74,26 @@ pub const AGENT_CALLS: &[&str] = &[
     "erlang:ports/0",
     "erlang:port_info/2",
     "lists:duplicate/2",
+    "lists:unzip3/1",
+    "maps:merge/2",
+    "lists:usort/1",
+    "erlang:integer_to_list/1",
+    "lists:map/2",
+    "lists:foldl/3",
+    "proplists:get_all_values/2",
+    "string:str/2",
+    "string:to_lower/1",
+    "erlang:atom_to_list/1",
+    "erlang:tuple_to_list/1",
+    "erlang:'++'/2",
+    "erlang:'and'/2",
+    "erlang:'or'/2",
+    "erlang:'>'/2",
+    "erlang:'>='/2",
+    "erlang:'<'/2",
+    "erlang:'=<'/2",
+    "erlang:'=='/2",
+    "erlang:'/='/2",
     "lists:zipwith/3",
     "lists:zipwith3/4",
     "lists:zip/2",
@@ -125,6 +148,10 @@ pub enum SortKey {
     Reductions,
     Memory,
     Msgq,
+    /// Total heap size (observer_cli's `t`).
+    Heap,
+    /// Off-heap binaries referred to (observer_cli's `b`).
+    Binary,
 }
 
 impl SortKey {
@@ -133,22 +160,196 @@ impl SortKey {
             SortKey::Reductions => "reductions",
             SortKey::Memory => "memory",
             SortKey::Msgq => "message_queue_len",
+            SortKey::Heap => "total_heap_size",
+            SortKey::Binary => "binary",
         }
     }
 }
 
-/// The request for one frame of the process table: header values and the
-/// top `n` rows by `key`; `delta` ranks reductions by their change since the
-/// frame `base` (the `frame` number of the last reply etop received; 0 for
-/// none). The agent answers with totals (`delta => false`) when it no longer
-/// holds that frame's state.
-pub fn sample_request(key: SortKey, n: usize, delta: bool, base: i64) -> Term {
+/// A comparison the agent makes on the node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CmpOp {
+    Gt,
+    Ge,
+    Lt,
+    Le,
+    Eq,
+    Ne,
+}
+
+impl CmpOp {
+    /// `a op b`, for etop's own judgement of what it receives.
+    pub fn holds(self, a: f64, b: f64) -> bool {
+        match self {
+            CmpOp::Gt => a > b,
+            CmpOp::Ge => a >= b,
+            CmpOp::Lt => a < b,
+            CmpOp::Le => a <= b,
+            CmpOp::Eq => a == b,
+            CmpOp::Ne => a != b,
+        }
+    }
+
+    /// As typed in a filter.
+    pub fn text(self) -> &'static str {
+        match self {
+            CmpOp::Gt => ">",
+            CmpOp::Ge => ">=",
+            CmpOp::Lt => "<",
+            CmpOp::Le => "<=",
+            CmpOp::Eq => "=",
+            CmpOp::Ne => "!=",
+        }
+    }
+
+    fn atom(self) -> &'static str {
+        match self {
+            CmpOp::Gt => "gt",
+            CmpOp::Ge => "ge",
+            CmpOp::Lt => "lt",
+            CmpOp::Le => "le",
+            CmpOp::Eq => "eq",
+            CmpOp::Ne => "ne",
+        }
+    }
+}
+
+/// A `process_info` item a filter compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeItem {
+    Msgq,
+    Memory,
+    Heap,
+    Binary,
+}
+
+/// Which processes the agent ranks: evaluated on the node for every process,
+/// before the top N are chosen, so that a filtered top N is the true top N of
+/// the processes that match.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NodeFilter {
+    All(Vec<NodeFilter>),
+    Any(Vec<NodeFilter>),
+    /// An item against a whole number (bytes for memory, heap and binary).
+    Cmp {
+        item: NodeItem,
+        op: CmpOp,
+        value: u64,
+    },
+    /// Reductions in the window. The node knows them only in a frame ranked
+    /// by their change; in any other frame it lets every process through and
+    /// etop judges the rows it gets.
+    Reds {
+        op: CmpOp,
+        value: u64,
+    },
+    /// Reductions in the window as a share of all the node ran in it, in
+    /// thousandths of a percent; known as `Reds` is.
+    RedsPct {
+        op: CmpOp,
+        milli: u64,
+    },
+    /// Lower case text that must appear in the registered name, the initial
+    /// call or the current function (`m:f/a`), compared in lower case.
+    Word(String),
+}
+
+impl NodeFilter {
+    fn term(&self) -> Term {
+        match self {
+            NodeFilter::All(v) => tuple(vec![
+                atom("all"),
+                list(v.iter().map(|f| f.term()).collect()),
+            ]),
+            NodeFilter::Any(v) => tuple(vec![
+                atom("any"),
+                list(v.iter().map(|f| f.term()).collect()),
+            ]),
+            NodeFilter::Cmp { item, op, value } => {
+                let item = match item {
+                    NodeItem::Msgq => SortKey::Msgq.item(),
+                    NodeItem::Memory => SortKey::Memory.item(),
+                    NodeItem::Heap => SortKey::Heap.item(),
+                    NodeItem::Binary => SortKey::Binary.item(),
+                };
+                tuple(vec![
+                    atom("cmp"),
+                    atom(item),
+                    atom(op.atom()),
+                    int(i64::try_from(*value).unwrap_or(i64::MAX)),
+                ])
+            }
+            NodeFilter::Reds { op, value } => tuple(vec![
+                atom("reds"),
+                atom(op.atom()),
+                int(i64::try_from(*value).unwrap_or(i64::MAX)),
+            ]),
+            NodeFilter::RedsPct { op, milli } => tuple(vec![
+                atom("reds_pct"),
+                atom(op.atom()),
+                int(i64::try_from(*milli).unwrap_or(i64::MAX)),
+            ]),
+            NodeFilter::Word(w) => tuple(vec![atom("word"), charlist(w)]),
+        }
+    }
+}
+
+/// What one frame of the process table asks of the node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleRequest {
+    /// The header values and the top `lines` rows by `key`.
+    pub key: SortKey,
+    pub lines: usize,
+    /// Rank reductions by their change since the frame etop holds.
+    pub delta: bool,
+    /// Only the processes that match.
+    pub filter: Option<NodeFilter>,
+    /// Give each row its reductions since the baseline the agent keeps from
+    /// an earlier reductions frame, whatever the sort (`--once`).
+    pub reds_base: bool,
+}
+
+impl SampleRequest {
+    pub fn new(key: SortKey, lines: usize, delta: bool) -> SampleRequest {
+        SampleRequest {
+            key,
+            lines,
+            delta,
+            filter: None,
+            reds_base: false,
+        }
+    }
+
+    /// The request term; `base` is the `frame` number of the last reply etop
+    /// received (0 for none). The agent answers with totals
+    /// (`delta => false`) when it no longer holds that frame's state.
+    pub fn term(&self, base: i64) -> Term {
+        tuple(vec![
+            atom("sample"),
+            atom(self.key.item()),
+            int(self.lines as i64),
+            atom(if self.delta { "true" } else { "false" }),
+            int(base),
+            tuple(vec![
+                self.filter
+                    .as_ref()
+                    .map(NodeFilter::term)
+                    .unwrap_or_else(|| atom("none")),
+                atom(if self.reds_base { "true" } else { "false" }),
+            ]),
+        ])
+    }
+}
+
+/// The request for one process in detail: `pid` as the node's shell prints
+/// it (`<0.123.0>`), the first `n` links, monitors and stack frames, and at
+/// most `ms` milliseconds of the node's time.
+pub fn detail_request(pid: &str, n: usize, ms: u64) -> Term {
     tuple(vec![
-        atom("sample"),
-        atom(key.item()),
+        atom("detail"),
+        charlist(pid),
         int(n as i64),
-        atom(if delta { "true" } else { "false" }),
-        int(base),
+        int(i64::try_from(ms).unwrap_or(i64::MAX)),
     ])
 }
 
@@ -277,6 +478,15 @@ impl Agent {
                     what: what.to_string(),
                     limit_bytes: term::as_i64(bytes).unwrap_or(0).max(0) as u64,
                 }),
+                Some([kind, ms]) if term::is_atom(kind, "detail_timeout") => {
+                    Err(Error::SlowProcess {
+                        node: conn.peer.clone(),
+                        ms: term::as_i64(ms).unwrap_or(0).max(0) as u64,
+                    })
+                }
+                _ if term::is_atom(reason, "no_such_process") => Err(Error::NoProcess {
+                    node: conn.peer.clone(),
+                }),
                 _ => Err(Error::Remote {
                     node: conn.peer.clone(),
                     what: what.to_string(),
@@ -316,8 +526,17 @@ mod tests {
                 s -= 1;
             }
             let mut e = i + 1;
-            while e < bytes.len() && (is_ident(bytes[e]) || bytes[e] == b'-') {
+            if bytes.get(e) == Some(&b'\'') {
+                // A quoted name (`erlang:'=<'`): up to its closing quote.
                 e += 1;
+                while e < bytes.len() && bytes[e] != b'\'' {
+                    e += 1;
+                }
+                e = (e + 1).min(bytes.len());
+            } else {
+                while e < bytes.len() && (is_ident(bytes[e]) || bytes[e] == b'-') {
+                    e += 1;
+                }
             }
             let module = &src[s..i];
             let func = &src[i + 1..e];
@@ -351,7 +570,15 @@ mod tests {
             let module = call.split(':').next().unwrap_or_default();
             assert!(
                 [
-                    "erlang", "lists", "maps", "proc_lib", "inet", "ets", "socket"
+                    "erlang",
+                    "lists",
+                    "maps",
+                    "proplists",
+                    "string",
+                    "proc_lib",
+                    "inet",
+                    "ets",
+                    "socket"
                 ]
                 .contains(&module),
                 "{call}: only erts/stdlib modules may be called"

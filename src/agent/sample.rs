@@ -52,6 +52,52 @@ pub struct ProcRow {
     pub memory_bytes: u64,
     pub reductions: u64,
     pub msgq: u64,
+    /// Total heap (young and old generations and the stack), in bytes.
+    pub heap_bytes: Option<u64>,
+    /// Off-heap binaries the process refers to, in bytes; read only when
+    /// the table is sorted by them (it lists every binary the process holds).
+    pub bin_bytes: Option<u64>,
+    /// Reductions since the agent's kept baseline, when the agent had one for
+    /// this process but ranked by something else (`--once`).
+    pub reds_delta: Option<u64>,
+}
+
+/// Counts the VM caps, each as (count, limit): a node at its process or
+/// atom limit stops working, so the header shows how close it is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct Limits {
+    pub procs: (u64, u64),
+    pub ports: (u64, u64),
+    pub atoms: (u64, u64),
+    pub ets: (u64, u64),
+}
+
+impl Limits {
+    /// Each count with the name an operator calls it by.
+    pub fn counts(&self) -> [(&'static str, u64, u64); 4] {
+        [
+            ("processes", self.procs.0, self.procs.1),
+            ("ports", self.ports.0, self.ports.1),
+            ("atoms", self.atoms.0, self.atoms.1),
+            ("ets tables", self.ets.0, self.ets.1),
+        ]
+    }
+}
+
+fn decode_limits(t: &Term) -> Option<Limits> {
+    let v: Vec<u64> = term::as_tuple(t)?
+        .iter()
+        .map(|x| term::as_i64(x).map(|n| n.max(0) as u64))
+        .collect::<Option<_>>()?;
+    let [a, b, c, d, e, f, g, h] = v[..] else {
+        return None;
+    };
+    Some(Limits {
+        procs: (a, b),
+        ports: (c, d),
+        atoms: (e, f),
+        ets: (g, h),
+    })
 }
 
 /// `erlang:memory/0`, the parts the header shows.
@@ -152,6 +198,13 @@ pub struct Sample {
     /// frame, or the agent no longer held the previous frame's state).
     pub delta: bool,
     pub rows: Vec<ProcRow>,
+    /// Counts against their limits.
+    pub limits: Option<Limits>,
+    /// Time since the node started, in milliseconds.
+    pub uptime_ms: Option<u64>,
+    /// All reductions the node has run (`statistics(reductions)`): the
+    /// denominator of each process's share.
+    pub reds_total: Option<u64>,
     /// Which connection produced it; samples of different connections (a
     /// restarted node) are never compared.
     pub epoch: u64,
@@ -163,11 +216,15 @@ pub struct Sample {
 
 fn decode_row(t: &Term) -> Option<ProcRow> {
     let e = term::as_tuple(t)?;
-    let [pid, v, reg, init, cur, mem, reds, q] = e else {
+    // Replies recorded before heap, binary and the kept baseline were added
+    // have the first eight.
+    let (head, rest) = e.split_at_checked(8)?;
+    let [pid, v, reg, init, cur, mem, reds, q] = head else {
         return None;
     };
     let Term::Pid(pid) = pid else { return None };
     let registered_name = term::as_atom(reg).map(str::to_string);
+    let opt = |i: usize| rest.get(i).and_then(term::as_i64).map(|v| v.max(0) as u64);
     Some(ProcRow {
         pid: ProcId {
             id: pid.id,
@@ -180,6 +237,9 @@ fn decode_row(t: &Term) -> Option<ProcRow> {
         memory_bytes: term::as_i64(mem)?.max(0) as u64,
         reductions: term::as_i64(reds)?.max(0) as u64,
         msgq: term::as_i64(q)?.max(0) as u64,
+        heap_bytes: opt(0),
+        bin_bytes: opt(1),
+        reds_delta: opt(2),
     })
 }
 
@@ -256,6 +316,13 @@ pub fn decode_sample(info: &Term, key: SortKey, epoch: u64) -> Option<Sample> {
         key,
         delta: get("delta").is_some_and(|t| term::is_atom(t, "true")),
         rows,
+        limits: get("limits").and_then(decode_limits),
+        uptime_ms: get("uptime_ms")
+            .and_then(term::as_i64)
+            .map(|v| v.max(0) as u64),
+        reds_total: get("reds_total")
+            .and_then(term::as_i64)
+            .map(|v| v.max(0) as u64),
         epoch,
         node_start_us: get("start_us").and_then(term::as_i64),
         elixir: get("elixir").is_some_and(|t| term::is_atom(t, "true")),

@@ -48,8 +48,27 @@ pub fn text(f: &Frame, width: usize, max_rows: usize) -> String {
         f.grids
             .iter()
             .filter(|g| g.columns.iter().any(|c| c.show.text))
-            .map(|g| table::text(g, width, max_rows)),
+            .map(|g| match &g.caption {
+                // An empty section says so in its caption (`Links (0)`):
+                // column titles over nothing would only add noise.
+                Some(c) if g.rows.is_empty() => truncate(c, width),
+                Some(c) => format!(
+                    "{}\n{}",
+                    truncate(c, width),
+                    table::text(g, width, max_rows)
+                ),
+                None => table::text(g, width, max_rows),
+            }),
     );
+    if !f.footer.is_empty() {
+        parts.push(
+            f.footer
+                .iter()
+                .map(|l| truncate(l, width))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        );
+    }
     parts.join("\n\n")
 }
 

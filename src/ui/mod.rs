@@ -6,3 +6,4 @@ pub mod frame;
 pub mod session;
 pub mod table;
 pub mod term;
+pub mod top;

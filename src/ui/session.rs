@@ -1,14 +1,16 @@
 //! The loop every view shares: a feed samples on cadence in its own thread,
-//! the main thread turns samples into frames and shows them: repainted on a
-//! terminal, or printed one after another (text, CSV, JSON Lines) otherwise.
-//! Keys, resizes, signals and samples arrive on one channel, handled by one
-//! `match`.
+//! the main thread turns samples into frames and shows them: on a terminal
+//! the interactive screen (`top`), or frames printed one after another
+//! (text, CSV, JSON Lines). Keys, resizes, signals and samples arrive on one
+//! channel, handled by one `match`; what a key changes on the node side goes
+//! back to the feed thread on a channel of its own.
 
 use super::frame;
 use super::term::{self, Event, Screen};
+use super::top::{Act, Top};
 use crate::error::{Error, Result};
-use crate::text::{say, truncate};
-use crate::views::{Feed, Format, Frame, Shaper};
+use crate::text::say;
+use crate::views::{Control, Feed, Format, Frame, Keys, Shaper};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -35,31 +37,69 @@ pub struct Display {
     /// Until the first frame, count down this long on stderr (a terminal
     /// only) with this label: a measurement window (msacc).
     pub countdown: Option<(String, Duration)>,
+    /// What the interactive screen offers for this view.
+    pub keys: Keys,
+    /// Stop this long after the start, at a moment the node is answering
+    /// (`etop watch --for`).
+    pub until: Option<Duration>,
+    /// Frames are lines of a log (`etop watch`): written as they are, with
+    /// no blank line between frames, and nothing for an empty one.
+    pub log: bool,
+}
+
+/// What the main thread tells the feed thread.
+enum Ctl {
+    Control(Control),
+    Interval(Duration),
+    Pause(bool),
+    Stop,
 }
 
 fn feed_thread<F: Feed>(
     mut feed: F,
-    interval: Duration,
+    mut interval: Duration,
     stats: Option<std::path::PathBuf>,
     tx: mpsc::Sender<Event<Result<F::Sample>>>,
-    stop: mpsc::Receiver<()>,
+    ctl: mpsc::Receiver<Ctl>,
     done: mpsc::Sender<()>,
 ) {
+    let mut paused = false;
+    let mut next = Instant::now();
     loop {
-        let start = Instant::now();
-        let r = feed.sample();
-        if let Some(path) = &stats {
-            write_stats(path, start, feed.stats(&r));
+        if !paused && Instant::now() >= next {
+            let start = Instant::now();
+            let r = feed.sample();
+            if let Some(path) = &stats {
+                write_stats(path, start, feed.stats(&r));
+            }
+            if tx.send(Event::Data(r)).is_err() {
+                break;
+            }
+            // Frames start one interval apart; a slow frame delays the next
+            // one but never queues another behind it.
+            next = start + interval;
         }
-        if tx.send(Event::Data(r)).is_err() {
-            break;
-        }
-        // Frames start one interval apart; a slow frame delays the next one
-        // but never queues another behind it.
-        let wait = (start + interval).saturating_duration_since(Instant::now());
-        match stop.recv_timeout(wait) {
-            Err(mpsc::RecvTimeoutError::Timeout) => continue,
-            _ => {
+        let wait = if paused {
+            Duration::from_secs(3600)
+        } else {
+            next.saturating_duration_since(Instant::now())
+        };
+        match ctl.recv_timeout(wait) {
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            // What the operator changed shows at once.
+            Ok(Ctl::Control(c)) => {
+                feed.control(&c);
+                next = Instant::now();
+            }
+            Ok(Ctl::Interval(d)) => {
+                next = next - interval + d;
+                interval = d;
+            }
+            Ok(Ctl::Pause(p)) => {
+                paused = p;
+                next = Instant::now();
+            }
+            Ok(Ctl::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => {
                 if feed.finish_early() {
                     let r = feed.sample();
                     let _ = tx.send(Event::Data(r));
@@ -108,16 +148,20 @@ where
     S: Shaper<Sample = F::Sample>,
 {
     let (tx, rx) = term::start_events::<Result<F::Sample>>(display.tty);
-    let (stop_tx, stop_rx) = mpsc::channel();
+    let (ctl_tx, ctl_rx) = mpsc::channel();
     let (done_tx, done_rx) = mpsc::channel();
     let (interval, stats) = (display.interval, display.stats_file.clone());
     std::thread::Builder::new()
         .name("etop-collector".into())
-        .spawn(move || feed_thread(feed, interval, stats, tx, stop_rx, done_tx))?;
+        .spawn(move || feed_thread(feed, interval, stats, tx, ctl_rx, done_tx))?;
     let mut screen = if display.tty {
         Some(Screen::enter()?)
     } else {
         None
+    };
+    let mut top = match screen {
+        Some(_) => Some(Top::new(display.keys.clone(), display.interval)?),
+        None => None,
     };
     let mut out = Output {
         display,
@@ -125,9 +169,11 @@ where
         csv_header_done: false,
         started: Instant::now(),
     };
-    let res = out.event_loop(&rx, screen.as_mut(), &mut shaper, &stop_tx);
-    drop(screen);
-    drop(stop_tx);
+    let res = out.event_loop(&rx, top.as_mut(), &mut shaper, &ctl_tx);
+    drop(top);
+    drop(screen.take());
+    let _ = ctl_tx.send(Ctl::Stop);
+    drop(ctl_tx);
     // Give the feed a moment to undo its state on the target cleanly.
     let _ = done_rx.recv_timeout(Duration::from_secs(3));
     res
@@ -144,11 +190,10 @@ impl Output {
     fn event_loop<T, S: Shaper<Sample = T>>(
         &mut self,
         rx: &mpsc::Receiver<Event<Result<T>>>,
-        mut screen: Option<&mut Screen>,
+        mut top: Option<&mut Top>,
         shaper: &mut S,
-        stop: &mpsc::Sender<()>,
+        ctl: &mpsc::Sender<Ctl>,
     ) -> Result<()> {
-        let mut last: Option<Frame> = None;
         // Told to stop: a feed that finishes early sends one last sample.
         let mut stopping: Option<Instant> = None;
         let mut failures = 0u32;
@@ -156,11 +201,13 @@ impl Output {
         let mut failing_since: Option<Instant> = None;
         let mut said: Option<std::mem::Discriminant<Error>> = None;
         let retry_window = batch_retry_window(self.display.interval);
-        let mut status = String::new();
         // A node that stops answering is said to be so on the screen well
         // before the request times out: after two intervals, or 3 s.
-        let stale_after = (self.display.interval * 2).max(Duration::from_secs(3));
+        let mut interval = self.display.interval;
         let mut last_data = Instant::now();
+        if let Some(t) = top.as_deref_mut() {
+            t.draw()?;
+        }
         loop {
             let ev = match rx.recv_timeout(Duration::from_millis(250)) {
                 Ok(ev) => ev,
@@ -168,16 +215,21 @@ impl Output {
                     if stopping.is_some_and(|t| t.elapsed() > Duration::from_secs(20)) {
                         return Ok(());
                     }
+                    if self.time_is_up() && failures == 0 {
+                        return Ok(());
+                    }
                     if self.shown == 0 {
                         self.count_down();
                     }
                     let quiet = last_data.elapsed();
-                    if let (Some(s), Some(f)) = (screen.as_deref_mut(), &last)
+                    let stale_after = (interval * 2).max(Duration::from_secs(3));
+                    if let Some(t) = top.as_deref_mut()
+                        && t.has_frame()
                         && quiet >= stale_after
                         && failures == 0
                     {
-                        status = stale_status(quiet);
-                        s.paint(&self.screen_text(f, &status))?;
+                        t.set_status(stale_status(quiet));
+                        t.draw()?;
                     }
                     continue;
                 }
@@ -189,32 +241,67 @@ impl Output {
             match ev {
                 Event::Quit if stopping.is_none() && self.display.countdown.is_some() => {
                     // Stop the feed, then show what it sends last.
-                    let _ = stop.send(());
+                    let _ = ctl.send(Ctl::Stop);
                     stopping = Some(Instant::now());
                 }
                 Event::Quit => return Ok(()),
+                Event::Key(k) => {
+                    let Some(t) = top.as_deref_mut() else {
+                        continue;
+                    };
+                    for act in t.on_key(k) {
+                        match act {
+                            Act::Quit => return Ok(()),
+                            Act::Feed(c) => {
+                                shaper.control(&c);
+                                let _ = ctl.send(Ctl::Control(c));
+                            }
+                            Act::Interval(d) => {
+                                interval = d;
+                                let _ = ctl.send(Ctl::Interval(d));
+                            }
+                            Act::Pause(p) => {
+                                let _ = ctl.send(Ctl::Pause(p));
+                            }
+                        }
+                    }
+                    t.draw()?;
+                }
                 Event::Resize => {
-                    if let (Some(s), Some(f)) = (screen.as_deref_mut(), &last) {
-                        s.invalidate();
-                        s.paint(&self.screen_text(f, &status))?;
+                    if let Some(t) = top.as_deref_mut() {
+                        t.invalidate()?;
+                        if let Some(Act::Feed(c)) = t.rows_wanted() {
+                            let _ = ctl.send(Ctl::Control(c));
+                        }
+                        t.draw()?;
                     }
                 }
                 Event::Data(Ok(sample)) => {
                     failures = 0;
                     failing_since = None;
                     said = None;
-                    status.clear();
                     let Some(frame) = shaper.shape(sample) else {
                         continue;
                     };
                     self.end_count_down();
-                    match screen.as_deref_mut() {
-                        Some(s) => s.paint(&self.screen_text(&frame, &status))?,
+                    match top.as_deref_mut() {
+                        Some(t) => {
+                            t.show(frame);
+                            // The header's height is known now: ask for the
+                            // rows that fit under it.
+                            if let Some(Act::Feed(c)) = t.rows_wanted() {
+                                let _ = ctl.send(Ctl::Control(c));
+                            }
+                            t.draw()?;
+                        }
                         None => self.write_batch(&frame)?,
                     }
-                    last = Some(frame);
                     self.shown += 1;
-                    if stopping.is_some() || self.display.frames.is_some_and(|n| self.shown >= n) {
+                    if stopping.is_some()
+                        || self.display.frames.is_some_and(|n| self.shown >= n)
+                        || shaper.done()
+                        || self.time_is_up()
+                    {
                         return Ok(());
                     }
                 }
@@ -224,16 +311,12 @@ impl Output {
                         return Err(e);
                     }
                     failures += 1;
-                    if let Some(s) = screen.as_deref_mut() {
-                        status = format!(
+                    if let Some(t) = top.as_deref_mut() {
+                        t.set_status(format!(
                             "{e}; retrying every {:.0} s (attempt {failures})",
-                            self.display.interval.as_secs_f64().max(1.0)
-                        );
-                        let text = match &last {
-                            Some(f) => self.screen_text(f, &status),
-                            None => status.clone(),
-                        };
-                        s.paint(&text)?;
+                            interval.as_secs_f64().max(1.0)
+                        ));
+                        t.draw()?;
                     } else {
                         let since = *failing_since.get_or_insert_with(Instant::now);
                         if since.elapsed() >= retry_window {
@@ -264,6 +347,15 @@ impl Output {
         }
     }
 
+    /// Has the run lasted as long as it was asked to? A node that is not
+    /// answering at that moment is waited for (within the retries): a run
+    /// never ends well on a frame it did not get.
+    fn time_is_up(&self) -> bool {
+        self.display
+            .until
+            .is_some_and(|d| self.started.elapsed() >= d)
+    }
+
     /// The countdown line on stderr, while a measurement window runs.
     fn count_down(&self) {
         if let Some((label, window)) = &self.display.countdown
@@ -286,28 +378,14 @@ impl Output {
         }
     }
 
-    /// The repainted screen: the frame cut to the terminal, and a status line.
-    fn screen_text(&self, f: &Frame, status: &str) -> String {
-        let (width, height) = Screen::size();
-        // Header lines, a blank, the column titles and the status line.
-        let rows = height.saturating_sub(f.header.len() + 4).max(1);
-        let mut text = frame::text(f, width, rows);
-        let line = if status.is_empty() {
-            format!(
-                "q quits · every {:.1} s{}{}",
-                self.display.interval.as_secs_f64(),
-                if f.note.is_empty() { "" } else { " · " },
-                f.note
-            )
-        } else {
-            format!("!! {status}")
-        };
-        text.push('\n');
-        text.push_str(&truncate(&line, width));
-        text
-    }
-
     fn write_batch(&mut self, f: &Frame) -> Result<()> {
+        if self.display.log {
+            let text = match self.display.format {
+                Format::Json => frame::json(f),
+                Format::Text | Format::Csv => f.header.iter().map(|l| format!("{l}\n")).collect(),
+            };
+            return term::write_batch(&text).map_err(Error::Io);
+        }
         let text = match self.display.format {
             Format::Text => {
                 let width = std::env::var("COLUMNS")

@@ -18,6 +18,10 @@ const MIN_FLEX: usize = 4;
 pub fn text(grid: &Grid, term_width: usize, max_rows: usize) -> String {
     let shown: Vec<usize> = (0..grid.columns.len())
         .filter(|&i| grid.columns[i].show.text)
+        .filter(|&i| {
+            !grid.columns[i].show.only_when_set
+                || grid.rows.iter().any(|r| !r[i].to_csv().is_empty())
+        })
         .collect();
     let mut b = Builder::new();
     b.push_record(shown.iter().map(|&i| grid.columns[i].title.to_string()));

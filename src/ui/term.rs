@@ -15,8 +15,45 @@ use crossterm::{cursor, event, execute, queue, terminal};
 pub enum Event<T> {
     /// Work from the collector thread.
     Data(T),
+    Key(Key),
     Resize,
     Quit,
+}
+
+/// A key the operator pressed, as the screen reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    Char(char),
+    Enter,
+    Esc,
+    Backspace,
+    Up,
+    Down,
+    Left,
+    Right,
+    PageUp,
+    PageDown,
+    Home,
+    End,
+}
+
+fn key(code: event::KeyCode) -> Option<Key> {
+    use event::KeyCode as K;
+    Some(match code {
+        K::Char(c) => Key::Char(c),
+        K::Enter => Key::Enter,
+        K::Esc => Key::Esc,
+        K::Backspace => Key::Backspace,
+        K::Up => Key::Up,
+        K::Down => Key::Down,
+        K::Left => Key::Left,
+        K::Right => Key::Right,
+        K::PageUp => Key::PageUp,
+        K::PageDown => Key::PageDown,
+        K::Home => Key::Home,
+        K::End => Key::End,
+        _ => return None,
+    })
 }
 
 static SCREEN_ACTIVE: AtomicBool = AtomicBool::new(false);
@@ -133,11 +170,8 @@ pub fn start_events<T: Send + 'static>(
                         event::Event::Key(k) if k.kind == event::KeyEventKind::Press => {
                             let ctrl = k.modifiers.contains(event::KeyModifiers::CONTROL);
                             match k.code {
-                                event::KeyCode::Char('q') | event::KeyCode::Esc => {
-                                    Some(Event::Quit)
-                                }
                                 event::KeyCode::Char('c') if ctrl => Some(Event::Quit),
-                                _ => None,
+                                code => key(code).map(Event::Key),
                             }
                         }
                         event::Event::Resize(_, _) => Some(Event::Resize),

@@ -105,6 +105,9 @@ pub struct Show {
     pub text: bool,
     pub csv: bool,
     pub json: bool,
+    /// Printed text leaves the column out when no row has a value in it (a
+    /// mark column); the full screen keeps it, so that nothing shifts.
+    pub only_when_set: bool,
 }
 
 impl Show {
@@ -112,17 +115,35 @@ impl Show {
         text: true,
         csv: true,
         json: true,
+        only_when_set: false,
     };
     /// Detail for scripts that the terminal leaves out for room.
     pub const DATA: Show = Show {
         text: false,
         csv: true,
         json: true,
+        only_when_set: false,
     };
     pub const TEXT: Show = Show {
         text: true,
         csv: false,
         json: false,
+        only_when_set: false,
+    };
+    /// Everywhere; left out of text when no row has a value (scripts get
+    /// the key, empty or null).
+    pub const SOMETIMES: Show = Show {
+        text: true,
+        csv: true,
+        json: true,
+        only_when_set: true,
+    };
+    /// A mark on some rows, for people only.
+    pub const MARK: Show = Show {
+        text: true,
+        csv: false,
+        json: false,
+        only_when_set: true,
     };
 }
 
@@ -214,6 +235,8 @@ impl<R> Column<R> {
 /// A table with its row type erased: what the renderers take.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Grid {
+    /// A line above the table on a terminal (`Links (3)`).
+    pub caption: Option<String>,
     pub columns: Vec<Spec>,
     pub rows: Vec<Vec<Cell>>,
 }
@@ -221,6 +244,7 @@ pub struct Grid {
 impl Grid {
     pub fn new<R>(columns: &[Column<R>], rows: &[R]) -> Grid {
         Grid {
+            caption: None,
             columns: columns.iter().map(|c| c.spec.clone()).collect(),
             rows: rows
                 .iter()
@@ -244,6 +268,12 @@ impl Grid {
                 Value::Object(obj)
             })
             .collect()
+    }
+
+    /// The same grid with a caption.
+    pub fn titled(mut self, caption: impl Into<String>) -> Grid {
+        self.caption = Some(caption.into());
+        self
     }
 
     /// The grid with the `NODE` column first: `nodes` gives each row's node,

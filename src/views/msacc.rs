@@ -162,6 +162,7 @@ fn grid(fixed: &[(&'static str, &'static str, Align)], states: &[String], show: 
             .map(|s| Spec::dynamic(s.clone(), s.clone(), Align::Right, show)),
     );
     Grid {
+        caption: None,
         columns,
         rows: Vec::new(),
     }
@@ -232,6 +233,7 @@ pub fn frame(r: &Report, threads: bool) -> Frame {
             text: threads,
             csv: true,
             json: false,
+            only_when_set: false,
         },
     );
     per_thread.rows = r
@@ -262,6 +264,8 @@ pub fn frame(r: &Report, threads: bool) -> Frame {
         csv_prefix: Vec::new(),
         json: serde_json::to_value(r).unwrap_or_default(),
         note: String::new(),
+        id_column: None,
+        footer: Vec::new(),
     }
 }
 

@@ -252,6 +252,8 @@ pub fn frame(proc_root: &Path) -> Frame {
         csv_prefix: Vec::new(),
         json,
         note: String::new(),
+        id_column: None,
+        footer: Vec::new(),
     }
 }
 

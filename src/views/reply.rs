@@ -157,6 +157,8 @@ impl<V: ReplyView> Shaper for ReplyShaper<V> {
             grids: vec![grid],
             json: Value::Object(json),
             note: super::cost_note(h.cost_ms, h.heap_bytes, h.heap_limit_bytes),
+            id_column: None,
+            footer: Vec::new(),
         })
     }
 }

@@ -157,6 +157,8 @@ pub fn frame(
         csv_prefix: Vec::new(),
         json,
         note: String::new(),
+        id_column: None,
+        footer: Vec::new(),
     }
 }
 

@@ -171,7 +171,7 @@ check(Sort, BaseKind, Rows, Delta, S0, Theirs, St) ->
               false -> err(St, "~p frame after a ~p base: delta ~p, expected ~p",
                            [Sort, BaseKind, Delta, WantDelta])
           end,
-    Got = [{P, V} || {P, V, _, _, _, _, _, _} <- Rows],
+    Got = [{erlang:element(1, R), erlang:element(2, R)} || R <- Rows],
     St2 = lists:foldl(
             fun({P, V}, Acc) ->
                     case {lists:member(P, Theirs), erlang:is_process_alive(P), maps:find(P, Expected)} of

@@ -185,7 +185,7 @@ fn the_growing_mailbox_comes_first_with_its_node_in_every_format() {
     let records = parse_csv(&out.stdout);
     assert_eq!(
         records[0].join(","),
-        "time,node,pid,name,registered_name,initial_call,reds,reds_kind,memory_bytes,msgq,current_function",
+        "time,node,pid,name,registered_name,initial_call,reds,reds_kind,reds_pct,memory_bytes,heap_bytes,bin_bytes,msgq,current_function",
         "{out}"
     );
     assert_eq!(records.len(), 11, "{out}");
@@ -601,11 +601,79 @@ fn hidden_nodes_only_when_asked_and_never_etop_sessions() {
 fn the_strip_on_a_terminal() {
     let nodes = cluster(vec![quiet_node(); 3]);
     let mut t = Terminal::start(&nodes[0], &["--cluster", "-i", "0.5"], 120, 40);
-    t.wait_for(Duration::from_secs(30), "the strip and the table", |s| {
+    t.wait_shown(Duration::from_secs(30), "the strip and the table", |s| {
         s.contains("cluster of 3 nodes via")
             && s.contains("3 of 3 answered")
             && s.contains("Current Function")
     });
     t.type_keys(b"q");
     assert_eq!(t.wait_exit(Duration::from_secs(10)), 0, "{}", t.text());
+}
+
+/// `etop watch --cluster`: a condition holds when it holds on any node,
+/// and the line names that node (here not the entry); a run where nothing
+/// held passes with a summary that names the cluster.
+#[test]
+fn watch_fails_on_any_node_of_the_cluster_and_names_it() {
+    let mut opts = vec![quiet_node(); 3];
+    opts[1].flood_per_sec = 3000;
+    let nodes = cluster(opts);
+    let (entry, flooded) = (&nodes[0], &nodes[1]);
+    let queued = "erlang:element(2, erlang:process_info(erlang:whereis(metrics_worker), message_queue_len)).";
+    wait_until(Duration::from_secs(30), "600 messages queued", || {
+        flooded.eval_i64(queued) > 600
+    });
+    let out = etop([
+        "watch",
+        "--cluster",
+        &entry.full,
+        "-i",
+        "0.5",
+        "--fail-if",
+        "mq>500",
+    ])
+    .cookie_env(&entry.cookie)
+    .run();
+    assert_eq!(out.code, Some(7), "{out}");
+    let lines = out.stdout_lines();
+    assert_eq!(lines.len(), 1, "one line says what held\n{out}");
+    assert!(
+        lines[0].starts_with(&format!("FAIL 'mq>500' on {}, frame ", flooded.full)),
+        "{out}"
+    );
+    assert!(lines[0].contains(" metrics_worker in "), "{out}");
+
+    let out = etop([
+        "watch",
+        "--cluster",
+        &entry.full,
+        "-i",
+        "0.5",
+        "--for",
+        "3",
+        "--fail-if",
+        "mq>100000000",
+        "--format",
+        "json",
+    ])
+    .cookie_env(&entry.cookie)
+    .run();
+    assert_eq!(out.code, Some(0), "{out}");
+    let events = json_lines(&out);
+    let summary = events.last().expect("a summary");
+    assert_eq!(summary["result"], "pass", "{out}");
+    assert_eq!(
+        summary["node"],
+        format!("cluster of 3 nodes via {}", entry.full).as_str(),
+        "{out}"
+    );
+    let seen: HashSet<&str> = summary["nodes"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let all: HashSet<&str> = nodes.iter().map(|n| n.full.as_str()).collect();
+    assert_eq!(seen, all, "{out}");
+    let worst = &summary["conditions"][0]["worst"][0]["seen"];
+    assert_eq!(worst["node"], flooded.full.as_str(), "{out}");
+    assert_eq!(worst["name"], "metrics_worker", "{out}");
 }

@@ -10,7 +10,7 @@
 
 use crate::util::*;
 use etop::agent::sample::{Reply, decode_sample, window};
-use etop::agent::{Agent, SortKey, sample_request};
+use etop::agent::{Agent, SampleRequest, SortKey};
 use etop::dist::Connection;
 use etop::dist::etf;
 use etop::dist::term::{self, Term, atom};
@@ -260,12 +260,12 @@ fn record(which: &str) {
             .and_then(term::as_i64)
             .unwrap_or(0)
     };
-    let p1 = ask(sample_request(SortKey::Msgq, 8, false, 0));
+    let p1 = ask(SampleRequest::new(SortKey::Msgq, 8, false).term(0));
     let q1 = ask(ports::request(PortSort::Bytes, 12, 0));
     let e1 = ask(ets::request(EtsSort::Memory, 8, 0));
     ask(atom("msacc_start"));
     std::thread::sleep(Duration::from_secs(1));
-    let p2 = ask(sample_request(SortKey::Msgq, 8, false, frame(&p1)));
+    let p2 = ask(SampleRequest::new(SortKey::Msgq, 8, false).term(frame(&p1)));
     let q2 = ask(ports::request(PortSort::Bytes, 12, frame(&q1)));
     let e2 = ask(ets::request(EtsSort::Memory, 8, frame(&e1)));
     let m = ask(atom("msacc_collect"));

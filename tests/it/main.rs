@@ -10,7 +10,7 @@ mod cluster; // several nodes in one view: merged tables, the strip, nodes comin
 mod cookies; // where the cookie comes from; cookie files refused at once
 mod discovery; // the BEAMs on this host (`etop nodes`)
 mod ets; // `etop ets`
-mod golden;
+mod golden; // rendered frames of recorded samples, in every format
 mod hostile_peers; // peers that send what they should not
 mod hostile_text; // names that are escape sequences
 mod msacc; // `etop msacc`, and its flag always put back
@@ -24,5 +24,7 @@ mod ship; // the static binary in an empty root, make install, completions, NO_C
 mod terminal; // repaint, keys, signals, stale marks, restore
 mod threads; // `etop threads`
 mod tls; // TLS distribution: certificates, the node's own options, each refusal
+mod top; // the interactive top: keys, filter, detail, warnings
 mod usage; // --help, --version, the man page, usage errors
-mod wire_props; // the wire parsers against thousands of mutated inputs // rendered frames of recorded samples, in every format
+mod watch; // `etop watch`: the load-test gate and its exit codes
+mod wire_props; // the wire parsers against thousands of mutated inputs

@@ -51,7 +51,7 @@ fn msgq_sort_puts_the_flooded_worker_first() {
     let records = parse_csv(&out.stdout);
     assert_eq!(
         records[0].join(","),
-        "time,node,pid,name,registered_name,initial_call,reds,reds_kind,memory_bytes,msgq,\
+        "time,node,pid,name,registered_name,initial_call,reds,reds_kind,reds_pct,memory_bytes,heap_bytes,bin_bytes,msgq,\
          current_function",
         "first line is not the CSV header\n{out}"
     );

@@ -81,12 +81,9 @@ fn a_node_that_stops_answering_is_marked_stale() {
             "marked stale after {marked_after:?}, before 3 s of silence"
         );
         // The next frame clears the mark.
-        let len = text().len();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !text()[len..].contains("q quits") {
-            assert!(Instant::now() < deadline, "no fresh frame:\n{}", text());
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        t.wait_shown(Duration::from_secs(10), "a fresh frame", |s| {
+            !s.contains("STALE") && s.contains("Current Function")
+        });
         t.type_keys(b"q");
     });
     assert_restored(&screen, code);

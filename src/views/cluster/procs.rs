@@ -324,6 +324,8 @@ impl Shaper for ClusterProcShaper {
             csv_prefix: vec![("time", clock.unwrap_or_default())],
             json,
             note: format!("{costliest}{n_answered} of {} nodes answered", names.len()),
+            id_column: None,
+            footer: Vec::new(),
         })
     }
 }
@@ -349,6 +351,9 @@ mod tests {
             memory_bytes: 1000,
             reductions: 10,
             msgq,
+            heap_bytes: None,
+            bin_bytes: None,
+            reds_delta: None,
         }
     }
 
@@ -372,6 +377,9 @@ mod tests {
             key: SortKey::Msgq,
             delta: false,
             rows,
+            limits: None,
+            uptime_ms: None,
+            reds_total: None,
             epoch: 1,
             node_start_us: None,
             elixir: false,

@@ -276,6 +276,8 @@ impl<V: ReplyView> Shaper for ClusterReplyShaper<V> {
             csv_prefix: vec![("time", clock.unwrap_or_default())],
             json: json!(json),
             note: format!("{n_answered} of {} nodes answered", names.len()),
+            id_column: None,
+            footer: Vec::new(),
         })
     }
 }

@@ -8,7 +8,12 @@ use crate::views::Frame;
 use crate::views::column::{Cell, Column, Grid, Show};
 
 /// The columns of the process table.
-pub const COLUMNS: [Column<Row>; 9] = [
+pub const COLUMNS: [Column<Row>; 13] = [
+    // The row's warning mark; scripts read the frame's `warnings` instead.
+    Column::text("!", "warn", |r: &Row| {
+        Cell::text(if r.warn { "!" } else { "" })
+    })
+    .only(Show::MARK),
     Column::text("Pid", "pid", |r| Cell::text(&r.pid)),
     Column::flex("Name or Initial Func", "name", |r| Cell::text(&r.name)),
     Column::text("Registered name", "registered_name", |r: &Row| {
@@ -24,9 +29,13 @@ pub const COLUMNS: [Column<Row>; 9] = [
         Cell::OptText(r.reds_kind.map(str::to_string))
     })
     .only(Show::DATA),
+    Column::num("Reds%", "reds_pct", |r| Cell::Pct(r.reds_pct)),
     Column::num("Memory", "memory_bytes", |r| {
         Cell::Bytes(Some(r.memory_bytes))
     }),
+    // Read for the rows shown when the table is sorted by them.
+    Column::num("Heap", "heap_bytes", |r: &Row| Cell::Bytes(r.heap_bytes)).only(Show::SOMETIMES),
+    Column::num("Bin", "bin_bytes", |r: &Row| Cell::Bytes(r.bin_bytes)).only(Show::SOMETIMES),
     Column::num("MsgQ", "msgq", |r| Cell::Count(Some(r.msgq))),
     Column::flex("Current Function", "current_function", |r| {
         Cell::text(&r.current_function)
@@ -39,9 +48,15 @@ pub fn frame(m: &Model) -> Frame {
     let json = serde_json::json!({
         "header": m.header,
         "rows": grid.json_rows(),
+        "warnings": m.warnings,
     });
     Frame {
         header: header_lines(&m.header),
+        footer: m
+            .warnings
+            .iter()
+            .map(|w| format!("! {}", w.line()))
+            .collect(),
         grids: vec![grid],
         csv_prefix: vec![
             ("time", m.header.clock.clone().unwrap_or_default()),
@@ -53,6 +68,7 @@ pub fn frame(m: &Model) -> Frame {
             m.header.agent_heap_bytes,
             m.header.agent_heap_limit_bytes,
         ),
+        id_column: Some("pid"),
     }
 }
 
@@ -62,6 +78,8 @@ pub fn sort_word(k: SortKey) -> &'static str {
         SortKey::Reductions => "reductions",
         SortKey::Memory => "memory",
         SortKey::Msgq => "message queue",
+        SortKey::Heap => "total heap",
+        SortKey::Binary => "binary memory",
     }
 }
 
@@ -110,6 +128,9 @@ pub fn header_lines(h: &Header) -> Vec<String> {
             human_bytes(m.ets)
         ),
     ]);
+    if h.limits.is_some() || h.uptime_secs.is_some() {
+        lines.push(counts_line(h));
+    }
     if h.show_schedulers {
         lines.push(scheduler_line(h));
     }
@@ -171,6 +192,36 @@ fn scheduler_line(h: &Header) -> String {
     line
 }
 
+/// `Counts: procs 100,047/1,048,576  ports 12/65,536  …  up 3d 04:05`.
+fn counts_line(h: &Header) -> String {
+    use super::warn::group;
+    let mut parts = Vec::new();
+    if let Some(l) = &h.limits {
+        for (name, (count, limit)) in [
+            ("procs", l.procs),
+            ("ports", l.ports),
+            ("atoms", l.atoms),
+            ("ets", l.ets),
+        ] {
+            parts.push(format!("{name} {}/{}", group(count), group(limit)));
+        }
+    }
+    if let Some(up) = h.uptime_secs {
+        parts.push(format!("up {}", uptime(up)));
+    }
+    format!("Counts: {}", parts.join("  "))
+}
+
+/// `3d 04:05`, `04:05:06` under a day.
+pub fn uptime(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    if d > 0 {
+        format!("{d}d {h:02}:{m:02}")
+    } else {
+        format!("{h:02}:{m:02}:{s:02}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,6 +244,8 @@ mod tests {
             cpu_pct: None,
             procs: 1,
             runq: 0,
+            limits: None,
+            uptime_secs: None,
             memory: Memory {
                 total: 3_972_844_748,
                 ..Memory::default()
@@ -230,5 +283,11 @@ mod tests {
             lines[1],
             "node restarted at 14:23:10 (new OS pid 4242); reconnected"
         );
+    }
+
+    #[test]
+    fn uptime_reads_like_top() {
+        assert_eq!(uptime(59), "00:00:59");
+        assert_eq!(uptime(3 * 86_400 + 4 * 3600 + 5 * 60 + 6), "3d 04:05");
     }
 }

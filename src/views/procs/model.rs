@@ -3,8 +3,9 @@
 //! No previous sample means no rates: the type says so (`Option`), and a
 //! counter that went backwards yields "unknown", never an underflow.
 
+use super::warn::Warning;
 use crate::agent::SortKey;
-use crate::agent::sample::{Clock, Memory, Mfa, ProcId, ProcRow, Sample, SchedTime};
+use crate::agent::sample::{Clock, Limits, Memory, Mfa, ProcId, ProcRow, Sample, SchedTime};
 use crate::host::{HostStat, ProcStat};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -77,13 +78,22 @@ pub struct Row {
     /// Reductions in the window (or the total with `--accumulate`); `None`
     /// when the previous value is not known.
     pub reds: Option<u64>,
+    /// `reds` as a share of all reductions the node ran in the same window
+    /// (or since it started, with `--accumulate`): CPU share, 0–100.
+    pub reds_pct: Option<f64>,
     /// What `reds` is: "window" (reductions in the window) or "total" (since
     /// the process started: `--accumulate`, and the first frame of a
     /// reductions sort, of a session or of a new connection).
     pub reds_kind: Option<&'static str>,
     pub memory_bytes: u64,
+    /// Total heap, when the table is sorted by it.
+    pub heap_bytes: Option<u64>,
+    /// Off-heap binaries, when the table is sorted by them.
+    pub bin_bytes: Option<u64>,
     pub msgq: u64,
     pub current_function: String,
+    /// A warning names this process.
+    pub warn: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -94,6 +104,9 @@ pub struct Header {
     pub cpu_pct: Option<f64>,
     pub procs: u64,
     pub runq: u64,
+    /// Processes, ports, atoms and ETS tables against their limits.
+    pub limits: Option<Limits>,
+    pub uptime_secs: Option<u64>,
     pub memory: Memory,
     pub sort: SortKey,
     pub accumulate: bool,
@@ -166,6 +179,7 @@ fn per_scheduler(cur: &Sample, prev: &Sample) -> Vec<SchedUse> {
 pub struct Model {
     pub header: Header,
     pub rows: Vec<Row>,
+    pub warnings: Vec<Warning>,
 }
 
 /// Scheduler utilisation between two samples: the sum of active time over
@@ -230,13 +244,29 @@ impl Model {
             .map(|(p, _)| p.rows.iter().map(|r| (r.pid, r.reductions)).collect())
             .unwrap_or_default();
         let ranked_by_delta = cur.key == SortKey::Reductions && cur.delta;
+        // All reductions run on the node in the same window as `reds`.
+        let node_reds = if accumulate {
+            cur.reds_total
+        } else {
+            prev.and_then(|(p, _)| cur.reds_total?.checked_sub(p.reds_total?))
+        };
         // A reductions frame the agent could not compute against a previous
         // one (the first of a session or of a connection) is ranked by totals,
         // and shows them as such.
         let totals = accumulate || (cur.key == SortKey::Reductions && !cur.delta);
-        let rows = cur
-            .rows
-            .iter()
+        // Ties go to total reductions, then memory: busy processes before
+        // idle ones. The node breaks ties on reductions where it ranks by
+        // process_info; this settles the rest.
+        let mut ranked: Vec<&ProcRow> = cur.rows.iter().collect();
+        ranked.sort_by(|a, b| {
+            (b.rank_value, b.reductions, b.memory_bytes).cmp(&(
+                a.rank_value,
+                a.reductions,
+                a.memory_bytes,
+            ))
+        });
+        let rows = ranked
+            .into_iter()
             .map(|r| {
                 let (reds, reds_kind) = if totals {
                     (Some(r.reductions), Some("total"))
@@ -248,9 +278,15 @@ impl Model {
                 } else {
                     let reds = prev_reds
                         .get(&r.pid)
-                        .and_then(|old| r.reductions.checked_sub(*old));
+                        .and_then(|old| r.reductions.checked_sub(*old))
+                        // The agent's own baseline, when it kept one.
+                        .or(r.reds_delta);
                     (reds, reds.map(|_| "window"))
                 };
+                // A row shows the value it was ranked by: the agent reads the
+                // other columns a moment later, and a mailbox can empty in
+                // between.
+                let rank = u64::try_from(r.rank_value).unwrap_or(0);
                 Row {
                     pid: r.pid.to_string(),
                     name: name_of(r, elixir),
@@ -260,9 +296,34 @@ impl Model {
                         .map(|n| show_registered(n, elixir)),
                     initial_call: r.initial_call.as_ref().map(|m| show_mfa(m, elixir)),
                     reds,
+                    reds_pct: match (reds, node_reds) {
+                        (Some(r), Some(n)) if n > 0 => {
+                            Some((r as f64 / n as f64 * 100.0).clamp(0.0, 100.0))
+                        }
+                        _ => None,
+                    },
+                    memory_bytes: if cur.key == SortKey::Memory {
+                        rank
+                    } else {
+                        r.memory_bytes
+                    },
+                    heap_bytes: if cur.key == SortKey::Heap {
+                        Some(rank)
+                    } else {
+                        r.heap_bytes
+                    },
+                    bin_bytes: if cur.key == SortKey::Binary {
+                        Some(rank)
+                    } else {
+                        r.bin_bytes
+                    },
+                    msgq: if cur.key == SortKey::Msgq {
+                        rank
+                    } else {
+                        r.msgq
+                    },
+                    warn: false,
                     reds_kind,
-                    memory_bytes: r.memory_bytes,
-                    msgq: r.msgq,
                     current_function: r
                         .current_function
                         .as_ref()
@@ -285,6 +346,8 @@ impl Model {
             show_schedulers: false,
             procs: cur.procs,
             runq: cur.runq,
+            limits: cur.limits,
+            uptime_secs: cur.uptime_ms.map(|ms| ms / 1000),
             memory: cur.memory.clone(),
             sort: cur.key,
             accumulate,
@@ -301,7 +364,11 @@ impl Model {
             reconnected: false,
             notice: None,
         };
-        Model { header, rows }
+        Model {
+            header,
+            rows,
+            warnings: Vec::new(),
+        }
     }
 }
 
@@ -324,6 +391,9 @@ mod tests {
             memory_bytes: 100,
             reductions: reds,
             msgq: 0,
+            heap_bytes: None,
+            bin_bytes: None,
+            reds_delta: None,
         }
     }
 
@@ -344,6 +414,9 @@ mod tests {
             key,
             delta,
             rows,
+            limits: None,
+            uptime_ms: None,
+            reds_total: None,
             epoch: 1,
             node_start_us: None,
             elixir: false,
@@ -483,6 +556,50 @@ mod tests {
             m.rows[0].current_function,
             "Elixir.Demo.Metrics.Worker:handle_cast/2"
         );
+    }
+
+    #[test]
+    fn ties_go_to_total_reductions_then_memory() {
+        let mut a = row(1, 0, 10);
+        a.memory_bytes = 900;
+        let b = row(2, 0, 500);
+        let mut c = row(3, 0, 10);
+        c.memory_bytes = 5000;
+        let top = row(4, 7, 0);
+        let s = sample(SortKey::Msgq, false, vec![a, b, c, top], vec![]);
+        let m = Model::new(&s, None, None, false, NameStyle::Auto);
+        let order: Vec<&str> = m.rows.iter().map(|r| r.pid.as_str()).collect();
+        assert_eq!(order, ["<0.4.0>", "<0.2.0>", "<0.3.0>", "<0.1.0>"]);
+    }
+
+    #[test]
+    fn a_row_shows_the_value_it_was_ranked_by() {
+        let mut r = row(1, 191, 0);
+        r.msgq = 0;
+        let s = sample(SortKey::Msgq, false, vec![r], vec![]);
+        let m = Model::new(&s, None, None, false, NameStyle::Auto);
+        assert_eq!(m.rows[0].msgq, 191);
+        assert_eq!(m.rows[0].memory_bytes, 100);
+        let s = sample(SortKey::Memory, false, vec![row(1, 4096, 0)], vec![]);
+        let m = Model::new(&s, None, None, false, NameStyle::Auto);
+        assert_eq!(m.rows[0].memory_bytes, 4096);
+    }
+
+    #[test]
+    fn reds_pct_is_the_share_of_the_nodes_reductions_in_the_window() {
+        let mut a = sample(SortKey::Reductions, false, vec![row(1, 0, 0)], vec![]);
+        a.reds_total = Some(1_000);
+        let mut b = sample(SortKey::Reductions, true, vec![row(1, 250, 250)], vec![]);
+        b.reds_total = Some(2_000);
+        let m = after(&a, &b);
+        assert_eq!(m.rows[0].reds, Some(250));
+        assert_eq!(m.rows[0].reds_pct, Some(25.0));
+        // No window yet: no share.
+        let m = Model::new(&b, None, None, false, NameStyle::Auto);
+        assert_eq!(m.rows[0].reds_pct, None);
+        // Totals: the share of everything the node ran since it started.
+        let m = Model::new(&b, None, None, true, NameStyle::Auto);
+        assert_eq!(m.rows[0].reds_pct, Some(12.5));
     }
 
     #[test]

@@ -496,7 +496,9 @@ impl Node {
             cookie: Cookie::new(&self.cookie).expect("non-empty cookie"),
             cookie_origin: CookieOrigin::Flag,
             our_name: format!("{EVAL_NAME_PREFIX}{}", &random_hex()[..8]),
-            timeout: Duration::from_secs(5),
+            // Generous: the machine may be busy with other nodes (a TLS
+            // handshake on a loaded machine has taken over 5 s).
+            timeout: Duration::from_secs(20),
             tls: self.opts.tls.clone(),
         }
     }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 /// A running etop whose stdin, stdout and stderr are a pseudo-terminal.
 pub struct Terminal {
+    size: (u16, u16),
     child: Child,
     master: OwnedFd,
     slave: OwnedFd,
@@ -66,6 +67,7 @@ impl Terminal {
             }
         });
         Terminal {
+            size: (rows, cols),
             child,
             master,
             slave,
@@ -78,6 +80,34 @@ impl Terminal {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.screen.lock().map(|s| s.clone()).unwrap_or_default())
             .into_owned()
+    }
+
+    /// The screen as a terminal shows it now: everything etop wrote,
+    /// played through a terminal emulator of the same size.
+    pub fn screen(&self) -> vt100::Screen {
+        let nz = |n: u16| std::num::NonZeroU16::new(n.max(1)).expect("not zero");
+        let mut p = vt100::Parser::new(nz(self.size.0), nz(self.size.1), 0);
+        p.process(&self.screen.lock().map(|s| s.clone()).unwrap_or_default());
+        p.screen().clone()
+    }
+
+    /// The screen's text, line by line.
+    pub fn shown(&self) -> String {
+        self.screen().contents()
+    }
+
+    /// Waits until the screen's text satisfies `pred`; fails the test with
+    /// the screen otherwise.
+    pub fn wait_shown(&mut self, timeout: Duration, what: &str, pred: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + timeout;
+        while !pred(&self.shown()) {
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("{what} did not show within {timeout:?}:\n{}", self.shown());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Waits until what etop wrote satisfies `pred`; fails the test with the
