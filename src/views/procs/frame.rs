@@ -194,7 +194,7 @@ fn scheduler_line(h: &Header) -> String {
 
 /// `Counts: procs 100,047/1,048,576  ports 12/65,536  …  up 3d 04:05`.
 fn counts_line(h: &Header) -> String {
-    use super::warn::group;
+    use super::warning::group;
     let mut parts = Vec::new();
     if let Some(l) = &h.limits {
         for (name, (count, limit)) in [

@@ -8,6 +8,7 @@ pub mod frame;
 pub mod model;
 pub mod select;
 pub mod warn;
+pub mod warning;
 
 use crate::agent::collector::Collector;
 use crate::agent::detail::ProcDetail;

@@ -3,7 +3,7 @@
 //! No previous sample means no rates: the type says so (`Option`), and a
 //! counter that went backwards yields "unknown", never an underflow.
 
-use super::warn::Warning;
+use super::warning::Warning;
 use crate::agent::SortKey;
 use crate::agent::sample::{Clock, Limits, Memory, Mfa, ProcId, ProcRow, Sample, SchedTime};
 use crate::host::{HostStat, ProcStat};

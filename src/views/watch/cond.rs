@@ -13,7 +13,7 @@ use crate::text::human_bytes;
 use crate::views::ets::EtsRow;
 use crate::views::filter::{self, Expr, FieldKind, Fields, Op, ParseError, Subject, Value};
 use crate::views::procs::model::Row;
-use crate::views::procs::warn::group;
+use crate::views::procs::warning::group;
 use serde_json::{Map, Value as Json};
 
 const PROCESS: &str = "a process";
