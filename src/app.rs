@@ -5,7 +5,9 @@ use crate::agent::cluster::{Ask, Cluster, Membership, Plan};
 use crate::agent::collector::{Collector, View};
 use crate::agent::sample::{Reply, Sample};
 use crate::agent::{SampleRequest, SortKey};
-use crate::cli::{Cli, Command, ConnArgs, FrameArgs, OutputArgs, Session, TopArgs, WatchArgs};
+use crate::cli::{
+    Cli, ClusterArgs, Command, ConnArgs, FrameArgs, OutputArgs, Session, TopArgs, WatchArgs,
+};
 use crate::dist::ConnectOpts;
 use crate::dist::term::Term;
 use crate::error::{Error, Result, exit};
@@ -386,12 +388,10 @@ fn watch(args: &WatchArgs) -> Result<()> {
         until: args.duration.map(Duration::from_secs_f64),
         log: true,
     };
-    let res = if args.cluster || args.cluster_hidden || !args.more_nodes.is_empty() {
+    let res = if args.nodes.any() {
         let nodes = Nodes {
             node: args.node.as_deref(),
-            more_nodes: &args.more_nodes,
-            cluster: args.cluster,
-            cluster_hidden: args.cluster_hidden,
+            others: &args.nodes,
             conn: &args.conn,
             out: &out,
             interval,
@@ -489,9 +489,7 @@ fn threads(
 /// watch`'s.
 struct Nodes<'a> {
     node: Option<&'a str>,
-    more_nodes: &'a [String],
-    cluster: bool,
-    cluster_hidden: bool,
+    others: &'a ClusterArgs,
     conn: &'a ConnArgs,
     out: &'a OutputArgs,
     interval: Duration,
@@ -500,12 +498,10 @@ struct Nodes<'a> {
 }
 
 impl Session {
-    fn nodes(&self) -> Nodes<'_> {
+    fn targets(&self) -> Nodes<'_> {
         Nodes {
             node: self.node.as_deref(),
-            more_nodes: &self.more_nodes,
-            cluster: self.cluster,
-            cluster_hidden: self.cluster_hidden,
+            others: &self.nodes,
             conn: &self.conn,
             out: &self.out,
             interval: Duration::from_secs_f64(self.frames.interval_secs()),
@@ -523,10 +519,10 @@ impl Session {
 /// to every node.
 fn cluster_plan(s: &Nodes) -> Result<(Plan, Watched)> {
     // The other NODEs are checked before the network is asked anything.
-    let others = if s.more_nodes.is_empty() {
+    let others = if s.others.more_nodes.is_empty() {
         Vec::new()
     } else {
-        node::resolve_all(s.more_nodes, &s.conn.host.proc_root)?
+        node::resolve_all(&s.others.more_nodes, &s.conn.host.proc_root)?
     };
     let (entry, _) = connect_opts(s.conn, s.out, s.node)?;
     let flags = tls_flags(s.conn);
@@ -550,9 +546,9 @@ fn cluster_plan(s: &Nodes) -> Result<(Plan, Watched)> {
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    let membership = if s.cluster || s.cluster_hidden {
+    let membership = if s.others.cluster || s.others.cluster_hidden {
         Membership::Connected {
-            hidden: s.cluster_hidden,
+            hidden: s.others.cluster_hidden,
         }
     } else {
         Membership::Named
@@ -597,8 +593,8 @@ fn strip_room(d: &Display) -> Option<Box<dyn Fn() -> usize>> {
 /// The process table of several nodes, merged.
 fn cluster_procs(top: &TopArgs) -> Result<()> {
     let s = &top.session;
-    let (plan, watched) = cluster_plan(&s.nodes())?;
-    let (cluster, open_files) = start_cluster::<Sample>(&s.nodes(), plan)?;
+    let (plan, watched) = cluster_plan(&s.targets())?;
+    let (cluster, open_files) = start_cluster::<Sample>(&s.targets(), plan)?;
     let key: SortKey = top.procs.sort.into();
     let lines = s.frames.lines.unwrap_or(10) as usize;
     let delta = key == SortKey::Reductions && !top.procs.accumulate;
@@ -632,8 +628,8 @@ fn cluster_reply_view<V: ReplyView>(
     (view, shape, what): (View, V, &'static str),
     request: impl Fn(i64) -> Term + Send + Sync + 'static,
 ) -> Result<()> {
-    let (plan, watched) = cluster_plan(&s.nodes())?;
-    let (cluster, open_files) = start_cluster::<Reply>(&s.nodes(), plan)?;
+    let (plan, watched) = cluster_plan(&s.targets())?;
+    let (cluster, open_files) = start_cluster::<Reply>(&s.targets(), plan)?;
     let timeout = frame_timeout(&s.frames);
     let ask: Ask<Reply> = Arc::new(move |c: &mut Collector| {
         let (info, epoch) = c.frame(view, &request, timeout, what)?;

@@ -151,24 +151,8 @@ pub struct Session {
     #[arg(value_name = "NODE")]
     pub node: Option<String>,
 
-    /// More nodes, watched with NODE in one table: each node's top N,
-    /// merged, with a Node column and a line per node above it. NODE's
-    /// cookie is used for all, and the --tls-* flags apply to all.
-    #[arg(value_name = "MORE_NODES")]
-    pub more_nodes: Vec<String>,
-
-    /// Watch NODE's whole cluster: NODE and every node it is connected to
-    /// (erlang:nodes()), in one table, with NODE's cookie, reached as NODE
-    /// reaches them (its EPMD port, its TLS files). Nodes that join
-    /// are added at the next frame; a node that stops answering is marked
-    /// and attached again when it is back.
-    #[arg(long, conflicts_with = "more_nodes")]
-    pub cluster: bool,
-
-    /// Like --cluster, and also the hidden nodes NODE is connected to
-    /// (remote shells, tools), never another etop session.
-    #[arg(long, conflicts_with = "more_nodes")]
-    pub cluster_hidden: bool,
+    #[command(flatten)]
+    pub nodes: ClusterArgs,
 
     #[command(flatten)]
     pub frames: FrameArgs,
@@ -408,20 +392,8 @@ pub struct WatchArgs {
     #[arg(short, long)]
     pub verbose: bool,
 
-    /// More nodes, watched with NODE: a condition holds when it holds on
-    /// any of them. NODE's cookie is used for all.
-    #[arg(value_name = "MORE_NODES")]
-    pub more_nodes: Vec<String>,
-
-    /// Watch NODE's whole cluster (NODE and every node it is connected
-    /// to, and those that join): a condition holds when it holds on any
-    /// node, and the line names the node.
-    #[arg(long, conflicts_with = "more_nodes")]
-    pub cluster: bool,
-
-    /// Like --cluster, and also the hidden nodes NODE is connected to.
-    #[arg(long, conflicts_with = "more_nodes")]
-    pub cluster_hidden: bool,
+    #[command(flatten)]
+    pub nodes: ClusterArgs,
 
     #[command(flatten)]
     pub conn: ConnArgs,
@@ -513,10 +485,43 @@ impl From<SortArg> for SortKey {
     }
 }
 
+/// The nodes besides NODE: more named ones, or NODE's whole cluster. The
+/// process, port and ETS views merge them into one table; `etop watch`
+/// judges its conditions on each.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ClusterArgs {
+    /// More nodes, watched with NODE: each node's top N merged into one
+    /// table with a Node column and a line per node above it (etop watch: a
+    /// condition holds when it holds on any of them). NODE's cookie is used
+    /// for all, and the --tls-* flags apply to all.
+    #[arg(value_name = "MORE_NODES")]
+    pub more_nodes: Vec<String>,
+
+    /// Watch NODE's whole cluster: NODE and every node it is connected to
+    /// (erlang:nodes()), with NODE's cookie, reached as NODE reaches them
+    /// (its EPMD port, its TLS files). Nodes that join are added at the
+    /// next frame; a node that stops answering is marked and attached
+    /// again when it is back.
+    #[arg(long, conflicts_with = "more_nodes")]
+    pub cluster: bool,
+
+    /// Like --cluster, and also the hidden nodes NODE is connected to
+    /// (remote shells, tools), never another etop session.
+    #[arg(long, conflicts_with = "more_nodes")]
+    pub cluster_hidden: bool,
+}
+
+impl ClusterArgs {
+    /// Several nodes: `--cluster`, or more than one NODE.
+    pub fn any(&self) -> bool {
+        self.cluster || self.cluster_hidden || !self.more_nodes.is_empty()
+    }
+}
+
 impl Session {
     /// Several nodes in one view: `--cluster`, or more than one NODE.
     pub fn is_cluster(&self) -> bool {
-        self.cluster || self.cluster_hidden || !self.more_nodes.is_empty()
+        self.nodes.any()
     }
 }
 
@@ -677,7 +682,7 @@ impl Cli {
             && let Some(node) = s
                 .node
                 .iter()
-                .chain(&s.more_nodes)
+                .chain(&s.nodes.more_nodes)
                 .find(|n| cmd.find_subcommand(n).is_some())
         {
             return Err(cmd.error(
@@ -1032,28 +1037,28 @@ mod tests {
     #[test]
     fn several_nodes_and_whole_clusters() {
         let s = parse(&["a@h"]).unwrap().top.session;
-        assert!(!s.is_cluster() && s.more_nodes.is_empty());
+        assert!(!s.is_cluster() && s.nodes.more_nodes.is_empty());
         let s = parse(&["--cluster", "a@h", "--once"]).unwrap().top.session;
-        assert!(s.is_cluster() && s.cluster && !s.cluster_hidden);
+        assert!(s.is_cluster() && s.nodes.cluster && !s.nodes.cluster_hidden);
         assert_eq!(s.node.as_deref(), Some("a@h"));
         let s = parse(&["--cluster-hidden", "a@h"]).unwrap().top.session;
-        assert!(s.is_cluster() && s.cluster_hidden);
+        assert!(s.is_cluster() && s.nodes.cluster_hidden);
         let s = parse(&["a@h", "b@h", "c@h"]).unwrap().top.session;
         assert!(s.is_cluster());
         assert_eq!(s.node.as_deref(), Some("a@h"));
-        assert_eq!(s.more_nodes, ["b@h", "c@h"]);
+        assert_eq!(s.nodes.more_nodes, ["b@h", "c@h"]);
         for sub in ["ports", "ets"] {
             let c = parse(&[sub, "--cluster", "a@h"]).unwrap();
             match c.command {
                 Some(Command::Ports { session, .. } | Command::Ets { session, .. }) => {
-                    assert!(session.cluster)
+                    assert!(session.nodes.cluster)
                 }
                 other => panic!("{other:?}"),
             }
             let c = parse(&[sub, "a@h", "b@h"]).unwrap();
             match c.command {
                 Some(Command::Ports { session, .. } | Command::Ets { session, .. }) => {
-                    assert_eq!(session.more_nodes, ["b@h"])
+                    assert_eq!(session.nodes.more_nodes, ["b@h"])
                 }
                 other => panic!("{other:?}"),
             }

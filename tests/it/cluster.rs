@@ -44,30 +44,9 @@ fn quiet_node() -> NodeOpts {
 /// The merged table of a text frame: rows keyed by column title. Cells
 /// hold no spaces (names, pids, atoms, numbers).
 fn merged_table(out: &Output) -> Vec<HashMap<String, String>> {
-    let lines = out.stdout_lines();
-    let start = lines
-        .iter()
-        .position(|l| l.starts_with("Node ") && l.contains("  Pid  "))
-        .unwrap_or_else(|| panic!("no merged table\n{out}"));
-    let titles: Vec<String> = lines[start]
-        .split("  ")
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(String::from)
-        .collect();
-    lines[start + 1..]
-        .iter()
-        .take_while(|l| !l.trim().is_empty())
-        .map(|l| {
-            let cells: Vec<&str> = l.split_whitespace().collect();
-            assert_eq!(cells.len(), titles.len(), "row '{l}'\n{out}");
-            titles
-                .iter()
-                .cloned()
-                .zip(cells.into_iter().map(String::from))
-                .collect()
-        })
-        .collect()
+    table_under(out, "merged table", |l| {
+        l.starts_with("Node ") && l.contains("  Pid  ")
+    })
 }
 
 /// The strip's lines: from its title line to its total line.

@@ -305,6 +305,20 @@ pub fn node_json<T>(n: &NodeReport<T>, values: Map<String, Value>) -> Value {
     Value::Object(o)
 }
 
+/// The nodes without an answer this frame, by their short names, and why:
+/// what a folded strip still names.
+pub fn silent_nodes<T>(
+    reports: &[NodeReport<T>],
+    shorts: &[String],
+) -> Vec<(String, &'static str)> {
+    reports
+        .iter()
+        .zip(shorts)
+        .filter(|(n, _)| !n.state.answered())
+        .map(|(n, s)| (s.clone(), state_word(&n.state)))
+        .collect()
+}
+
 /// The strip above a merged table: a title line, one line per node and a
 /// total line, in aligned columns; or, when there are more nodes than
 /// `room` lines, the title, the total and one line naming the nodes that

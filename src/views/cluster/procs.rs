@@ -3,7 +3,7 @@
 //! overall, under a strip with each node's load and a cluster total.
 
 use super::{
-    NodeRestarts, Strip, Watched, connection_json, node_json, short_names, state_text, state_word,
+    NodeRestarts, Strip, Watched, connection_json, node_json, short_names, silent_nodes, state_text,
 };
 use crate::agent::SortKey;
 use crate::agent::cluster::{NodeReport, Round};
@@ -270,12 +270,7 @@ impl Shaper for ClusterProcShaper {
                 strip_values((n_answered > 0).then_some(&sum)),
                 format!("{n_answered} of {} answered", names.len()),
             ),
-            silent: reports
-                .iter()
-                .zip(&shorts)
-                .filter(|(n, _)| !n.state.answered())
-                .map(|(n, s)| (s.clone(), state_word(&n.state)))
-                .collect(),
+            silent: silent_nodes(&reports, &shorts),
         };
         let room = self.room.as_ref().map_or(usize::MAX, |f| f());
         header.extend(strip.text(room));

@@ -2,7 +2,7 @@
 //! view's sort key, under a strip with each node's count and a total.
 
 use super::{
-    NodeRestarts, Strip, Watched, connection_json, node_json, short_names, state_text, state_word,
+    NodeRestarts, Strip, Watched, connection_json, node_json, short_names, silent_nodes, state_text,
 };
 use crate::agent::cluster::{NodeReport, Round};
 use crate::agent::sample::{Clock, Reply, ReplyHeader, node_started, reply_header, reply_rows};
@@ -216,12 +216,7 @@ impl<V: ReplyView> Shaper for ClusterReplyShaper<V> {
                 strip_values(probe.len(), (n_answered > 0).then_some(sums.as_slice())),
                 format!("{n_answered} of {} answered", names.len()),
             ),
-            silent: reports
-                .iter()
-                .zip(&shorts)
-                .filter(|(n, _)| !n.state.answered())
-                .map(|(n, s)| (s.clone(), state_word(&n.state)))
-                .collect(),
+            silent: silent_nodes(&reports, &shorts),
         };
         let room = self.room.as_ref().map_or(usize::MAX, |f| f());
         header.extend(strip.text(room));

@@ -1198,11 +1198,23 @@ impl fmt::Display for Output {
 /// titles. Titles are separated by two or more spaces; no cell contains a
 /// space (pids, atoms, MFAs, numbers), so rows split on whitespace.
 pub fn parse_table(out: &Output) -> Vec<std::collections::HashMap<String, String>> {
+    table_under(out, "table header line starting with 'Pid'", |l| {
+        l.starts_with("Pid ")
+    })
+}
+
+/// The table whose title line is the first that `is_header` accepts, read
+/// as `parse_table` reads the process table.
+pub fn table_under(
+    out: &Output,
+    what: &str,
+    is_header: impl Fn(&str) -> bool,
+) -> Vec<std::collections::HashMap<String, String>> {
     let lines = out.stdout_lines();
     let start = lines
         .iter()
-        .position(|l| l.starts_with("Pid "))
-        .unwrap_or_else(|| panic!("no table header line starting with 'Pid'\n{out}"));
+        .position(|l| is_header(l))
+        .unwrap_or_else(|| panic!("no {what}\n{out}"));
     let titles: Vec<String> = lines[start]
         .split("  ")
         .map(str::trim)
