@@ -860,24 +860,27 @@ impl Etop {
     }
 
     /// Runs etop as another user (uid and gid alike); needs root.
-    pub fn uid(mut self, id: u32) -> Self {
-        use std::os::unix::process::CommandExt;
-        self.cmd.uid(id).gid(id);
-        self
+    pub fn uid(self, id: u32) -> Self {
+        self.run_as(UserIds { uid: id, gid: id })
     }
 
     /// Runs etop as `user`, an ordinary user, with the temp HOME its own.
-    /// A binary this user may not reach (a checkout under /root) is run
-    /// from a copy in the user's home.
-    pub fn user(mut self, user: &TestUser) -> Self {
+    pub fn user(self, user: &TestUser) -> Self {
+        let mut run = self.run_as(user.ids);
+        run.envs.push(("USER".into(), user.name.clone()));
+        run.cmd.env("USER", &user.name);
+        run
+    }
+
+    /// Runs etop under `ids`, with the temp HOME theirs. A binary they may
+    /// not reach (a checkout in a private directory, as `mktemp -d` makes)
+    /// is run from a copy in that HOME.
+    fn run_as(mut self, ids: UserIds) -> Self {
         use std::os::unix::process::CommandExt;
         let bin = Path::new(env!("CARGO_BIN_EXE_etop"));
         if !reachable_by_all(bin) {
-            let copy = user.home.path().join("etop");
-            if !copy.exists() {
-                std::fs::copy(bin, &copy).expect("copy etop for another user");
-                chown_tree(&copy, user.ids);
-            }
+            let copy = self.home.path().join("etop");
+            std::fs::copy(bin, &copy).expect("copy etop for another user");
             let mut cmd = Command::new(&copy);
             cmd.args(&self.args)
                 .env_clear()
@@ -887,10 +890,8 @@ impl Etop {
                 .stdin(Stdio::null());
             self.cmd = cmd;
         }
-        chown_tree(self.home.path(), user.ids);
-        self.cmd.uid(user.ids.uid).gid(user.ids.gid);
-        self.envs.push(("USER".into(), user.name.clone()));
-        self.cmd.env("USER", &user.name);
+        chown_tree(self.home.path(), ids);
+        self.cmd.uid(ids.uid).gid(ids.gid);
         self
     }
 
